@@ -1,0 +1,64 @@
+# probe — build, test and benchmark.
+#
+#   make          builds ./probe
+#   make test     builds and runs every tests/check_*.c suite; non-zero on any failure
+#   make asan     the same suites under AddressSanitizer + UBSan
+#   make bench    benchmark against PyTorch and the FLOP ceiling (scripts/bench.sh)
+#
+# Dependencies come from pkg-config: openblas, libcjson, sqlite3, check.
+
+CC      ?= cc
+PKGS    := openblas libcjson sqlite3
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -Wall -Wextra -D_GNU_SOURCE -march=native $(shell pkg-config --cflags $(PKGS))
+ifdef CI
+CFLAGS  += -Werror
+endif
+LDLIBS  := $(shell pkg-config --libs $(PKGS)) -lm -lpthread
+TEST_CFLAGS := $(shell pkg-config --cflags check)
+TEST_LIBS   := $(shell pkg-config --libs check)
+
+BUILD   ?= build
+BIN     ?= probe
+SRCS    := $(wildcard src/*.c)
+GEN     := $(BUILD)/gen/schema_sql.c
+OBJS    := $(patsubst src/%.c,$(BUILD)/%.o,$(SRCS)) $(BUILD)/gen/schema_sql.o
+LIBOBJS := $(filter-out $(BUILD)/main.o,$(OBJS))
+TESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/check_*.c))
+
+.PHONY: all test asan bench clean
+all: $(BIN)
+
+$(BIN): $(OBJS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)
+	$(CC) $(CFLAGS) -Isrc -c -o $@ $<
+
+# The schema is the one source of truth: every schema/*.sql, in name order,
+# is embedded into the binary by a generator (never retyped in C).
+$(GEN): $(sort $(wildcard schema/*.sql)) scripts/embed_sql.sh | $(BUILD)
+	sh scripts/embed_sql.sh $(sort $(wildcard schema/*.sql)) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/schema_sql.o: $(GEN)
+	$(CC) $(CFLAGS) -Isrc -c -o $@ $<
+
+$(BUILD)/tests/%: tests/%.c tests/testutil.h $(LIBOBJS) $(BIN) | $(BUILD)
+	$(CC) $(CFLAGS) $(TEST_CFLAGS) -Isrc -Itests -o $@ $< $(LIBOBJS) $(LDLIBS) $(TEST_LIBS)
+
+$(BUILD):
+	mkdir -p $(BUILD)/gen $(BUILD)/tests
+
+# Each suite is its own binary; all run, and the target fails if any failed.
+test: $(BIN) $(TESTS)
+	@fail=0; for t in $(TESTS); do echo "== $$t"; PROBE_BIN=$(CURDIR)/$(BIN) $$t || fail=1; done; \
+	if [ $$fail = 0 ]; then echo "all test suites passed"; else echo "some test suites FAILED"; exit 1; fi
+
+asan:
+	$(MAKE) BUILD=build-asan BIN=build-asan/probe CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
+
+bench: $(BIN)
+	sh scripts/bench.sh
+
+clean:
+	rm -rf build build-asan probe

@@ -1,0 +1,11 @@
+/* cmd_top_neurons.c — placeholder until its issue lands; replaced by the real command. */
+#include <stdio.h>
+
+#include "commands.h"
+#include "util.h"
+
+int cmd_top_neurons(int argc, char **argv) {
+    (void)argc;
+    fprintf(stderr, "probe: '%s' is not implemented yet\n", argv[0]);
+    return PROBE_EXIT_RUNTIME;
+}

@@ -1,0 +1,47 @@
+/* main.c — `probe COMMAND [options]`: dispatch to the subcommand table. */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+#include "util.h"
+
+typedef struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+} Command;
+
+static const Command commands[] = {
+    {"info", cmd_info, "print a model's config and parameter counts by component"},
+    {"tokenize", cmd_tokenize, "GPT-2 BPE token ids of a text (or --decode ids)"},
+    {"predict", cmd_predict, "top next-token predictions for a prompt"},
+    {"trace", cmd_trace, "run one text, write FFN activations, logits, losses as .npy"},
+    {"record", cmd_record, "record FFN activations of a corpus into SQLite"},
+    {"top-neurons", cmd_top_neurons, "rank recorded neurons by max, mean or fraction active"},
+    {"ablate", cmd_ablate, "remove FFNs or neurons and measure the loss"},
+};
+#define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: probe COMMAND [options]   (probe COMMAND --help for its options)\n\n"
+            "neuron-level interpretability for GPT-2-family models\n\ncommands:\n");
+    for (int i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f,
+            "\nThe model is --model DIR, else $PROBE_MODEL, else the bundled models/demo.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return PROBE_EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return PROBE_EXIT_OK;
+    }
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "probe: unknown command '%s' (see 'probe --help')\n", argv[1]);
+    return PROBE_EXIT_USAGE;
+}

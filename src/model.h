@@ -1,0 +1,130 @@
+/* model.h — a GPT-2 model loaded from a Hugging Face directory, and its
+ * forward pass with FFN capture and interventions.
+ *
+ *   Model *m = model_load("models/demo", err);  // config.json, model.safetensors,
+ *                                               // vocab.json, merges.txt
+ *   ForwardHooks h = { .capture = want, .observe = fn, .user = ctx };
+ *   model_forward(m, ids, T, &h, logits, err);  // logits [T x V] or NULL
+ *   model_free(m);
+ *
+ * Legend: T tokens in the window, C = n_embd, NH = n_head, HS = C/NH,
+ * F = n_inner (FFN width), L = n_layer, V = vocab_size, P = n_positions.
+ * Weights follow HF's Conv1D orientation: a linear layer's weight is
+ * [in x out] row-major, so y = x @ W + b.
+ *
+ * Ownership: the Model owns its safetensors map, the converted weights (F16
+ * and BF16 are converted to F32 once at load; F32 is used in place from the
+ * mmap), its tokenizer and all scratch memory, sized once at load for T = P. */
+#ifndef PROBE_MODEL_H
+#define PROBE_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "safetensors.h"
+#include "tokenizer.h"
+
+typedef enum { ACT_GELU_NEW, ACT_GELU, ACT_RELU } Activation;
+
+typedef struct {
+    int n_layer, n_embd, n_head, n_inner, n_positions, vocab_size;
+    float layer_norm_epsilon;
+    Activation activation;
+    char activation_name[32];
+} ModelConfig;
+
+/* Parses and validates config.json (n_inner null -> 4 * n_embd). */
+int config_load(const char *path, ModelConfig *cfg, char *err);
+
+typedef struct {
+    const float *ln1_w, *ln1_b;   /* [C] */
+    const float *qkv_w;           /* [C x 3C]  attn.c_attn.weight */
+    const float *qkv_b;           /* [3C] */
+    const float *attn_proj_w;     /* [C x C]   attn.c_proj.weight */
+    const float *attn_proj_b;     /* [C] */
+    const float *ln2_w, *ln2_b;   /* [C] */
+    const float *fc_w;            /* [C x F]   mlp.c_fc.weight */
+    const float *fc_b;            /* [F] */
+    const float *proj_w;          /* [F x C]   mlp.c_proj.weight */
+    const float *proj_b;          /* [C] */
+} LayerParams;
+
+/* Scratch activations, one allocation, sized for T = P at load. */
+typedef struct {
+    float *resid;   /* [T x C]   residual stream */
+    float *ln;      /* [T x C]   layer-norm output */
+    float *qkv;     /* [T x 3C] */
+    float *att;     /* [T x T]   scores of one head (row block at a time) */
+    float *attn_out;/* [T x C]   concatenated head outputs */
+    float *ffn;     /* [T x F]   FFN post-activation */
+    float *proj;    /* [T x C]   output of a projection before the residual add */
+    float *final;   /* [T x C]   ln_f output (the input of the unembedding) */
+} Scratch;
+
+typedef struct {
+    ModelConfig cfg;
+    char dir[4096];
+    const float *wte;     /* [V x C] */
+    const float *wpe;     /* [P x C] */
+    LayerParams *layers;  /* [L] */
+    const float *lnf_w, *lnf_b; /* [C] */
+    const float *lm_head; /* [V x C]; == wte when tied */
+    int tied;
+    uint64_t checksum;    /* hash of config.json + safetensors header + file size */
+    Tokenizer *tok;
+    /* ownership */
+    SafeTensors *st;
+    float *converted;     /* F32 copies of F16/BF16 weights (NULL when all F32) */
+    float *scratch_mem;
+    Scratch s;
+} Model;
+
+/* Loads DIR/config.json, DIR/model.safetensors, DIR/vocab.json, DIR/merges.txt.
+ * Every tensor is validated (present, dtype, shape) before use. */
+Model *model_load(const char *dir, char *err);
+/* Loads only weights (no tokenizer files needed); tok stays NULL. */
+Model *model_load_weights(const char *dir, char *err);
+void model_free(Model *m); /* accepts NULL */
+
+/* ---- forward pass ----------------------------------------------------- */
+
+/* Read-only observer of a layer's FFN post-activation (after GELU and after
+ * any neuron edits, i.e. exactly what goes into c_proj): act is [T x F]. */
+typedef void (*FfnObserver)(void *user, int layer, const float *act, int T, int F);
+
+typedef struct {
+    int layer, neuron;
+    float value; /* post-activation is set to this (0 = zero ablation) */
+} NeuronEdit;
+
+/* Capture and interventions are data for the one forward pass. Every field
+ * may be NULL/0; a zeroed ForwardHooks (or NULL) is the plain forward, and
+ * hooks that ask for nothing give the plain forward bit for bit. */
+typedef struct {
+    const uint8_t *capture;    /* [L] 1 = call observe for this layer */
+    FfnObserver observe;
+    void *user;
+    const uint8_t *remove_ffn; /* [L] 1 = the FFN output is not added to the
+                                  residual (activations are still computed
+                                  and observed) */
+    const NeuronEdit *edits;   /* applied to the post-activation of every token */
+    int n_edits;
+} ForwardHooks;
+
+/* Runs ids[0..T) at positions 0..T-1 (1 <= T <= P, ids < V). Writes
+ * logits [T x V] when logits != NULL; m->s.final holds ln_f's output. */
+int model_forward(Model *m, const int32_t *ids, int T, const ForwardHooks *hooks, float *logits,
+                  char *err);
+
+/* Parameter counts by component, for `probe info`. */
+typedef struct {
+    int64_t embeddings;  /* wte + wpe */
+    int64_t attention;   /* c_attn + c_proj weights and biases, all layers */
+    int64_t ffn;         /* c_fc + c_proj weights and biases, all layers */
+    int64_t layer_norms; /* ln_1, ln_2 of all layers + ln_f */
+    int64_t lm_head;     /* 0 when tied */
+    int64_t total;
+} ParamCounts;
+ParamCounts model_param_counts(const ModelConfig *cfg, int tied);
+
+#endif

@@ -1,0 +1,49 @@
+/* util.h — small shared helpers: error messages, files, time, hashing, parsing.
+ *
+ * Error convention for the whole project: library functions return 0 on
+ * success and -1 on failure, and on failure fill a caller-provided buffer
+ * `char err[PROBE_ERR_LEN]` with one lower-case line, the problem first and
+ * the subject quoted:  cannot open 'corpus.txt': No such file or directory
+ * Only main() and the command layer choose exit codes (PROBE_EXIT_*). */
+#ifndef PROBE_UTIL_H
+#define PROBE_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PROBE_ERR_LEN 512
+#define PROBE_EXIT_OK 0
+#define PROBE_EXIT_RUNTIME 1 /* bad input file, I/O failure, ... */
+#define PROBE_EXIT_USAGE 2   /* unknown option, bad option value */
+
+/* printf-style: writes the message into err (PROBE_ERR_LEN bytes). Returns -1
+ * so that `return err_set(err, ...);` reads naturally. err may be NULL. */
+int err_set(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Reads a whole file into a NUL-terminated malloc'd buffer. "-" reads stdin.
+ * On success *data (caller frees) and *len are set. */
+int file_read_all(const char *path, char **data, size_t *len, char *err);
+
+/* Monotonic wall clock in seconds. */
+double now_sec(void);
+
+/* 64-bit FNV-1a, chained through `seed` (use PROBE_HASH_SEED to start). */
+#define PROBE_HASH_SEED 0xcbf29ce484222325ULL
+uint64_t hash64(const void *data, size_t len, uint64_t seed);
+
+/* The model directory a command uses: `opt` (from --model) when not NULL,
+ * else $PROBE_MODEL when set and non-empty, else the bundled default
+ * (models/demo next to the probe binary). Never NULL. */
+const char *model_dir_resolve(const char *opt);
+
+/* Strict integer parse of the whole string into [min, max]. */
+int parse_long(const char *s, long min, long max, long *out);
+
+/* Prints "probe: <msg>\n" to stderr. */
+void print_error(const char *msg);
+
+/* Reads a JSON array of integer token ids from a file ("-" = stdin).
+ * *ids is malloc'd (caller frees). */
+int ids_read_json(const char *path, int32_t **ids, int *n, char *err);
+
+#endif
