@@ -86,6 +86,11 @@ Model *model_load(const char *dir, char *err);
 Model *model_load_weights(const char *dir, char *err);
 void model_free(Model *m); /* accepts NULL */
 
+/* internal: used by model_load. Allocate / free m->scratch_mem and m->s
+ * (sized for T = n_positions). Implemented in model.c. */
+int model_scratch_init(Model *m, char *err);
+void model_scratch_free(Model *m); /* accepts scratch never allocated */
+
 /* ---- forward pass ----------------------------------------------------- */
 
 /* Read-only observer of a layer's FFN post-activation (after GELU and after
