@@ -1,11 +1,151 @@
-/* cmd_predict.c — placeholder until its issue lands; replaced by the real command. */
+/* cmd_predict.c — `probe predict "text"`: the top next-token predictions,
+ * the user's quick check that a model loaded right.
+ *
+ *   $ probe predict "It is a truth universally"
+ *     1  0.8123  " acknowledged"
+ */
+#include <getopt.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "commands.h"
+#include "kernels.h"
+#include "model.h"
 #include "util.h"
 
+static const char *usage_text =
+    "usage: probe predict [options] TEXT\n"
+    "\n"
+    "Prints the most likely next tokens after TEXT with their probabilities.\n"
+    "Only the last n_positions tokens are used when TEXT is longer.\n"
+    "\n"
+    "  --top N        how many predictions (default 10)\n"
+    "  --no-bos       do not prepend <|endoftext|>\n"
+    "  --json         JSON output\n"
+    "  --model DIR    model directory (default $PROBE_MODEL, else models/demo)\n"
+    "  --help         this text\n";
+
+/* Prints token bytes as a JSON/C-style quoted string. */
+static void print_quoted(const char *s, size_t n) {
+    putchar('"');
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') printf("\\%c", c);
+        else if (c == '\n') fputs("\\n", stdout);
+        else if (c == '\t') fputs("\\t", stdout);
+        else if (c < 0x20 || c == 0x7f) printf("\\u%04x", c);
+        else putchar(c);
+    }
+    putchar('"');
+}
+
 int cmd_predict(int argc, char **argv) {
-    (void)argc;
-    fprintf(stderr, "probe: '%s' is not implemented yet\n", argv[0]);
-    return PROBE_EXIT_RUNTIME;
+    enum { O_TOP = 1, O_NOBOS, O_JSON, O_MODEL, O_HELP };
+    static const struct option opts[] = {{"top", required_argument, 0, O_TOP},
+                                         {"no-bos", no_argument, 0, O_NOBOS},
+                                         {"json", no_argument, 0, O_JSON},
+                                         {"model", required_argument, 0, O_MODEL},
+                                         {"help", no_argument, 0, O_HELP},
+                                         {0, 0, 0, 0}};
+    const char *model_opt = NULL;
+    long top = 10;
+    int bos = 1, json = 0, o;
+    optind = 1;
+    opterr = 0;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case O_TOP:
+            if (parse_long(optarg, 1, 1000, &top)) {
+                fprintf(stderr, "probe predict: --top must be an integer in 1..1000, got '%s'\n", optarg);
+                return PROBE_EXIT_USAGE;
+            }
+            break;
+        case O_NOBOS: bos = 0; break;
+        case O_JSON: json = 1; break;
+        case O_MODEL: model_opt = optarg; break;
+        case O_HELP: fputs(usage_text, stdout); return PROBE_EXIT_OK;
+        default:
+            fprintf(stderr, "probe predict: unknown or incomplete option '%s' (see probe predict --help)\n",
+                    argv[optind - 1]);
+            return PROBE_EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, "probe predict: give exactly one TEXT argument (see probe predict --help)\n");
+        return PROBE_EXIT_USAGE;
+    }
+    const char *text = argv[optind];
+
+    char err[PROBE_ERR_LEN];
+    Model *m = model_load(model_dir_resolve(model_opt), err);
+    if (!m) {
+        print_error(err);
+        return PROBE_EXIT_RUNTIME;
+    }
+    int V = m->cfg.vocab_size, P = m->cfg.n_positions, rc = PROBE_EXIT_RUNTIME;
+    TokBuf b = {0};
+    float *logits = NULL;
+    int *order = NULL;
+    int32_t *ids = NULL;
+    if (tok_encode(m->tok, text, strlen(text), &b)) goto oom;
+    /* window: [BOS] + the last tokens of the text, at most P in all */
+    int n_text = (int)b.n, keep = n_text;
+    if (keep > P - bos) keep = P - bos;
+    int T = keep + bos;
+    if (T == 0) {
+        print_error("empty text and --no-bos: nothing to predict from");
+        rc = PROBE_EXIT_USAGE;
+        goto done;
+    }
+    ids = malloc(sizeof *ids * (size_t)T);
+    if (!ids) goto oom;
+    if (bos) ids[0] = TOK_EOT;
+    memcpy(ids + bos, b.ids + (n_text - keep), sizeof *ids * (size_t)keep);
+    logits = malloc(sizeof(float) * (size_t)T * V);
+    order = malloc(sizeof(int) * (size_t)top);
+    if (!logits || !order) goto oom;
+    if (model_forward(m, ids, T, NULL, logits, err)) {
+        print_error(err);
+        goto done;
+    }
+    const float *row = logits + (size_t)(T - 1) * V;
+    double lse = logsumexp(row, V);
+    /* partial selection of the top N */
+    int n = 0;
+    for (int v = 0; v < V; v++) {
+        if (n < top) n++;
+        else if (row[v] <= row[order[n - 1]]) continue;
+        int i = n - 1;
+        while (i > 0 && row[order[i - 1]] < row[v]) { order[i] = order[i - 1]; i--; }
+        order[i] = v;
+    }
+    if (json) printf("[");
+    for (int i = 0; i < n; i++) {
+        size_t len;
+        const char *bytes = tok_token_bytes(m->tok, order[i], &len);
+        double p = exp((double)row[order[i]] - lse);
+        if (json) {
+            printf("%s{\"rank\": %d, \"id\": %d, \"prob\": %.6g, \"token\": ", i ? ", " : "", i + 1, order[i], p);
+            print_quoted(bytes ? bytes : "", bytes ? len : 0);
+            printf("}");
+        } else {
+            printf("%3d  %.4f  %6d  ", i + 1, p, order[i]);
+            print_quoted(bytes ? bytes : "", bytes ? len : 0);
+            printf("\n");
+        }
+    }
+    if (json) printf("]\n");
+    rc = PROBE_EXIT_OK;
+    goto done;
+oom:
+    print_error("out of memory");
+done:
+    tok_buf_free(&b);
+    free(ids);
+    free(logits);
+    free(order);
+    model_free(m);
+    return rc;
 }

@@ -54,10 +54,9 @@ typedef struct {
     float *resid;   /* [T x C]   residual stream */
     float *ln;      /* [T x C]   layer-norm output */
     float *qkv;     /* [T x 3C] */
-    float *att;     /* [T x T]   scores of one head (row block at a time) */
+    float *att;     /* [B x T]   scores of one head for a block of B query rows */
     float *attn_out;/* [T x C]   concatenated head outputs */
     float *ffn;     /* [T x F]   FFN post-activation */
-    float *proj;    /* [T x C]   output of a projection before the residual add */
     float *final;   /* [T x C]   ln_f output (the input of the unembedding) */
 } Scratch;
 

@@ -1,0 +1,33 @@
+/* kernels.h — the numeric building blocks of the forward pass.
+ *
+ * Outputs first, sizes last (llm.c style). Know only cblas and libc.
+ * Shapes: T rows (tokens), C channels, F FFN width, all row-major. */
+#ifndef PROBE_KERNELS_H
+#define PROBE_KERNELS_H
+
+#include <stddef.h>
+
+/* out[t,:] = (x[t,:] - mean) / sqrt(var + eps) * w + b  for t < T. */
+void layernorm_forward(float *out, const float *x, const float *w, const float *b, float eps, int T,
+                       int C);
+
+/* out[T x N] = x[T x K] @ W[K x N] + bias[N]   (bias may be NULL).
+ * With accumulate != 0 it computes out += x @ W + bias instead. */
+void matmul_forward(float *out, const float *x, const float *W, const float *bias, int T, int K,
+                    int N, int accumulate);
+
+/* Causal multi-head self-attention. qkv [T x 3C] (q | k | v, head h at
+ * columns h*HS of each part), out [T x C]; att is scratch of at least
+ * PROBE_ATT_BLOCK * T floats. */
+#define PROBE_ATT_BLOCK 128
+void attention_forward(float *out, float *att, const float *qkv, int T, int C, int NH);
+
+/* In place activations over n values. */
+void gelu_new_forward(float *x, size_t n);  /* tanh approximation (GPT-2) */
+void gelu_erf_forward(float *x, size_t n);  /* exact erf GELU */
+void relu_forward(float *x, size_t n);
+
+/* Row-wise log-softmax helpers for the loss: returns logsumexp of x[0..n). */
+double logsumexp(const float *x, int n);
+
+#endif

@@ -1,0 +1,113 @@
+/* model.c — the GPT-2 forward pass with FFN capture and interventions.
+ *
+ * Reads like the block diagram: embeddings, then per layer
+ *   ln_1 -> c_attn -> causal attention -> c_proj -> +residual
+ *   ln_2 -> c_fc -> GELU -> [edits] -> [observe] -> c_proj -> +residual
+ * then ln_f and (optionally) the tied or untied unembedding. All scratch
+ * memory is allocated once at load for T = n_positions: no allocation per
+ * call or token. */
+#include "model.h"
+
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "util.h"
+
+int model_scratch_init(Model *m, char *err) {
+    const ModelConfig *c = &m->cfg;
+    size_t T = (size_t)c->n_positions, C = (size_t)c->n_embd, F = (size_t)c->n_inner;
+    size_t B = PROBE_ATT_BLOCK < T ? PROBE_ATT_BLOCK : T;
+    size_t sizes[] = {T * C, T * C, T * 3 * C, B * T, T * C, T * F, T * C};
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += sizes[i];
+    float *mem = malloc(total * sizeof(float));
+    if (!mem) return err_set(err, "out of memory allocating %zu MB of activations", total * 4 >> 20);
+    float **ptrs[] = {&m->s.resid, &m->s.ln, &m->s.qkv, &m->s.att, &m->s.attn_out, &m->s.ffn, &m->s.final};
+    float *p = mem;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        *ptrs[i] = p;
+        p += sizes[i];
+    }
+    m->scratch_mem = mem;
+    return 0;
+}
+
+void model_scratch_free(Model *m) {
+    if (!m) return;
+    free(m->scratch_mem);
+    m->scratch_mem = NULL;
+    memset(&m->s, 0, sizeof m->s);
+}
+
+static void activation_forward(Activation a, float *x, size_t n) {
+    switch (a) {
+    case ACT_GELU_NEW: gelu_new_forward(x, n); break;
+    case ACT_GELU: gelu_erf_forward(x, n); break;
+    case ACT_RELU: relu_forward(x, n); break;
+    }
+}
+
+/* Sets the edited neurons of `layer` in act [T x F]. Edits are few; a linear
+ * scan per layer keeps the hot path free of any set-up. */
+static void apply_edits(float *act, int T, int F, int layer, const NeuronEdit *edits, int n_edits) {
+    for (int e = 0; e < n_edits; e++) {
+        if (edits[e].layer != layer) continue;
+        int n = edits[e].neuron;
+        float v = edits[e].value;
+        for (int t = 0; t < T; t++) act[(size_t)t * F + n] = v;
+    }
+}
+
+int model_forward(Model *m, const int32_t *ids, int T, const ForwardHooks *hooks, float *logits,
+                  char *err) {
+    const ModelConfig *cfg = &m->cfg;
+    int C = cfg->n_embd, F = cfg->n_inner, L = cfg->n_layer, V = cfg->vocab_size;
+    if (T < 1 || T > cfg->n_positions)
+        return err_set(err, "window of %d tokens outside 1..%d (n_positions)", T, cfg->n_positions);
+    for (int t = 0; t < T; t++)
+        if (ids[t] < 0 || ids[t] >= V)
+            return err_set(err, "token id %d at position %d outside the vocabulary 0..%d", ids[t], t,
+                           V - 1);
+    static const ForwardHooks none;
+    if (!hooks) hooks = &none;
+    for (int e = 0; e < hooks->n_edits; e++)
+        if (hooks->edits[e].layer < 0 || hooks->edits[e].layer >= L || hooks->edits[e].neuron < 0 ||
+            hooks->edits[e].neuron >= F)
+            return err_set(err, "neuron edit %d:%d out of range", hooks->edits[e].layer,
+                           hooks->edits[e].neuron);
+
+    Scratch *s = &m->s;
+    /* token + position embeddings */
+    for (int t = 0; t < T; t++) {
+        const float *te = m->wte + (size_t)ids[t] * C, *pe = m->wpe + (size_t)t * C;
+        float *r = s->resid + (size_t)t * C;
+        for (int i = 0; i < C; i++) r[i] = te[i] + pe[i];
+    }
+
+    for (int l = 0; l < L; l++) {
+        const LayerParams *p = &m->layers[l];
+        /* attention block: resid += c_proj(attn(ln_1(resid))) */
+        layernorm_forward(s->ln, s->resid, p->ln1_w, p->ln1_b, cfg->layer_norm_epsilon, T, C);
+        matmul_forward(s->qkv, s->ln, p->qkv_w, p->qkv_b, T, C, 3 * C, 0);
+        attention_forward(s->attn_out, s->att, s->qkv, T, C, cfg->n_head);
+        matmul_forward(s->resid, s->attn_out, p->attn_proj_w, p->attn_proj_b, T, C, C, 1);
+
+        /* FFN block: resid += c_proj(act(c_fc(ln_2(resid)))) */
+        layernorm_forward(s->ln, s->resid, p->ln2_w, p->ln2_b, cfg->layer_norm_epsilon, T, C);
+        matmul_forward(s->ffn, s->ln, p->fc_w, p->fc_b, T, C, F, 0);
+        activation_forward(cfg->activation, s->ffn, (size_t)T * F);
+        if (hooks->n_edits) apply_edits(s->ffn, T, F, l, hooks->edits, hooks->n_edits);
+        if (hooks->observe && hooks->capture && hooks->capture[l])
+            hooks->observe(hooks->user, l, s->ffn, T, F);
+        if (!(hooks->remove_ffn && hooks->remove_ffn[l]))
+            matmul_forward(s->resid, s->ffn, p->proj_w, p->proj_b, T, F, C, 1);
+    }
+
+    layernorm_forward(s->final, s->resid, m->lnf_w, m->lnf_b, cfg->layer_norm_epsilon, T, C);
+    if (logits)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, V, C, 1.0f, s->final, C, m->lm_head, C,
+                    0.0f, logits, V);
+    return 0;
+}
