@@ -42,4 +42,39 @@ static inline int run_capture(const char *cmd, char *out, size_t cap) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* Reads a little-endian float32 .npy file (C order). Returns a malloc'd
+ * array and fills shape[0..*ndim) (at most 4 dims), or NULL. */
+static inline float *npy_read_f32(const char *path, long *shape, int *ndim) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    unsigned char pre[10];
+    char hdr[4096];
+    float *data = NULL;
+    if (fread(pre, 1, 10, f) != 10 || memcmp(pre, "\x93NUMPY", 6) || pre[6] != 1) goto out;
+    size_t hl = (size_t)pre[8] | (size_t)pre[9] << 8;
+    if (hl >= sizeof hdr || fread(hdr, 1, hl, f) != hl) goto out;
+    hdr[hl] = '\0';
+    if (!strstr(hdr, "'<f4'") || strstr(hdr, "True")) goto out;
+    char *p = strchr(strstr(hdr, "'shape'"), '(') + 1;
+    size_t n = 1;
+    *ndim = 0;
+    while (*p && *p != ')') {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p) break;
+        shape[(*ndim)++] = v;
+        n *= (size_t)v;
+        p = end;
+        while (*p == ',' || *p == ' ') p++;
+    }
+    data = malloc(sizeof(float) * (n ? n : 1));
+    if (data && fread(data, sizeof(float), n, f) != n) {
+        free(data);
+        data = NULL;
+    }
+out:
+    fclose(f);
+    return data;
+}
+
 #endif
