@@ -9,7 +9,7 @@
 
 CC      ?= cc
 PKGS    := openblas libcjson sqlite3
-CFLAGS  ?= -O2 -g
+CFLAGS  ?= -O3 -g
 CFLAGS  += -std=c11 -Wall -Wextra -D_GNU_SOURCE -march=native $(shell pkg-config --cflags $(PKGS))
 ifdef CI
 CFLAGS  += -Werror
