@@ -26,7 +26,7 @@ OBJS    := $(patsubst src/%.c,$(BUILD)/%.o,$(SRCS)) $(BUILD)/gen/schema_sql.o
 LIBOBJS := $(filter-out $(BUILD)/main.o,$(OBJS))
 TESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/check_*.c))
 
-.PHONY: all test asan bench clean
+.PHONY: all test asan bench demo clean
 all: $(BIN)
 
 $(BIN): $(OBJS)
@@ -59,6 +59,13 @@ asan:
 
 bench: $(BIN)
 	sh scripts/bench.sh
+
+# The README's first command: record the bundled corpus with the bundled
+# model into a fresh demo.db and show layer 5's top neurons.
+demo: $(BIN)
+	rm -f demo.db demo.db-wal demo.db-shm
+	./$(BIN) record examples/demo_corpus.txt --db demo.db
+	./$(BIN) top-neurons --db demo.db --layer 5
 
 clean:
 	rm -rf build build-asan probe
