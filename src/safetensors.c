@@ -33,7 +33,7 @@ struct SafeTensors {
     const unsigned char *map; /* whole file, read-only */
     size_t size;
     StTensor *t;   /* [n], in header order */
-    int *by_name;  /* [n] indices into t sorted by name, for st_find */
+    const StTensor **by_name; /* [n] into t, sorted by name, for st_find */
     int n;
 };
 
@@ -74,10 +74,8 @@ static int json_uint(const cJSON *v, uint64_t *out) {
     return 0;
 }
 
-static const SafeTensors *sort_ctx; /* qsort has no user pointer in C11 */
-
 static int cmp_name(const void *a, const void *b) {
-    return strcmp(sort_ctx->t[*(const int *)a].name, sort_ctx->t[*(const int *)b].name);
+    return strcmp((*(const StTensor *const *)a)->name, (*(const StTensor *const *)b)->name);
 }
 
 /* Sorts tensors by begin offset for the overlap check. */
@@ -265,8 +263,16 @@ SafeTensors *st_open(const char *path, char *err) {
             goto fail;
         }
         r->idx = st->n;
-        st->by_name[st->n] = st->n;
+        st->by_name[st->n] = t;
         st->n++;
+    }
+
+    qsort(st->by_name, (size_t)st->n, sizeof *st->by_name, cmp_name);
+    for (int i = 1; i < st->n; i++) {
+        if (!strcmp(st->by_name[i - 1]->name, st->by_name[i]->name)) {
+            err_set(err, "'%s': tensor '%s' appears twice in the header", path, st->by_name[i]->name);
+            goto fail;
+        }
     }
 
     /* No two non-empty tensors may share a byte. */
@@ -282,16 +288,6 @@ SafeTensors *st_open(const char *path, char *err) {
             goto fail;
         }
         prev = i;
-    }
-
-    sort_ctx = st;
-    qsort(st->by_name, (size_t)st->n, sizeof *st->by_name, cmp_name);
-    sort_ctx = NULL;
-    for (int i = 1; i < st->n; i++) {
-        if (!strcmp(st->t[st->by_name[i - 1]].name, st->t[st->by_name[i]].name)) {
-            err_set(err, "'%s': tensor '%s' appears twice in the header", path, st->t[st->by_name[i]].name);
-            goto fail;
-        }
     }
 
     free(ranges);
@@ -320,7 +316,7 @@ const StTensor *st_find(const SafeTensors *st, const char *name) {
     int lo = 0, hi = st->n - 1;
     while (lo <= hi) {
         int mid = lo + (hi - lo) / 2;
-        const StTensor *t = &st->t[st->by_name[mid]];
+        const StTensor *t = st->by_name[mid];
         int c = strcmp(t->name, name);
         if (c == 0) return t;
         if (c < 0) lo = mid + 1;
