@@ -368,6 +368,17 @@ void st_to_f32(StDtype dt, const void *src, float *dst, size_t n) {
         memcpy(dst, src, n * sizeof(float));
         break;
     case ST_F16:
+        if (n >= (1u << 18)) {
+            /* Big tensors: a 65536-entry table (built per call, so no shared
+             * state) turns the branchy conversion into one load per value. */
+            float *table = malloc(sizeof(float) << 16);
+            if (table) {
+                for (uint32_t h = 0; h < (1u << 16); h++) table[h] = f16_to_f32((uint16_t)h);
+                for (size_t i = 0; i < n; i++) dst[i] = table[p[2 * i] | p[2 * i + 1] << 8];
+                free(table);
+                break;
+            }
+        }
         for (size_t i = 0; i < n; i++) dst[i] = f16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
         break;
     case ST_BF16:
