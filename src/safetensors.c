@@ -65,6 +65,13 @@ static const DtypeInfo *dtype_lookup(const char *name) {
 
 /* ---- helpers ----------------------------------------------------------- */
 
+/* Names and dtypes go into one-line error messages: no control bytes. */
+static int printable(const char *s) {
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f) return 0;
+    return 1;
+}
+
 /* A JSON number that is a non-negative integer <= 2^53, as uint64. */
 static int json_uint(const cJSON *v, uint64_t *out) {
     if (!cJSON_IsNumber(v)) return -1;
@@ -102,7 +109,8 @@ static int parse_entry(const char *path, const cJSON *e, const unsigned char *da
     if (!cJSON_IsString(dt)) return err_set(err, "'%s': tensor '%s' has no dtype string", path, name);
     const DtypeInfo *di = dtype_lookup(dt->valuestring);
     if (!di) {
-        return err_set(err, "'%s': tensor '%s' has unknown dtype '%.15s'", path, name, dt->valuestring);
+        return err_set(err, "'%s': tensor '%s' has unknown dtype '%.15s'", path, name,
+                       printable(dt->valuestring) ? dt->valuestring : "(unprintable)");
     }
     t->dtype = di->dt;
     snprintf(t->dtype_name, sizeof t->dtype_name, "%s", di->name);
@@ -254,6 +262,10 @@ SafeTensors *st_open(const char *path, char *err) {
                 goto fail;
             }
             continue;
+        }
+        if (!printable(e->string)) {
+            err_set(err, "'%s': tensor %d has a name with control characters", path, st->n);
+            goto fail;
         }
         StTensor *t = &st->t[st->n];
         Range *r = &ranges[st->n];

@@ -708,6 +708,12 @@ static void e_duplicate(cJSON *h) {
     cJSON_AddItemToObject(h, "ln_f.bias", cJSON_Duplicate(cJSON_GetObjectItem(h, "ln_f.bias"), 1));
 }
 static void e_not_object(cJSON *h) { cJSON_ReplaceItemInObject(h, "ln_f.bias", cJSON_CreateNumber(3)); }
+static void e_control_name(cJSON *h) {
+    cJSON_AddItemToObject(h, "evil\nname", cJSON_Duplicate(cJSON_GetObjectItem(h, "ln_f.bias"), 1));
+}
+static void e_control_dtype(cJSON *h) {
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(h, "wpe.weight"), "dtype", cJSON_CreateString("F\n32"));
+}
 static void e_no_offsets(cJSON *h) { cJSON_DeleteItemFromObject(cJSON_GetObjectItem(h, "ln_f.bias"), "data_offsets"); }
 static void e_lm_head_bad(cJSON *h) { /* an lm_head whose shape is not [V, C], in h.1.attn.bias's bytes */
     double b, e;
@@ -740,6 +746,8 @@ HDR(missing_wte)
 HDR(duplicate)
 HDR(not_object)
 HDR(no_offsets)
+HDR(control_name)
+HDR(control_dtype)
 HDR(lm_head_bad)
 
 static void cfg_replace(const char *dir, const char *from, const char *to) {
@@ -809,6 +817,8 @@ static const BadCase bad_cases[] = {
     {"missing wte", bad_missing_wte, ST, "missing tensor 'wte.weight'", NULL},
     {"duplicate tensor", bad_duplicate, ST, "'ln_f.bias'", "appears twice"},
     {"entry not an object", bad_not_object, ST, "'ln_f.bias'", "not a JSON object"},
+    {"tensor name with a newline", bad_control_name, ST, "control characters", NULL},
+    {"dtype with a newline", bad_control_dtype, ST, "'wpe.weight'", "unknown dtype '(unprintable)'"},
     {"entry without offsets", bad_no_offsets, ST, "'ln_f.bias'", "data_offsets"},
     {"lm_head of the wrong shape", bad_lm_head_bad, ST, "'lm_head.weight'", "shape [128, 32] (expected [50257, 32]"},
     {"config.json bad JSON", bad_cfg_json, CF, "not a JSON object", NULL},
