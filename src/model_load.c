@@ -21,9 +21,11 @@
  * F16, BF16) and exact shape before any pointer is handed out. F32 data
  * aligned to 4 bytes is used in place from the mmap; F16/BF16 (and any
  * unaligned F32) is converted into one allocation, m->converted. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "model.h"
 #include "util.h"
@@ -125,6 +127,15 @@ Model *model_load_weights(const char *dir, char *err) {
     }
     if (strlen(dir) >= sizeof m->dir) {
         err_set(err, "model directory path too long: '%.64s...'", dir);
+        goto fail;
+    }
+    struct stat sb;
+    if (stat(dir, &sb)) {
+        err_set(err, "cannot open model directory '%s': %s", dir, strerror(errno));
+        goto fail;
+    }
+    if (!S_ISDIR(sb.st_mode)) {
+        err_set(err, "cannot open model directory '%s': Not a directory", dir);
         goto fail;
     }
     snprintf(m->dir, sizeof m->dir, "%s", dir);

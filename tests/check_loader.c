@@ -601,6 +601,10 @@ static void truncate_to(const char *dir, off_t size) {
 }
 
 static void bad_missing_dir(const char *dir) { tmp_remove(dir); }
+static void bad_dir_is_file(const char *dir) {
+    tmp_remove(dir);
+    write_bytes(dir, "{}", 2);
+}
 static void bad_no_config(const char *dir) {
     char p[600];
     snprintf(p, sizeof p, "%s/config.json", dir);
@@ -787,7 +791,8 @@ static void bad_cfg_inner(const char *dir) { cfg_replace(dir, "\"n_inner\": null
 #define ST "model.safetensors"
 #define CF "config.json"
 static const BadCase bad_cases[] = {
-    {"missing dir", bad_missing_dir, CF, "No such file or directory", NULL},
+    {"missing dir", bad_missing_dir, "", "cannot open model directory", "No such file or directory"},
+    {"dir is a file", bad_dir_is_file, "", "cannot open model directory", "Not a directory"},
     {"missing config.json", bad_no_config, CF, "No such file or directory", NULL},
     {"missing model.safetensors", bad_no_weights, ST, "No such file or directory", NULL},
     {"model.safetensors is a directory", bad_weights_dir, ST, "directory", NULL},
@@ -846,7 +851,8 @@ START_TEST(test_bad_input) {
     char dir[64], file[700], err[PROBE_ERR_LEN], cmd[1024], out[8192];
     copy_model("tiny-f32", dir);
     bc->setup(dir);
-    snprintf(file, sizeof file, "'%s/%s'", dir, bc->file);
+    if (bc->file[0]) snprintf(file, sizeof file, "'%s/%s'", dir, bc->file);
+    else snprintf(file, sizeof file, "'%s'", dir);
     err[0] = '\0';
     Model *m = model_load(dir, err);
     ck_assert_msg(m == NULL, "%s: loaded", bc->name);
@@ -862,7 +868,8 @@ START_TEST(test_bad_input) {
                   out);
     ck_assert_msg(!strncmp(out, "probe: ", 7) && strstr(out, err), "%s: printed '%s', expected '%s'", bc->name, out,
                   err);
-    if (strcmp(bc->name, "missing dir")) tmp_remove(dir);
+    if (bc->setup == bad_dir_is_file) unlink(dir);
+    else if (bc->setup != bad_missing_dir) tmp_remove(dir);
 }
 END_TEST
 
