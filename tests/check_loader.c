@@ -775,6 +775,7 @@ static void bad_cfg_empty(const char *dir) { write_text(dir, "config.json", "");
 static void bad_cfg_missing_key(const char *dir) { cfg_replace(dir, "\"n_layer\": 2,", ""); }
 static void bad_cfg_missing_vocab(const char *dir) { cfg_replace(dir, "\"vocab_size\": 50257", "\"x\": 1"); }
 static void bad_cfg_activation(const char *dir) { cfg_replace(dir, "\"gelu_new\"", "\"swish\""); }
+static void bad_cfg_activation_nl(const char *dir) { cfg_replace(dir, "\"gelu_new\"", "\"gelu\\nnew\""); }
 static void bad_cfg_activation_type(const char *dir) { cfg_replace(dir, "\"gelu_new\"", "7"); }
 static void bad_cfg_heads(const char *dir) { cfg_replace(dir, "\"n_head\": 4", "\"n_head\": 5"); }
 static void bad_cfg_zero_layers(const char *dir) { cfg_replace(dir, "\"n_layer\": 2", "\"n_layer\": 0"); }
@@ -832,6 +833,7 @@ static const BadCase bad_cases[] = {
     {"config.json missing n_layer", bad_cfg_missing_key, CF, "missing key 'n_layer'", NULL},
     {"config.json missing vocab_size", bad_cfg_missing_vocab, CF, "missing key 'vocab_size'", NULL},
     {"config.json bad activation", bad_cfg_activation, CF, "activation_function 'swish'", "gelu_new, gelu or relu"},
+    {"config.json activation with a newline", bad_cfg_activation_nl, CF, "activation_function '(unprintable)'", NULL},
     {"config.json activation not a string", bad_cfg_activation_type, CF, "'activation_function'", NULL},
     {"config.json n_embd % n_head", bad_cfg_heads, CF, "not divisible by n_head 5", NULL},
     {"config.json n_layer 0", bad_cfg_zero_layers, CF, "'n_layer'", NULL},
