@@ -1,0 +1,618 @@
+#!/usr/bin/python3
+"""Train probe's bundled demo model: a small GPT-2 (HF GPT2LMHeadModel layout) on
+public-domain narrative English (Austen, World English Bible, King James Bible), with
+Moby Dick held out. Writes models/demo/{config.json,model.safetensors,vocab.json,
+merges.txt,README.md,heldout_eval.json} with no human step.
+
+  scripts/extract_corpus.py                 # -> /work/train/corpus/*.txt
+  scripts/train_demo_model.py --steps N [--deadline HH:MM] [--bench]
+
+Softmax trick (exact, not an approximation): the training books use K distinct GPT-2
+ids. Training uses K output rows plus ONE shared row u standing for each of the
+V-K never-seen ids, entered in the softmax with logit h.u + log(V-K). The exported
+checkpoint is a plain 50257-row GPT-2 whose never-seen rows all equal u, so the
+training softmax equals the exported model's full-vocabulary softmax exactly. All
+reported held-out losses are recomputed from the exported weights over all 50257 ids.
+"""
+import argparse
+import datetime
+import json
+import math
+import os
+import shutil
+import struct
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, ".."))
+sys.path.insert(0, HERE)
+from gpt2_bpe import Encoder  # noqa: E402
+
+V = 50257
+EOT = 50256
+TRAIN_BOOKS = ["austen", "web", "kjv"]
+HELDOUT_FILE = os.path.join(ROOT, "examples", "heldout_mobydick.txt")
+
+
+# ------------------------------------------------------------------ data
+def load_tokens(corpus, cache):
+    os.makedirs(cache, exist_ok=True)
+    enc = None
+    out = {}
+    for name in TRAIN_BOOKS + ["mobydick"]:
+        p = os.path.join(cache, name + ".npy")
+        src = os.path.join(corpus, name + ".txt")
+        if not os.path.exists(p) or os.path.getmtime(p) < os.path.getmtime(src):
+            enc = enc or Encoder.load()
+            t0 = time.time()
+            ids = enc.encode(open(src, encoding="utf-8").read())
+            np.save(p, np.array(ids, dtype=np.int32))
+            log("tokenized %s: %d tokens in %.0fs" % (name, len(ids), time.time() - t0))
+        out[name] = np.load(p)
+    return out
+
+
+def heldout_tokens():
+    return np.array(Encoder.load().encode(open(HELDOUT_FILE, encoding="utf-8").read()), dtype=np.int64)
+
+
+# ------------------------------------------------------------------ model
+def gelu_new(x):
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+
+
+class GPT2(torch.nn.Module):
+    """GPT-2 with HF parameter names/orientation (Conv1D weights are [in, out]).
+    Token embedding `emb` has n_rows rows (K seen ids + 1 shared unseen row during
+    training, or 50257 for the exported model); `extra_logit` is added to the last
+    row's logit (log(V-K) during training, None for the plain model)."""
+
+    def __init__(self, cfg, n_rows, extra_logit=None):
+        super().__init__()
+        E, L, P = cfg["n_embd"], cfg["n_layer"], cfg["n_positions"]
+        self.cfg = cfg
+        self.extra_logit = extra_logit
+        p = {}  # HF name -> Parameter (registered below with '.' -> '__')
+        p["wte"] = torch.nn.Parameter(torch.empty(n_rows, E))
+        p["wpe"] = torch.nn.Parameter(torch.empty(P, E))
+        for i in range(L):
+            for n, shape in (("ln_1.weight", [E]), ("ln_1.bias", [E]),
+                             ("attn.c_attn.weight", [E, 3 * E]), ("attn.c_attn.bias", [3 * E]),
+                             ("attn.c_proj.weight", [E, E]), ("attn.c_proj.bias", [E]),
+                             ("ln_2.weight", [E]), ("ln_2.bias", [E]),
+                             ("mlp.c_fc.weight", [E, 4 * E]), ("mlp.c_fc.bias", [4 * E]),
+                             ("mlp.c_proj.weight", [4 * E, E]), ("mlp.c_proj.bias", [E])):
+                p[key(i, n)] = torch.nn.Parameter(torch.empty(*shape))
+        p["ln_f.weight"] = torch.nn.Parameter(torch.empty(E))
+        p["ln_f.bias"] = torch.nn.Parameter(torch.empty(E))
+        self.p = p
+        for k, t in p.items():
+            self.register_parameter(k.replace(".", "__"), t)
+        self.register_buffer("mask", torch.tril(torch.ones(P, P, dtype=torch.bool)), persistent=False)
+
+    def init_weights(self, gen):
+        L = self.cfg["n_layer"]
+        for k, t in self.p.items():
+            with torch.no_grad():
+                if "ln_" in k:
+                    t.fill_(1.0 if k.endswith("weight") else 0.0)
+                elif k.endswith("bias"):
+                    t.zero_()
+                elif k.endswith("c_proj.weight"):
+                    t.normal_(0.0, 0.02 / math.sqrt(2 * L), generator=gen)
+                else:
+                    t.normal_(0.0, 0.02, generator=gen)
+
+    def hidden(self, idx):
+        cfg, p = self.cfg, self.p
+        B, T = idx.shape
+        E, H = cfg["n_embd"], cfg["n_head"]
+        eps = cfg["layer_norm_epsilon"]
+        x = p["wte"][idx] + p["wpe"][:T]
+        mask = self.mask[:T, :T]
+        for i in range(cfg["n_layer"]):
+            h = F.layer_norm(x, (E,), p[key(i, "ln_1.weight")], p[key(i, "ln_1.bias")], eps)
+            qkv = torch.addmm(p[key(i, "attn.c_attn.bias")], h.reshape(-1, E), p[key(i, "attn.c_attn.weight")])
+            q, k, v = qkv.view(B, T, 3, H, E // H).permute(2, 0, 3, 1, 4)
+            att = (q @ k.transpose(-1, -2)) / math.sqrt(E // H)
+            att = att.masked_fill(~mask, torch.finfo(att.dtype).min)
+            att = torch.softmax(att, dim=-1)
+            a = (att @ v).transpose(1, 2).reshape(B * T, E)
+            a = torch.addmm(p[key(i, "attn.c_proj.bias")], a, p[key(i, "attn.c_proj.weight")])
+            x = x + a.view(B, T, E)
+            h = F.layer_norm(x, (E,), p[key(i, "ln_2.weight")], p[key(i, "ln_2.bias")], eps)
+            m = gelu_new(torch.addmm(p[key(i, "mlp.c_fc.bias")], h.reshape(-1, E), p[key(i, "mlp.c_fc.weight")]))
+            m = torch.addmm(p[key(i, "mlp.c_proj.bias")], m, p[key(i, "mlp.c_proj.weight")])
+            x = x + m.view(B, T, E)
+        return F.layer_norm(x, (E,), self.p["ln_f.weight"], self.p["ln_f.bias"], eps)
+
+    def logits(self, idx):
+        lg = self.hidden(idx) @ self.p["wte"].t()
+        if self.extra_logit is not None:
+            lg[..., -1] += self.extra_logit
+        return lg
+
+
+def key(i, n):
+    return "h.%d.%s" % (i, n)
+
+
+# ------------------------------------------------------------------ export / io
+def write_safetensors(path, tensors, dtype):
+    """tensors: ordered dict name -> float32 numpy array. dtype 'F16' or 'F32'."""
+    npdt = {"F16": "<f2", "F32": "<f4"}[dtype]
+    header, blobs, off = {}, [], 0
+    for name in sorted(tensors):
+        a = np.ascontiguousarray(tensors[name].astype(npdt))
+        b = a.tobytes()
+        header[name] = {"dtype": dtype, "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    header["__metadata__"] = {"format": "pt"}
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path + ".tmp", "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+    os.replace(path + ".tmp", path)
+
+
+def read_safetensors(path):
+    """Independent reader: header via json, data via numpy.frombuffer."""
+    raw = open(path, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    base = 8 + n
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        dt = {"F16": "<f2", "F32": "<f4", "BF16": None}[info["dtype"]]
+        s, e = info["data_offsets"]
+        out[name] = np.frombuffer(raw[base + s:base + e], dtype=dt).reshape(info["shape"]).astype(np.float32)
+    return out
+
+
+def export_tensors(model, seen_ids):
+    """Training model (K+1 rows) -> plain GPT-2 tensors (50257-row wte)."""
+    sd = {k: v.detach().float().numpy().copy() for k, v in model.p.items()}
+    emb = sd.pop("wte")
+    wte = np.repeat(emb[-1:], V, axis=0)  # never-seen ids all share row u
+    wte[seen_ids] = emb[:-1]
+    sd["wte.weight"] = wte
+    sd["wpe.weight"] = sd.pop("wpe")
+    return sd
+
+
+def hf_config(cfg):
+    return {
+        "activation_function": "gelu_new",
+        "architectures": ["GPT2LMHeadModel"],
+        "attn_pdrop": 0.0,
+        "bos_token_id": EOT,
+        "embd_pdrop": 0.0,
+        "eos_token_id": EOT,
+        "initializer_range": 0.02,
+        "layer_norm_epsilon": cfg["layer_norm_epsilon"],
+        "model_type": "gpt2",
+        "n_ctx": cfg["n_positions"],
+        "n_embd": cfg["n_embd"],
+        "n_head": cfg["n_head"],
+        "n_inner": None,
+        "n_layer": cfg["n_layer"],
+        "n_positions": cfg["n_positions"],
+        "reorder_and_upcast_attn": False,
+        "resid_pdrop": 0.0,
+        "scale_attn_by_inverse_layer_idx": False,
+        "scale_attn_weights": True,
+        "summary_activation": None,
+        "summary_first_dropout": 0.0,
+        "summary_proj_to_labels": True,
+        "summary_type": "cls_index",
+        "summary_use_proj": True,
+        "torch_dtype": "float32",
+        "use_cache": True,
+        "vocab_size": V,
+    }
+
+
+def full_model_from_tensors(cfg, tensors):
+    m = GPT2(cfg, V)
+    with torch.no_grad():
+        for k, t in m.p.items():
+            name = {"wte": "wte.weight", "wpe": "wpe.weight"}.get(k, k)
+            t.copy_(torch.from_numpy(np.asarray(tensors[name], dtype=np.float32)))
+    return m.eval()
+
+
+def eval_windows(model, toks, ctx, bs=4):
+    """Mean NLL (nats/token, full vocabulary) of toks split into consecutive
+    non-overlapping windows of ctx tokens (last window may be shorter); inside each
+    window token j+1 is predicted from tokens 0..j; every token except each window's
+    first is scored."""
+    total, n = 0.0, 0
+    wins = [toks[s:s + ctx] for s in range(0, len(toks), ctx)]
+    wins = [w for w in wins if len(w) >= 2]
+    with torch.no_grad():
+        for i in range(0, len(wins), bs):
+            grp = wins[i:i + bs]
+            for T in sorted(set(len(w) for w in grp)):
+                sub = [w for w in grp if len(w) == T]
+                x = torch.from_numpy(np.stack(sub)).long()
+                lp = torch.log_softmax(model.logits(x[:, :-1]), dim=-1)
+                nll = -lp.gather(-1, x[:, 1:, None]).double()
+                total += nll.sum().item()
+                n += x[:, 1:].numel()
+    return total / n, n
+
+
+def scored_targets(toks, ctx):
+    return np.concatenate([toks[s + 1:s + ctx] for s in range(0, len(toks), ctx) if len(toks[s:s + ctx]) >= 2])
+
+
+# ------------------------------------------------------------------ misc
+LOGF = None
+
+
+def log(msg):
+    line = "[%s] %s" % (datetime.datetime.now().strftime("%H:%M:%S"), msg)
+    print(line, flush=True)
+    if LOGF:
+        LOGF.write(line + "\n")
+        LOGF.flush()
+
+
+def parse_deadline(s):
+    if not s:
+        return None
+    now = datetime.datetime.now()
+    hh, mm = [int(x) for x in s.split(":")]
+    d = now.replace(hour=hh, minute=mm, second=0, microsecond=0)
+    if d < now:
+        d += datetime.timedelta(days=1)
+    return d.timestamp()
+
+
+def lr_at(step, a):
+    if step < a.warmup:
+        return a.lr * (step + 1) / a.warmup
+    total = a.schedule_steps or a.steps
+    prog = min(1.0, (step - a.warmup) / max(1, total - a.warmup))
+    return a.min_lr + 0.5 * (a.lr - a.min_lr) * (1 + math.cos(math.pi * prog))
+
+
+# ------------------------------------------------------------------ main
+def main():
+    global LOGF
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--corpus", default="/work/train/corpus")
+    ap.add_argument("--work", default="/work/train/run")
+    ap.add_argument("--out", default=os.path.join(ROOT, "models", "demo"))
+    ap.add_argument("--n-layer", type=int, default=6)
+    ap.add_argument("--n-embd", type=int, default=128)
+    ap.add_argument("--n-head", type=int, default=4)
+    ap.add_argument("--ctx", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=2000, help="steps to run")
+    ap.add_argument("--schedule-steps", type=int, default=0, help="cosine length (default --steps)")
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--min-lr", type=float, default=1e-4)
+    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--wd", type=float, default=0.01)
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--deadline", default="", help="HH:MM local: stop training, then eval+export")
+    ap.add_argument("--eval-every", type=int, default=200)
+    ap.add_argument("--ckpt-every", type=int, default=200)
+    ap.add_argument("--dtype", default="F32", choices=["F16", "F32"])
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--no-whole-eval", action="store_true", help="skip the whole-Moby-Dick evaluation")
+    ap.add_argument("--bench", default="", help="comma list EMBDxHEADS, e.g. 128x4,192x6: time steps only")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    os.makedirs(a.work, exist_ok=True)
+    LOGF = open(os.path.join(a.work, "train.log"), "a")
+    deadline = parse_deadline(a.deadline)
+
+    toks = load_tokens(a.corpus, os.path.join(a.work, "tokens"))
+    train = np.concatenate(sum([[toks[b], np.array([EOT], np.int32)] for b in TRAIN_BOOKS], [])).astype(np.int64)
+    counts = np.bincount(train, minlength=V)
+    seen = np.nonzero(counts)[0]
+    K = len(seen)
+    remap = np.full(V, K, dtype=np.int64)
+    remap[seen] = np.arange(K)
+    ctrain = torch.from_numpy(remap[train])
+    held = heldout_tokens()
+    log("train tokens %d (%s), distinct ids K=%d, heldout tokens %d"
+        % (len(train), ", ".join("%s %d" % (b, len(toks[b])) for b in TRAIN_BOOKS), K, len(held)))
+    extra = math.log(V - K)
+
+    def make_cfg(E, H):
+        return {"n_layer": a.n_layer, "n_embd": E, "n_head": H, "n_positions": a.ctx,
+                "layer_norm_epsilon": 1e-5}
+
+    def batch(gen):
+        ix = torch.randint(0, len(ctrain) - a.ctx - 1, (a.batch,), generator=gen)
+        x = torch.stack([ctrain[i:i + a.ctx + 1] for i in ix.tolist()])
+        return x[:, :-1], x[:, 1:]
+
+    if a.bench:
+        for shape in a.bench.split(","):
+            E, H = [int(s) for s in shape.split("x")]
+            cfg = make_cfg(E, H)
+            gen = torch.Generator().manual_seed(a.seed)
+            m = GPT2(cfg, K + 1, extra)
+            m.init_weights(gen)
+            opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
+            ts = []
+            for s in range(4):
+                x, y = batch(gen)
+                t0 = time.time()
+                loss = F.cross_entropy(m.logits(x).view(-1, K + 1), y.reshape(-1))
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                ts.append(time.time() - t0)
+            dt = sum(ts[1:]) / len(ts[1:])
+            log("bench n_embd=%d heads=%d layers=%d: %.2fs/step = %.0f tokens/s (loss %.3f)"
+                % (E, H, a.n_layer, dt, a.batch * a.ctx / dt, loss.item()))
+        return
+
+    cfg = make_cfg(a.n_embd, a.n_head)
+    gen = torch.Generator().manual_seed(a.seed)
+    torch.manual_seed(a.seed)
+    model = GPT2(cfg, K + 1, extra)
+    model.init_weights(gen)
+    decay = [t for k, t in model.p.items() if t.dim() == 2]
+    nodecay = [t for k, t in model.p.items() if t.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.wd},
+                             {"params": nodecay, "weight_decay": 0.0}],
+                            lr=a.lr, betas=(0.9, 0.95), eps=1e-8)
+    curve, step, tokens_seen, t_train = [], 0, 0, 0.0
+    ck = os.path.join(a.work, "ckpt.pt")
+    if a.resume and os.path.exists(ck):
+        st = torch.load(ck)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        gen.set_state(st["gen"])
+        curve, step, tokens_seen, t_train = st["curve"], st["step"], st["tokens"], st["t_train"]
+        log("resumed at step %d" % step)
+    nparams = sum(t.numel() for t in model.parameters())
+    log("config %s; training params %d (K+1=%d output rows); steps %d schedule %d; deadline %s"
+        % (json.dumps(cfg), nparams, K + 1, a.steps, a.schedule_steps or a.steps, a.deadline or "-"))
+
+    def heldout_loss_restricted():
+        # exact full-vocab loss via the K+1 softmax; unseen held-out targets cost
+        # -log p(u-class) + log(V-K)... computed as full model equivalence below
+        model.eval()
+        tot, n = 0.0, 0
+        with torch.no_grad():
+            for s in range(0, len(held), a.ctx * 8):
+                wins = [held[t:t + a.ctx] for t in range(s, min(len(held), s + a.ctx * 8), a.ctx)]
+                for w in wins:
+                    if len(w) < 2:
+                        continue
+                    x = torch.from_numpy(remap[w]).long()[None]
+                    lg = model.logits(x[:, :-1]).double()
+                    lp = torch.log_softmax(lg, -1)[0]
+                    tgt = x[0, 1:]
+                    nll = -lp[torch.arange(len(tgt)), tgt]
+                    nll = nll + (tgt == K).double() * extra  # unseen: share of the u-class
+                    tot += nll.sum().item()
+                    n += len(tgt)
+        model.train()
+        return tot / n
+
+    recent = []
+    stop_reason = "steps"
+    t_last_ck = time.time()
+    model.train()
+    while step < a.steps:
+        if deadline and time.time() >= deadline:
+            stop_reason = "deadline"
+            break
+        t0 = time.time()
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, a)
+        x, y = batch(gen)
+        loss = F.cross_entropy(model.logits(x).view(-1, K + 1), y.reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        tokens_seen += x.numel()
+        t_train += time.time() - t0
+        recent.append(loss.item())
+        if step % 20 == 0:
+            log("step %d loss %.4f lr %.2e %.0f tok/s" % (step, loss.item(), lr_at(step - 1, a),
+                                                          tokens_seen / max(t_train, 1e-9)))
+        if step % a.eval_every == 0 or step == a.steps:
+            hl = heldout_loss_restricted()
+            tl = float(np.mean(recent[-a.eval_every:]))
+            curve.append({"step": step, "tokens": tokens_seen, "train_loss": round(tl, 4),
+                          "heldout_loss": round(hl, 4)})
+            log("EVAL step %d train %.4f heldout %.4f" % (step, tl, hl))
+        if step % a.ckpt_every == 0:
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
+                        "curve": curve, "step": step, "tokens": tokens_seen, "t_train": t_train},
+                       ck + ".tmp")
+            os.replace(ck + ".tmp", ck)
+    if not curve or curve[-1]["step"] != step:
+        hl = heldout_loss_restricted()
+        tl = float(np.mean(recent[-a.eval_every:])) if recent else float("nan")
+        curve.append({"step": step, "tokens": tokens_seen, "train_loss": round(tl, 4), "heldout_loss": round(hl, 4)})
+    log("training stopped (%s) at step %d, %d tokens, %.0fs training" % (stop_reason, step, tokens_seen, t_train))
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
+                "curve": curve, "step": step, "tokens": tokens_seen, "t_train": t_train}, ck)
+    finish(a, cfg, model, seen, counts, held, curve, step, tokens_seen, t_train, stop_reason, K, toks)
+
+
+def finish(a, cfg, model, seen, counts, held, curve, step, tokens_seen, t_train, stop_reason, K, toks):
+    os.makedirs(a.out, exist_ok=True)
+    tensors = export_tensors(model, seen)
+    st_path = os.path.join(a.out, "model.safetensors")
+    write_safetensors(st_path, tensors, a.dtype)
+    with open(os.path.join(a.out, "config.json"), "w") as f:
+        json.dump(hf_config(cfg), f, indent=2, sort_keys=True)
+        f.write("\n")
+    for fn in ("vocab.json", "merges.txt"):
+        shutil.copyfile(os.path.join(ROOT, "models", "gpt2-tokenizer", fn), os.path.join(a.out, fn))
+    log("wrote %s (%d bytes, %s)" % (st_path, os.path.getsize(st_path), a.dtype))
+
+    # independent re-read + full-vocabulary evaluation of the exported file
+    full = full_model_from_tensors(cfg, read_safetensors(st_path))
+    loss, n = eval_windows(full, held, a.ctx)
+    tgt = scored_targets(held, a.ctx)
+    N = int(counts.sum())
+    uni = float(-np.mean(np.log((counts[tgt] + 1.0) / (N + V))))
+    unseen_held = int(np.sum(counts[tgt] == 0))
+    log("exported model: heldout loss %.6f nats/token over %d tokens (unigram %.6f)" % (loss, n, uni))
+    md = toks["mobydick"].astype(np.int64)
+    if a.no_whole_eval:
+        md = md[:2 * a.ctx]
+    t0 = time.time()
+    md_loss, md_n = eval_windows(full, md, a.ctx)
+    md_tgt = scored_targets(md, a.ctx)
+    md_uni = float(-np.mean(np.log((counts[md_tgt] + 1.0) / (N + V))))
+    log("whole Moby Dick: loss %.6f over %d tokens (unigram %.6f) in %.0fs" % (md_loss, md_n, md_uni, time.time() - t0))
+
+    how = ("examples/heldout_mobydick.txt read as UTF-8 and tokenized as one string with the GPT-2 "
+           "BPE (no <|endoftext|> added); the %d ids are cut into consecutive non-overlapping "
+           "windows of %d tokens (the last one shorter); each window is run on its own from "
+           "position 0, and every token except each window's first is scored with -ln p(token | "
+           "window prefix) under the full 50257-way softmax; loss = mean over the %d scored "
+           "tokens. unigram_loss: p(id) = (count_train(id)+1)/(N_train+50257) with counts over "
+           "the %d training tokens, on the same scored tokens." % (len(held), a.ctx, n, N))
+    ev = {"tokens": n, "loss": round(loss, 6), "unigram_loss": round(uni, 6), "ctx": a.ctx,
+          "file": "examples/heldout_mobydick.txt", "file_tokens": int(len(held)),
+          "how": how, "whole_mobydick": {"tokens": md_n, "loss": round(md_loss, 6),
+                                         "unigram_loss": round(md_uni, 6)}}
+    with open(os.path.join(a.out, "heldout_eval.json"), "w") as f:
+        json.dump(ev, f, indent=2)
+        f.write("\n")
+
+    enc = Encoder.load()
+    prompts = ["It is a truth universally acknowledged, that a single man in possession",
+               "In the beginning God created the heaven and the",
+               "Elizabeth looked at her sister, and",
+               "And the LORD said unto Moses,",
+               "Call me Ishmael. Some years ago",
+               "The whale"]
+    rows = []
+    with torch.no_grad():
+        for pr in prompts:
+            ids = enc.encode(pr)
+            gen_ids = []
+            for _ in range(8):
+                x = torch.tensor([(ids + gen_ids)[-a.ctx:]])
+                lg = full.logits(x)[0, -1]
+                gen_ids.append(int(torch.argmax(lg)))
+            p = torch.softmax(full.logits(torch.tensor([ids]))[0, -1].double(), -1)
+            top = torch.topk(p, 3)
+            rows.append((pr, " ".join("`%s` %.3f" % (enc.decode([int(i)]).replace("\n", "\\n"), float(v))
+                                       for v, i in zip(top.values, top.indices)),
+                         enc.decode(gen_ids).replace("\n", "\\n")))
+    write_readme(a, cfg, curve, step, tokens_seen, t_train, stop_reason, K, toks, N, ev, rows,
+                 os.path.getsize(st_path), unseen_held)
+    log("done: %s" % a.out)
+
+
+def write_readme(a, cfg, curve, step, tokens_seen, t_train, stop_reason, K, toks, N, ev, rows, size, unseen_held):
+    E, L, H = cfg["n_embd"], cfg["n_layer"], cfg["n_head"]
+    n_emb = V * E + cfg["n_positions"] * E
+    n_attn = L * (E * 3 * E + 3 * E + E * E + E)
+    n_ffn = L * (E * 4 * E + 4 * E + 4 * E * E + E)
+    n_ln = L * 4 * E + 2 * E
+    total = n_emb + n_attn + n_ffn + n_ln
+    sched = a.schedule_steps or a.steps
+    lines = []
+    w = lines.append
+    w("# probe demo model\n")
+    w("A small GPT-2 (Hugging Face `GPT2LMHeadModel` layout) trained from scratch by "
+      "`scripts/train_demo_model.py` on public-domain narrative English, so that its neurons "
+      "are learned features. It is the default model of `probe` (used when neither `--model` nor "
+      "`$PROBE_MODEL` is given). Written automatically by the training script.\n")
+    w("## Architecture\n")
+    w("| | |\n|---|---|")
+    w("| layers (`n_layer`) | %d |" % L)
+    w("| width (`n_embd`) | %d |" % E)
+    w("| heads (`n_head`) | %d (head size %d) |" % (H, E // H))
+    w("| FFN (`n_inner`) | %d = 4 x n_embd (`null` in config.json) |" % (4 * E))
+    w("| context (`n_positions`) | %d, learned positions |" % cfg["n_positions"])
+    w("| vocabulary | 50257, the real GPT-2 byte-level BPE (`vocab.json`, `merges.txt`) |")
+    w("| activation | `gelu_new` (tanh approximation) |")
+    w("| blocks | pre-LayerNorm (ln_1, attn, ln_2, mlp), final `ln_f`, eps 1e-5 |")
+    w("| output head | tied: `lm_head = wte` (no `lm_head.weight` in the file) |")
+    w("| parameters | %d total: embeddings %d (wte+wpe), attention %d, FFN %d (%.1f%%), layer norms %d |"
+      % (total, n_emb, n_attn, n_ffn, 100.0 * n_ffn / total, n_ln))
+    w("| file | `model.safetensors`, %s, %d bytes; no `h.N.attn.bias` buffers |" % (a.dtype, size))
+    w("")
+    w("## Data\n")
+    w("Extracted from Debian packages by `scripts/extract_corpus.py` (see `examples/README` and `NOTICE`):\n")
+    w("| book | package | GPT-2 tokens | use |\n|---|---|---|---|")
+    w("| Jane Austen's six novels | r-cran-janeaustenr | %d | train |" % len(toks["austen"]))
+    w("| World English Bible (with deuterocanon) | sword-text-web | %d | train |" % len(toks["web"]))
+    w("| King James Bible | bible-kjv-text | %d | train |" % len(toks["kjv"]))
+    w("| Moby Dick (Melville) | r-cran-tokenizers | %d | **held out**, never trained on |" % len(toks["mobydick"]))
+    w("")
+    w("Each book is tokenized as one string; the three training books are concatenated with "
+      "`<|endoftext|>` (50256) after each, %d tokens in all, using K = %d distinct ids. Training "
+      "windows of %d+1 tokens are drawn uniformly at random from this stream.\n" % (N, K, a.ctx))
+    w("## Training\n")
+    w("AdamW (betas 0.9/0.95, weight decay %g on matrices), peak lr %g, %d warmup steps, cosine "
+      "to %g over %d steps, batch %d x %d tokens, gradient clipping 1.0, seed %d, float32, "
+      "%d CPU threads." % (a.wd, a.lr, a.warmup, a.min_lr, sched, a.batch, a.ctx, a.seed, a.threads))
+    w("Stopped at **step %d** (%s), **%d tokens seen** (%.2f passes over the training stream), "
+      "%.0f s of training.\n" % (step, "step budget" if stop_reason == "steps" else "wall-clock deadline",
+                                   tokens_seen, tokens_seen / N, t_train))
+    w("Softmax: the training loss is computed over the K seen ids plus one shared row `u` for the "
+      "%d ids never seen in training, entered with logit `h.u + ln(%d)`. The exported `wte` has "
+      "all never-seen rows equal to `u`, so this is exactly the full 50257-way softmax of the "
+      "exported model (not an approximation); it is merely cheaper to train.\n" % (V - K, V - K))
+    w("Reproduce (after `scripts/extract_corpus.py`):\n")
+    w("```\n/usr/bin/python3 scripts/train_demo_model.py --n-layer %d --n-embd %d --n-head %d --ctx %d "
+      "--batch %d --lr %g --min-lr %g --warmup %d --wd %g --seed %d --threads %d --dtype %s "
+      "--steps %d --schedule-steps %d\n```\n" % (L, E, H, a.ctx, a.batch, a.lr, a.min_lr, a.warmup,
+                                                 a.wd, a.seed, a.threads, a.dtype, step, sched))
+    w("## Training curve\n")
+    w("Train loss: mean training loss (nats/token, full vocabulary) over the preceding %d steps. "
+      "Held-out: loss on the held-out slice defined below, measured during training in float32 "
+      "before export.\n" % a.eval_every)
+    w("| step | tokens | train loss | held-out loss |\n|---|---|---|---|")
+    for c in curve:
+        w("| %d | %d | %.4f | %.4f |" % (c["step"], c["tokens"], c["train_loss"], c["heldout_loss"]))
+    w("")
+    w("## Held-out loss\n")
+    w("Computed by PyTorch from the exported `model.safetensors` (re-read with an independent "
+      "reader: JSON header + `numpy.frombuffer`), full 50257-way softmax:\n")
+    w("| text | scored tokens | model (nats/token) | unigram baseline |\n|---|---|---|---|")
+    w("| `examples/heldout_mobydick.txt` | %d | **%.4f** | %.4f |" % (ev["tokens"], ev["loss"], ev["unigram_loss"]))
+    wm = ev["whole_mobydick"]
+    w("| whole Moby Dick (extracted text) | %d | %.4f | %.4f |" % (wm["tokens"], wm["loss"], wm["unigram_loss"]))
+    w("")
+    w("Exact definition (also in `heldout_eval.json`): %s %d of the scored held-out tokens never "
+      "occur in the training books.\n" % (ev["how"], unseen_held))
+    w("## Sanity check: next-token predictions\n")
+    w("Top-3 next tokens with probabilities, and an 8-token greedy continuation:\n")
+    w("| prompt | top 3 | greedy continuation |\n|---|---|---|")
+    for pr, top, cont in rows:
+        w("| %s | %s | %s |" % (pr.replace("|", "\\|"), top.replace("|", "\\|"), cont.replace("|", "\\|")))
+    w("")
+    w("## Licence\n")
+    w("The training texts are in the public domain (see `NOTICE`). The weights are released "
+      "under the same terms as the rest of probe. `vocab.json` and `merges.txt` are the GPT-2 "
+      "tokenizer files (see `models/gpt2-tokenizer/`).")
+    with open(os.path.join(a.out, "README.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
