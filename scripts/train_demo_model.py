@@ -217,7 +217,7 @@ def hf_config(cfg):
         "summary_proj_to_labels": True,
         "summary_type": "cls_index",
         "summary_use_proj": True,
-        "torch_dtype": "float32",
+        "torch_dtype": {"F16": "float16", "F32": "float32"}[cfg.get("dtype", "F32")],
         "use_cache": True,
         "vocab_size": V,
     }
@@ -314,6 +314,8 @@ def main():
     ap.add_argument("--dtype", default="F32", choices=["F16", "F32"])
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--no-whole-eval", action="store_true", help="skip the whole-Moby-Dick evaluation")
+    ap.add_argument("--finish-only", action="store_true",
+                    help="no training: load WORK/ckpt.pt and redo export, evaluation and README")
     ap.add_argument("--bench", default="", help="comma list EMBDxHEADS, e.g. 128x4,192x6: time steps only")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -377,7 +379,7 @@ def main():
                             lr=a.lr, betas=(0.9, 0.95), eps=1e-8)
     curve, step, tokens_seen, t_train = [], 0, 0, 0.0
     ck = os.path.join(a.work, "ckpt.pt")
-    if a.resume and os.path.exists(ck):
+    if (a.resume or a.finish_only) and os.path.exists(ck):
         st = torch.load(ck)
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["opt"])
@@ -410,6 +412,11 @@ def main():
         model.train()
         return tot / n
 
+    if a.finish_only:
+        reason = "steps" if step >= a.steps else "deadline"
+        log("finish-only from %s: step %d (%s)" % (ck, step, reason))
+        finish(a, cfg, model, seen, counts, held, curve, step, tokens_seen, t_train, reason, K, toks)
+        return
     recent = []
     stop_reason = "steps"
     t_last_ck = time.time()
@@ -457,6 +464,7 @@ def main():
 
 def finish(a, cfg, model, seen, counts, held, curve, step, tokens_seen, t_train, stop_reason, K, toks):
     os.makedirs(a.out, exist_ok=True)
+    cfg = dict(cfg, dtype=a.dtype)
     tensors = export_tensors(model, seen)
     st_path = os.path.join(a.out, "model.safetensors")
     write_safetensors(st_path, tensors, a.dtype)
