@@ -1,0 +1,145 @@
+/* ablate.c — see ablate.h. The baseline of a window is one plain forward;
+ * each condition is one forward with its hooks, compared row by row with
+ * the kept baseline. Per row: loss = lse - z[target], argmax, and
+ * KL(base || ablated) from the kept baseline probabilities. */
+#include "ablate.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "util.h"
+
+struct Ablator {
+    Model *m;
+    int ctx, V;
+    /* baseline of the current window, rows 0..T-2 (row t predicts ids[t+1]) */
+    float *base_logits; /* [ctx x V] */
+    float *base_prob;   /* [ctx x V] softmax of base_logits, float */
+    double *base_lse;   /* [ctx] log-sum-exp of each row */
+    double *base_psum;  /* [ctx] sum of base_prob's row in double */
+    int32_t *base_top;  /* [ctx] argmax of each row */
+    float *logits;      /* [ctx x V] the ablated forward */
+    const int32_t *ids; /* the current window (borrowed) */
+    int T, from;
+};
+
+Ablator *ablator_new(Model *m, int ctx, char *err) {
+    if (ctx < 1 || ctx > m->cfg.n_positions) {
+        err_set(err, "context %d out of range 1..%d", ctx, m->cfg.n_positions);
+        return NULL;
+    }
+    Ablator *a = calloc(1, sizeof *a);
+    if (!a) goto oom;
+    a->m = m;
+    a->ctx = ctx;
+    a->V = m->cfg.vocab_size;
+    size_t rows = (size_t)ctx * (size_t)a->V;
+    a->base_logits = malloc(sizeof(float) * rows);
+    a->base_prob = malloc(sizeof(float) * rows);
+    a->logits = malloc(sizeof(float) * rows);
+    a->base_lse = malloc(sizeof(double) * (size_t)ctx);
+    a->base_psum = malloc(sizeof(double) * (size_t)ctx);
+    a->base_top = malloc(sizeof(int32_t) * (size_t)ctx);
+    if (!a->base_logits || !a->base_prob || !a->logits || !a->base_lse || !a->base_psum || !a->base_top)
+        goto oom;
+    return a;
+oom:
+    ablator_free(a);
+    err_set(err, "out of memory for ablation buffers (3 x %d x %d floats)", ctx, m->cfg.vocab_size);
+    return NULL;
+}
+
+void ablator_free(Ablator *a) {
+    if (!a) return;
+    free(a->base_logits);
+    free(a->base_prob);
+    free(a->logits);
+    free(a->base_lse);
+    free(a->base_psum);
+    free(a->base_top);
+    free(a);
+}
+
+int ablate_argmax(const float *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+double ablate_kl_row(const float *prob, double psum, const float *zp, double lse_p, const float *zq,
+                     double lse_q, int V) {
+    double dot = 0.0;
+    for (int v = 0; v < V; v++) dot += (double)prob[v] * ((double)zp[v] - (double)zq[v]);
+    return dot / psum + (lse_q - lse_p);
+}
+
+int ablator_baseline(Ablator *a, const int32_t *ids, int T, int from, char *err) {
+    if (T < 1 || T > a->ctx) return err_set(err, "window of %d tokens exceeds the context %d", T, a->ctx);
+    if (from < 1 || from > T) return err_set(err, "first predicted token %d out of range 1..%d", from, T);
+    a->ids = ids;
+    a->T = T;
+    a->from = from;
+    if (model_forward(a->m, ids, T, NULL, a->base_logits, err)) return -1;
+    int V = a->V;
+    for (int t = from - 1; t < T - 1; t++) {
+        const float *z = a->base_logits + (size_t)t * V;
+        float *p = a->base_prob + (size_t)t * V;
+        double lse = logsumexp(z, V), psum = 0.0;
+        for (int v = 0; v < V; v++) {
+            p[v] = (float)exp((double)z[v] - lse);
+            psum += p[v];
+        }
+        a->base_lse[t] = lse;
+        a->base_psum[t] = psum;
+        a->base_top[t] = ablate_argmax(z, V);
+    }
+    return 0;
+}
+
+int ablator_count(const Ablator *a) { return a->T - a->from; }
+
+int ablator_measure(Ablator *a, const ForwardHooks *hooks, TokenEffect *effects, AblateTotals *tot,
+                    char *err) {
+    if (!a->ids) return err_set(err, "no baseline computed");
+    if (model_forward(a->m, a->ids, a->T, hooks, a->logits, err)) return -1;
+    int V = a->V;
+    for (int j = a->from; j < a->T; j++) {
+        int t = j - 1, target = a->ids[j];
+        const float *zb = a->base_logits + (size_t)t * V, *za = a->logits + (size_t)t * V;
+        double lse_a = logsumexp(za, V);
+        TokenEffect e = {
+            .pos = j,
+            .token = target,
+            .base_loss = a->base_lse[t] - (double)zb[target],
+            .abl_loss = lse_a - (double)za[target],
+            .kl = ablate_kl_row(a->base_prob + (size_t)t * V, a->base_psum[t], zb, a->base_lse[t], za,
+                                lse_a, V),
+            .base_top = a->base_top[t],
+            .abl_top = ablate_argmax(za, V),
+        };
+        if (effects) effects[j - a->from] = e;
+        tot->n++;
+        tot->base_nll += e.base_loss;
+        tot->abl_nll += e.abl_loss;
+        tot->kl += e.kl;
+        tot->agree += e.base_top == e.abl_top;
+    }
+    return 0;
+}
+
+void ablate_figures(const AblateTotals *t, AblateFigures *f) {
+    memset(f, 0, sizeof *f);
+    f->n = t->n;
+    if (t->n == 0) return;
+    double n = (double)t->n;
+    f->base_ce = t->base_nll / n;
+    f->abl_ce = t->abl_nll / n;
+    f->base_ppl = exp(f->base_ce);
+    f->abl_ppl = exp(f->abl_ce);
+    f->dloss = f->abl_ce - f->base_ce;
+    f->kl = t->kl / n;
+    f->agreement = (double)t->agree / n;
+}

@@ -1,0 +1,90 @@
+/* ablate.h — what a model loses under an intervention: next-token
+ * cross-entropy, KL(baseline || ablated) over the full vocabulary and top-1
+ * agreement with the baseline's prediction, per token and summed.
+ *
+ *   Ablator *a = ablator_new(m, ctx, err);        // buffers for the largest window
+ *   for each window (ids[0..T), tokens from..T-1 predicted):
+ *       ablator_baseline(a, ids, T, from, err);   // one plain forward, kept
+ *       for each condition:
+ *           ablator_measure(a, &hooks, effects, &totals[c], err);
+ *   ablate_figures(&totals[c], &fig);
+ *   ablator_free(a);
+ *
+ * Token j of a window (from <= j < T, from >= 1) is predicted from row j-1
+ * of the logits. The baseline of a window is computed once and shared by
+ * every condition: its logits, probabilities, log-sum-exp and argmax per row.
+ * All sums are in double. A condition whose hooks ask for nothing gives the
+ * plain forward bit for bit, hence KL exactly 0 and agreement exactly 1.
+ *
+ * Ownership: the Ablator borrows the Model and owns its buffers (three of
+ * [ctx x V] floats); it keeps a pointer to the ids of the current window. */
+#ifndef PROBE_ABLATE_H
+#define PROBE_ABLATE_H
+
+#include <stdint.h>
+
+#include "model.h"
+
+/* Running sums over predicted tokens (nats). */
+typedef struct {
+    int64_t n;        /* tokens */
+    double base_nll;  /* sum of baseline cross-entropy */
+    double abl_nll;   /* sum of ablated cross-entropy */
+    double kl;        /* sum of KL(baseline || ablated) */
+    int64_t agree;    /* tokens whose ablated argmax equals the baseline's */
+} AblateTotals;
+
+/* The effect on one predicted token. */
+typedef struct {
+    int32_t pos;      /* index of the predicted token in the window */
+    int32_t token;    /* its id */
+    double base_loss, abl_loss, kl;
+    int32_t base_top, abl_top; /* argmax of each distribution */
+} TokenEffect;
+
+/* The reported figures of one condition. */
+typedef struct {
+    int64_t n;
+    double base_ce, abl_ce;   /* mean cross-entropy, nats/token */
+    double base_ppl, abl_ppl; /* exp of those */
+    double dloss;             /* abl_ce - base_ce */
+    double kl;                /* mean KL(baseline || ablated), nats/token */
+    double agreement;         /* fraction of tokens with the same top-1 */
+} AblateFigures;
+
+typedef struct Ablator Ablator;
+
+/* Buffers for windows of up to ctx tokens (1 <= ctx <= n_positions). */
+Ablator *ablator_new(Model *m, int ctx, char *err);
+void ablator_free(Ablator *a); /* accepts NULL */
+
+/* Runs the plain forward on ids[0..T) and keeps what the conditions need for
+ * the tokens from..T-1 (1 <= from <= T; from == T predicts nothing). ids
+ * must stay valid until the next ablator_baseline. */
+int ablator_baseline(Ablator *a, const int32_t *ids, int T, int from, char *err);
+
+/* Runs the forward with hooks on the current window and compares it with
+ * the baseline: fills effects[0..T-from) when effects != NULL and adds to
+ * *tot. */
+int ablator_measure(Ablator *a, const ForwardHooks *hooks, TokenEffect *effects, AblateTotals *tot,
+                    char *err);
+
+/* Tokens predicted in the current window (T - from). */
+int ablator_count(const Ablator *a);
+
+void ablate_figures(const AblateTotals *t, AblateFigures *f);
+
+/* ---- per-row metrics (exposed for tests) ------------------------------ */
+
+/* Index of the largest of x[0..n) (the first on ties). */
+int ablate_argmax(const float *x, int n);
+
+/* KL(p || q) in nats for one row, where p = softmax(zp) is given as floats
+ * prob[] summing (in double) to psum, and lse_p, lse_q are the log-sum-exp
+ * of zp and zq: KL = sum_v p_v (zp_v - zq_v) / psum + lse_q - lse_p.
+ * Dividing by psum keeps the value invariant to a constant shift of the
+ * logits despite the rounding of prob[] to float. */
+double ablate_kl_row(const float *prob, double psum, const float *zp, double lse_p, const float *zq,
+                     double lse_q, int V);
+
+#endif
