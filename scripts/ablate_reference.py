@@ -188,7 +188,8 @@ def conditions(a, model, means):
     if a.no_ffn:
         return [layer_cond("no-ffn", range(model.L))]
     if a.layers:
-        return [layer_cond("layers " + a.layers, parse_layers(a.layers))]
+        ls = parse_layers(a.layers)
+        return [layer_cond(("layer " if len(ls) == 1 else "layers ") + a.layers, ls)]
     if a.neurons:
         val = (lambda l, n: means[l][n]) if a.mode == "mean" else (lambda l, n: 0.0)
         return [("neurons " + a.neurons, set(), [(l, n, val(l, n)) for (l, n) in parse_neurons(a.neurons)])]
