@@ -76,6 +76,9 @@ void ablate_figures(const AblateTotals *t, AblateFigures *f);
 
 /* ---- per-row metrics (exposed for tests) ------------------------------ */
 
+/* log(sum(exp(z[0..n)))) in double (max-shifted, exact to ~1e-15). */
+double ablate_logsumexp(const float *z, int n);
+
 /* Index of the largest of x[0..n) (the first on ties). */
 int ablate_argmax(const float *x, int n);
 
