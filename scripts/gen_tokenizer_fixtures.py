@@ -176,6 +176,9 @@ def hard_cases():
     c["random_long_words"] = b" ".join(
         "".join(rnd.choice(al) for _ in range(rnd.randint(50, 800))).encode()
         for al in ["ab", "aab", "eiou", "thesn", "=-", ".,!", "0123", "ll", "ssss", "\u00e9\u65e5"] * 2)
+    # words of exactly 64..1024 bytes: BPE scratch sizes are powers of two
+    words = "theinformationandsoftwarelicensegrantedheretoyouunderthetermsofthisagreement"
+    c["pow2_words"] = b" ".join((words * 20)[:n].encode() for n in (63, 64, 65, 127, 128, 256, 512, 1024))
     return c
 
 

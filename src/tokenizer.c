@@ -56,7 +56,9 @@ typedef struct {
     int32_t *sym;   /* [cap] token id of each symbol, -1 once merged away */
     int32_t *next;  /* [cap] index of the next live symbol, -1 at the end */
     int32_t *prev;  /* [cap] index of the previous live symbol, -1 at the start */
-    uint64_t *heap; /* [cap] rank << 32 | left symbol index, min-heap */
+    uint64_t *heap; /* [2 * cap] rank << 32 | left symbol index, min-heap; each
+                       merge pops one entry and pushes at most two, so the
+                       n - 1 initial pairs grow to at most 2n - 2 */
     uint64_t *todo; /* [cap] pairs created during a pass, pushed after it */
     size_t cap;
 } BpeScratch;
@@ -254,7 +256,7 @@ static int bpe_reserve(BpeScratch *w, size_t n) {
     if (next) w->next = next;
     int32_t *prev = realloc(w->prev, cap * sizeof *prev);
     if (prev) w->prev = prev;
-    uint64_t *heap = realloc(w->heap, cap * sizeof *heap);
+    uint64_t *heap = realloc(w->heap, 2 * cap * sizeof *heap);
     if (heap) w->heap = heap;
     uint64_t *todo = realloc(w->todo, cap * sizeof *todo);
     if (todo) w->todo = todo;
