@@ -80,7 +80,7 @@ const char *model_dir_resolve(const char *opt) {
     const char *env = getenv("PROBE_MODEL");
     if (env && *env) return env;
     /* models/demo next to the binary, so ./probe works from any directory. */
-    static char path[PATH_MAX];
+    static char path[PATH_MAX + 32];
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n > 0) {
@@ -91,8 +91,8 @@ const char *model_dir_resolve(const char *opt) {
             /* build-asan/probe lives one level down from the repository */
             const char *base = strrchr(exe, '/');
             const char *up = base && strncmp(base + 1, "build", 5) == 0 ? "/.." : "";
-            snprintf(path, sizeof path, "%s%s/models/demo", exe, up);
-            return path;
+            if (snprintf(path, sizeof path, "%s%s/models/demo", exe, up) < (int)sizeof path)
+                return path;
         }
     }
     return "models/demo";
