@@ -1,0 +1,322 @@
+/* recorder.c — see recorder.h.
+ *
+ * State blob of one layer (run_state.state), native little-endian:
+ *   uint32 magic 'PRS1', uint32 F, uint32 N, uint32 0, int64 count,
+ *   double sum[F], sumsq[F], npos[F]   (sums of x - shift, (x - shift)^2, x > 0)
+ *   float shift[F], min[F], max[F],
+ *   int32 heap_n[F], float heap_val[F*N], int64 heap_row[F*N]   (heaps as stored) */
+#include "recorder.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+#define STATE_MAGIC 0x31535250u /* "PRS1" */
+
+typedef struct {
+    int64_t count;
+    double *sum, *sumsq, *npos; /* [F] */
+    float *shift, *min, *max;   /* [F] */
+    float *thr;                 /* [F] value to beat to enter the heap */
+    int32_t *heap_n;            /* [F] */
+    float *hval;                /* [F x N] min-heap per neuron, root = worst */
+    int64_t *hrow;              /* [F x N] */
+} LayerAgg;
+
+struct Recorder {
+    int n_layers, F, N, k;
+    LayerAgg *layers;
+    float *kv;   /* [k] top-k scratch */
+    int32_t *ki; /* [k] */
+};
+
+void recorder_free(Recorder *r) {
+    if (!r) return;
+    for (int i = 0; r->layers && i < r->n_layers; i++) {
+        LayerAgg *a = &r->layers[i];
+        free(a->sum);
+        free(a->sumsq);
+        free(a->npos);
+        free(a->shift);
+        free(a->min);
+        free(a->max);
+        free(a->thr);
+        free(a->heap_n);
+        free(a->hval);
+        free(a->hrow);
+    }
+    free(r->layers);
+    free(r->kv);
+    free(r->ki);
+    free(r);
+}
+
+static void layer_reset(LayerAgg *a, int F) {
+    a->count = 0;
+    for (int j = 0; j < F; j++) {
+        a->sum[j] = a->sumsq[j] = a->npos[j] = 0;
+        a->shift[j] = 0;
+        a->min[j] = INFINITY;
+        a->max[j] = -INFINITY;
+        a->thr[j] = -INFINITY;
+        a->heap_n[j] = 0;
+    }
+}
+
+Recorder *recorder_new(int n_layers, int F, int n_examples, int top_k, char *err) {
+    if (n_layers < 1 || F < 1 || F > 65535 || n_examples < 1 || top_k < 1 || top_k > F) {
+        err_set(err, "recorder: bad sizes (layers %d, neurons %d, examples %d, top-k %d)", n_layers,
+                F, n_examples, top_k);
+        return NULL;
+    }
+    Recorder *r = calloc(1, sizeof *r);
+    if (!r) goto oom;
+    r->n_layers = n_layers;
+    r->F = F;
+    r->N = n_examples;
+    r->k = top_k;
+    r->layers = calloc((size_t)n_layers, sizeof *r->layers);
+    r->kv = malloc(sizeof *r->kv * (size_t)top_k);
+    r->ki = malloc(sizeof *r->ki * (size_t)top_k);
+    if (!r->layers || !r->kv || !r->ki) goto oom;
+    size_t f = (size_t)F, fn = f * (size_t)n_examples;
+    for (int i = 0; i < n_layers; i++) {
+        LayerAgg *a = &r->layers[i];
+        a->sum = malloc(sizeof(double) * f);
+        a->sumsq = malloc(sizeof(double) * f);
+        a->npos = malloc(sizeof(double) * f);
+        a->shift = malloc(sizeof(float) * f);
+        a->min = malloc(sizeof(float) * f);
+        a->max = malloc(sizeof(float) * f);
+        a->thr = malloc(sizeof(float) * f);
+        a->heap_n = malloc(sizeof(int32_t) * f);
+        a->hval = malloc(sizeof(float) * fn);
+        a->hrow = malloc(sizeof(int64_t) * fn);
+        if (!a->sum || !a->sumsq || !a->npos || !a->shift || !a->min || !a->max || !a->thr ||
+            !a->heap_n || !a->hval || !a->hrow)
+            goto oom;
+        layer_reset(a, F);
+    }
+    return r;
+oom:
+    recorder_free(r);
+    err_set(err, "out of memory for the recorder (%d layers x %d neurons x %d examples)", n_layers, F,
+            n_examples);
+    return NULL;
+}
+
+/* ---- heaps ---------------------------------------------------------------- */
+
+/* a is worse than b: lower value, or equal value and a later token. */
+static inline int worse(float av, int64_t ar, float bv, int64_t br) {
+    return av < bv || (av == bv && ar > br);
+}
+
+static void heap_push(float *v, int64_t *row, int32_t *n, int N, float x, int64_t tr, float *thr) {
+    if (*n < N) { /* append, sift up */
+        int i = (*n)++;
+        while (i > 0) {
+            int p = (i - 1) / 2;
+            if (!worse(x, tr, v[p], row[p])) break;
+            v[i] = v[p];
+            row[i] = row[p];
+            i = p;
+        }
+        v[i] = x;
+        row[i] = tr;
+        if (*n == N) *thr = v[0];
+        return;
+    }
+    /* replace the root (the worst), sift down */
+    int i = 0;
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= N) break;
+        if (c + 1 < N && worse(v[c + 1], row[c + 1], v[c], row[c])) c++;
+        if (!worse(v[c], row[c], x, tr)) break;
+        v[i] = v[c];
+        row[i] = row[c];
+        i = c;
+    }
+    v[i] = x;
+    row[i] = tr;
+    *thr = v[0];
+}
+
+/* ---- adding tokens -------------------------------------------------------- */
+
+/* Top-k of x[0..F) into kv/ki, highest first, ties to the lower index. */
+static void topk_row(const float *x, int F, int k, float *kv, int32_t *ki) {
+    int filled = 0;
+    for (int j = 0; j < F; j++) {
+        float xv = x[j];
+        if (filled == k && !(xv > kv[k - 1])) continue;
+        int pos = filled < k ? filled++ : k - 1;
+        while (pos > 0 && kv[pos - 1] < xv) {
+            kv[pos] = kv[pos - 1];
+            ki[pos] = ki[pos - 1];
+            pos--;
+        }
+        kv[pos] = xv;
+        ki[pos] = j;
+    }
+}
+
+void recorder_add(Recorder *r, int li, const float *act, int n, const int64_t *token_rows,
+                  uint8_t *topk_out, uint16_t *full_out) {
+    LayerAgg *a = &r->layers[li];
+    const int F = r->F, N = r->N, k = r->k;
+    for (int t = 0; t < n; t++) {
+        const float *x = act + (size_t)t * F;
+        if (a->count == 0) memcpy(a->shift, x, sizeof(float) * (size_t)F);
+        double *restrict sum = a->sum, *restrict sumsq = a->sumsq, *restrict npos = a->npos;
+        float *restrict mn = a->min, *restrict mx = a->max;
+        const float *restrict sh = a->shift;
+        for (int j = 0; j < F; j++) {
+            double d = (double)x[j] - (double)sh[j];
+            sum[j] += d;
+            sumsq[j] += d * d;
+            npos[j] += x[j] > 0.0f ? 1.0 : 0.0;
+            mn[j] = x[j] < mn[j] ? x[j] : mn[j];
+            mx[j] = x[j] > mx[j] ? x[j] : mx[j];
+        }
+        a->count++;
+        const int64_t tr = token_rows[t];
+        for (int j = 0; j < F; j++)
+            if (x[j] > a->thr[j])
+                heap_push(a->hval + (size_t)j * N, a->hrow + (size_t)j * N, &a->heap_n[j], N, x[j],
+                          tr, &a->thr[j]);
+        if (topk_out) {
+            topk_row(x, F, k, r->kv, r->ki);
+            uint8_t *o = topk_out + (size_t)t * k * RECORDER_TOPK_BYTES;
+            for (int i = 0; i < k; i++) {
+                uint16_t nn = (uint16_t)r->ki[i];
+                memcpy(o + i * RECORDER_TOPK_BYTES, &nn, 2);
+                memcpy(o + i * RECORDER_TOPK_BYTES + 2, &r->kv[i], 4);
+            }
+        }
+        if (full_out) {
+            uint16_t *o = full_out + (size_t)t * F;
+            for (int j = 0; j < F; j++) o[j] = f32_to_f16(x[j]);
+        }
+    }
+}
+
+/* ---- results -------------------------------------------------------------- */
+
+int64_t recorder_count(const Recorder *r, int li) { return r->layers[li].count; }
+
+void recorder_stats(const Recorder *r, int li, int j, NeuronStats *out) {
+    const LayerAgg *a = &r->layers[li];
+    double n = (double)a->count;
+    memset(out, 0, sizeof *out);
+    out->count = a->count;
+    if (a->count == 0) return;
+    double m = a->sum[j] / n;
+    double var = a->sumsq[j] / n - m * m;
+    out->mean = (double)a->shift[j] + m;
+    out->variance = var > 0 ? var : 0;
+    out->min = a->min[j];
+    out->max = a->max[j];
+    out->frac_pos = a->npos[j] / n;
+}
+
+static int example_cmp(const void *pa, const void *pb) {
+    const Example *a = pa, *b = pb;
+    if (a->value != b->value) return a->value > b->value ? -1 : 1;
+    return a->token_row < b->token_row ? -1 : a->token_row > b->token_row;
+}
+
+void recorder_examples(const Recorder *r, int li, int j, Example *out, int *n) {
+    const LayerAgg *a = &r->layers[li];
+    int m = a->heap_n[j];
+    for (int i = 0; i < m; i++) {
+        out[i].value = a->hval[(size_t)j * r->N + i];
+        out[i].token_row = a->hrow[(size_t)j * r->N + i];
+    }
+    qsort(out, (size_t)m, sizeof *out, example_cmp);
+    *n = m;
+}
+
+/* ---- state ---------------------------------------------------------------- */
+
+size_t recorder_state_size(const Recorder *r) {
+    size_t f = (size_t)r->F, fn = f * (size_t)r->N;
+    return 24 + f * (3 * sizeof(double) + 3 * sizeof(float) + sizeof(int32_t)) +
+           fn * (sizeof(float) + sizeof(int64_t));
+}
+
+#define PUT(p, src, bytes) (memcpy(p, src, bytes), (p) += (bytes))
+#define GET(dst, p, bytes) (memcpy(dst, p, bytes), (p) += (bytes))
+
+void recorder_state_save(const Recorder *r, int li, void *buf) {
+    const LayerAgg *a = &r->layers[li];
+    size_t f = (size_t)r->F, fn = f * (size_t)r->N;
+    uint32_t head[4] = {STATE_MAGIC, (uint32_t)r->F, (uint32_t)r->N, 0};
+    uint8_t *p = buf;
+    PUT(p, head, sizeof head);
+    PUT(p, &a->count, 8);
+    PUT(p, a->sum, f * 8);
+    PUT(p, a->sumsq, f * 8);
+    PUT(p, a->npos, f * 8);
+    PUT(p, a->shift, f * 4);
+    PUT(p, a->min, f * 4);
+    PUT(p, a->max, f * 4);
+    PUT(p, a->heap_n, f * 4);
+    PUT(p, a->hval, fn * 4);
+    PUT(p, a->hrow, fn * 8);
+}
+
+int recorder_state_load(Recorder *r, int li, const void *buf, size_t len, char *err) {
+    LayerAgg *a = &r->layers[li];
+    size_t f = (size_t)r->F, fn = f * (size_t)r->N;
+    uint32_t head[4];
+    const uint8_t *p = buf;
+    if (len != recorder_state_size(r)) return err_set(err, "saved recorder state has the wrong size");
+    GET(head, p, sizeof head);
+    if (head[0] != STATE_MAGIC || head[1] != (uint32_t)r->F || head[2] != (uint32_t)r->N)
+        return err_set(err, "saved recorder state does not match the run");
+    GET(&a->count, p, 8);
+    GET(a->sum, p, f * 8);
+    GET(a->sumsq, p, f * 8);
+    GET(a->npos, p, f * 8);
+    GET(a->shift, p, f * 4);
+    GET(a->min, p, f * 4);
+    GET(a->max, p, f * 4);
+    GET(a->heap_n, p, f * 4);
+    GET(a->hval, p, fn * 4);
+    GET(a->hrow, p, fn * 8);
+    for (size_t j = 0; j < f; j++) {
+        if (a->heap_n[j] < 0 || a->heap_n[j] > r->N) return err_set(err, "saved recorder state is corrupt");
+        a->thr[j] = a->heap_n[j] == r->N ? a->hval[j * (size_t)r->N] : -INFINITY;
+    }
+    return 0;
+}
+
+/* ---- fp16 ----------------------------------------------------------------- */
+
+uint16_t f32_to_f16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000u;
+    uint32_t exp = (x >> 23) & 0xffu;
+    uint32_t mant = x & 0x7fffffu;
+    if (exp == 0xff) return (uint16_t)(sign | 0x7c00u | (mant ? 0x200u : 0)); /* inf / nan */
+    int e = (int)exp - 127 + 15;
+    if (e >= 31) return (uint16_t)(sign | 0x7c00u); /* overflow -> inf */
+    if (e <= 0) {                                   /* subnormal half or zero */
+        if (e < -10) return (uint16_t)sign;
+        mant |= 0x800000u;
+        int shift = 14 - e;
+        uint32_t h = mant >> shift;
+        uint32_t rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (h & 1))) h++;
+        return (uint16_t)(sign | h);
+    }
+    uint32_t h = ((uint32_t)e << 10) | (mant >> 13);
+    uint32_t rem = mant & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) h++; /* may carry into the exponent: fine */
+    return (uint16_t)(sign | h);
+}
