@@ -1,0 +1,36 @@
+#!/bin/sh
+# bench.sh — `make bench`: probe against PyTorch and the machine's FLOP ceiling.
+#
+#   make bench                      # full: 16 windows of 1024 tokens, median of 3 runs
+#   BENCH_RUNS=5 make bench         # more runs
+#   BENCH_QUICK=1 make bench        # smoke test: 2 windows, 1 run (numbers meaningless)
+#
+# Builds, into bench-cache/ (ignored by git, kept between runs):
+#   sgemm_peak     scripts/sgemm_peak.c against OpenBLAS
+#   bench_forward  scripts/bench_forward.c against probe's own objects
+#                  (every build/*.o of src/*.c except main.o, and the schema)
+# then runs scripts/bench_run.py, which generates the checkpoint and corpus
+# once, times everything and prints the table and the closing line
+#   record/peer=X.XX forward/ceiling=Y.YY db_overhead=Z.ZZ rss/weights=W.WW
+# Run it on an otherwise idle machine: the figures are only as quiet as it is.
+set -e
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+CACHE=bench-cache
+mkdir -p "$CACHE"
+
+make -s probe
+OBJS=""
+for f in src/*.c; do
+    b=$(basename "$f" .c)
+    [ "$b" = main ] || OBJS="$OBJS $BUILD/$b.o"
+done
+OBJS="$OBJS $BUILD/gen/schema_sql.o"
+PKGS="openblas libcjson sqlite3"
+
+cc -O2 -o "$CACHE/sgemm_peak" scripts/sgemm_peak.c $(pkg-config --cflags --libs openblas)
+# the same flags as the Makefile's
+cc -O3 -g -std=c11 -Wall -Wextra -D_GNU_SOURCE -march=native $(pkg-config --cflags $PKGS) -Isrc \
+    -o "$CACHE/bench_forward" scripts/bench_forward.c $OBJS $(pkg-config --libs $PKGS) -lm -lpthread
+
+exec /usr/bin/python3 scripts/bench_run.py
