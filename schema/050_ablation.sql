@@ -17,6 +17,7 @@ CREATE TABLE IF NOT EXISTS ablations (
     source          TEXT    NOT NULL,            -- corpus path, or 'run:ID'
     source_checksum TEXT,                        -- corpus checksum (16 hex digits)
     source_run_id   INTEGER,                     -- the recorded run with --run
+    stats_run_id    INTEGER,                     -- mean mode: the run whose neuron means were used
     kind            TEXT    NOT NULL CHECK (kind IN ('no-ffn', 'layers', 'neurons', 'sweep-layers')),
     spec            TEXT,                        -- the --layers / --neurons list as given
     mode            TEXT    NOT NULL CHECK (mode IN ('zero', 'mean')),
@@ -46,9 +47,10 @@ CREATE TABLE IF NOT EXISTS ablation_conditions (
     UNIQUE (ablation_id, idx)
 );
 
--- Per condition and predicted token: token `pos` of document `doc` (0-based,
--- counting the <|endoftext|> that starts each document unless --no-bos),
--- predicted from the tokens before it.
+-- Per condition and predicted token: token `pos` of document `doc`, both
+-- 0-based and numbered as in `probe record` (documents.doc_index, tokens.pos:
+-- the <|endoftext|> placed before a document is not counted), predicted from
+-- the tokens before it (and the <|endoftext|>).
 CREATE TABLE IF NOT EXISTS ablation_tokens (
     condition_id  INTEGER NOT NULL REFERENCES ablation_conditions(id) ON DELETE CASCADE,
     doc           INTEGER NOT NULL,

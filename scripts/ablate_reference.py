@@ -17,8 +17,13 @@ Interventions (as probe): removing a layer's FFN = its output (c_proj and
 its bias) is not added to the residual; zero / mean ablation of a neuron =
 its post-activation is set to 0 / its mean for every token. With --mode mean,
 --layers / --no-ffn / --sweep-layers set every neuron of the layer to its
-mean instead of removing the FFN. --means is a JSON object {"L": [means of
-the n_inner neurons of layer L], ...}.
+mean instead of removing the FFN. --means FILE is a JSON object {"L":
+[means of the n_inner neurons of layer L], ...}; --means corpus computes
+them here over every token of the corpus (each token once, in the window
+that owns it; the <|endoftext|> before a document is context, not a token),
+as `probe record` records them. --dump-means FILE writes the means used.
+Token positions in the output are counted as in `probe record` (without
+the <|endoftext|>; with --ids, the index in the given ids).
 
 Corpus rules (SPEC section 5, src/corpus.h): documents are paragraphs
 separated by blank lines; each starts with <|endoftext|> unless --no-bos; a
@@ -101,9 +106,10 @@ class Model:
         self.act = activation(c.get("activation_function", "gelu_new"))
         self.head = self.w.get("lm_head.weight", self.w["wte.weight"])
 
-    def forward(self, ids, remove=(), edits=()):
+    def forward(self, ids, remove=(), edits=(), acts=None):
         """Logits [T x V] with the FFN of layers in `remove` not added and
-        edits [(layer, neuron, value)] applied to the post-activation."""
+        edits [(layer, neuron, value)] applied to the post-activation; when
+        acts is a list, the post-activation of each layer is appended."""
         w, C, NH = self.w, self.C, self.NH
         T, hs = len(ids), self.C // self.NH
         x = w["wte.weight"][ids] + w["wpe.weight"][:T]
@@ -124,6 +130,8 @@ class Model:
             for (el, en, ev) in edits:
                 if el == l:
                     f[:, en] = ev
+            if acts is not None:
+                acts.append(f.copy())
             if l not in remove:
                 x = x + f @ w[p + "mlp.c_proj.weight"] + w[p + "mlp.c_proj.bias"]
         x = layer_norm(x, w["ln_f.weight"], w["ln_f.bias"], self.eps)
@@ -259,17 +267,13 @@ def main():
     cond.add_argument("--sweep-layers", action="store_true")
     ap.add_argument("--mode", choices=["zero", "mean"], default="zero")
     ap.add_argument("--means")
+    ap.add_argument("--dump-means")
     ap.add_argument("--tokens", action="store_true", help="include per-token effects")
     ap.add_argument("--check-trace", metavar="PROBE", help="also recompute from `PROBE trace` logits")
     a = ap.parse_args()
 
     model = Model(a.model)
     ctx = a.ctx or model.P
-    means = None
-    if a.mode == "mean":
-        raw = json.load(open(a.means))
-        means = {int(k): v for k, v in raw.items()}
-
     if a.ids:
         docs = [json.load(open(a.ids))]
     else:
@@ -279,6 +283,22 @@ def main():
         text = open(a.corpus, encoding="utf-8", errors="surrogateescape").read()
         docs = [([] if a.no_bos else [EOT]) + enc.encode(d) for d in split_paragraphs(text)]
 
+    means = None
+    if a.mode == "mean" and a.means == "corpus":
+        sums, count = np.zeros((model.L, model.F)), 0
+        for ids in docs:
+            for (start, length, first_new) in windows(len(ids), ctx):
+                acts = []
+                model.forward(ids[start:start + length], acts=acts)
+                lo = max(first_new - start, 1 if (start == 0 and not a.no_bos) else 0)
+                sums += np.stack([f[lo:].sum(0) for f in acts])
+                count += length - lo
+        means = {l: (sums[l] / count).tolist() for l in range(model.L)}
+    elif a.mode == "mean":
+        means = {int(k): v for k, v in json.load(open(a.means)).items()}
+    if means and a.dump_means:
+        json.dump({str(k): v for k, v in means.items()}, open(a.dump_means, "w"))
+    bos = 0 if (a.ids or a.no_bos) else 1  # positions are counted without the <|endoftext|>
     conds = conditions(a, model, means)
     effects = [[] for _ in conds]
     worst_trace = 0.0
@@ -292,7 +312,7 @@ def main():
             for ci, (spec, remove, edits) in enumerate(conds):
                 abl = model.forward(w, remove, edits)
                 eff = token_effects(base, abl, w, frm)
-                effects[ci] += [(start + e[0],) + e[1:] + (di,) for e in eff]
+                effects[ci] += [(start + e[0] - bos,) + e[1:] + (di,) for e in eff]
                 if a.check_trace:
                     tb = trace_logits(a.check_trace, a.model, w, set(), [], model.L)
                     ta = trace_logits(a.check_trace, a.model, w, remove, edits, model.L)

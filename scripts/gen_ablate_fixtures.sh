@@ -17,5 +17,7 @@ $R --corpus $D/corpus.txt --ctx 24 --layers 0 > $D/expected_corpus_layers.json
 $R --corpus $D/corpus.txt --ctx 24 --neurons $NEURONS > $D/expected_corpus_neurons.json
 $R --corpus $D/corpus.txt --ctx 24 --sweep-layers > $D/expected_corpus_sweep.json
 $R --corpus $D/corpus.txt --ctx 24 --no-bos --layers 1 > $D/expected_corpus_nobos.json
-# mean mode: see check_ablate.c
-# $R --corpus $D/corpus.txt --ctx 24 --neurons $NEURONS --mode mean --means $D/means.json > $D/expected_corpus_mean.json
+# mean mode: neuron means over the corpus as `probe record --ctx 24` records
+# them (means.json; check_ablate puts them into a database as a recorded run)
+$R --corpus $D/corpus.txt --ctx 24 --neurons $NEURONS --mode mean --means corpus --dump-means $D/means.json > $D/expected_corpus_mean_neurons.json
+$R --corpus $D/corpus.txt --ctx 24 --sweep-layers --mode mean --means $D/means.json > $D/expected_corpus_mean_sweep.json

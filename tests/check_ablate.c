@@ -6,6 +6,7 @@
  * condition equals the baseline exactly; bad specs fail with exit 2. */
 #include <check.h>
 #include <cjson/cJSON.h>
+#include <sqlite3.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "ablate.h"
 #include "intervention.h"
 #include "model.h"
+#include "store.h"
 #include "testutil.h"
 #include "util.h"
 
@@ -237,6 +239,26 @@ START_TEST(test_kl_row) {
 }
 END_TEST
 
+/* The vectorised log-sum-exp against a long double sum, over logits with a
+ * wide range (exp underflow included) and lengths that exercise the tails. */
+START_TEST(test_logsumexp) {
+    static float z[50257];
+    int lens[] = {1, 7, 8, 1023, 1024, 1025, 50257};
+    for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+        int n = lens[k];
+        float mx = -INFINITY;
+        for (int v = 0; v < n; v++) {
+            z[v] = (float)(30.0 * sin(v * 0.731) - (v % 97 == 0 ? 800.0 : 0.0));
+            mx = z[v] > mx ? z[v] : mx;
+        }
+        long double s = 0;
+        for (int v = 0; v < n; v++) s += expl((long double)z[v] - mx);
+        double ref = (double)(mx + logl(s)), got = ablate_logsumexp(z, n);
+        ck_assert_msg(fabs(got - ref) <= 1e-13 * fmax(1.0, fabs(ref)), "n=%d: %.17g vs %.17g", n, got, ref);
+    }
+}
+END_TEST
+
 START_TEST(test_ctx_range) {
     char err[PROBE_ERR_LEN];
     ck_assert_ptr_null(ablator_new(model, model->cfg.n_positions + 1, err));
@@ -246,6 +268,317 @@ START_TEST(test_ctx_range) {
     ck_assert_int_eq(ablator_baseline(a, ids, 8, 0, err), -1);
     ablator_free(a);
     ablator_free(NULL);
+}
+END_TEST
+
+
+/* ---- the command, end to end ------------------------------------------- */
+
+#define CMD_BASE "%s ablate " FIX "/corpus.txt --model " MODEL " --ctx 24 --quiet"
+
+static char out[1 << 20];
+
+/* Runs probe ablate with args on the fixture corpus and compares every
+ * condition's figures with the reference file. */
+static void check_command(const char *args, const char *file) {
+    char cmd[2048], path[256];
+    snprintf(cmd, sizeof cmd, CMD_BASE " --json %s%s", probe_bin(), strstr(args, "--db ") ? "" : "--no-db ", args);
+    int st = run_capture(cmd, out, sizeof out);
+    ck_assert_msg(st == 0, "%s: exit %d: %s", cmd, st, out);
+    cJSON *got = cJSON_Parse(out);
+    ck_assert_msg(got != NULL, "not JSON: %s", out);
+    snprintf(path, sizeof path, FIX "/%s", file);
+    cJSON *ref = json_load(path);
+    const cJSON *gc = cJSON_GetObjectItemCaseSensitive(got, "conditions");
+    const cJSON *rc = cJSON_GetObjectItemCaseSensitive(ref, "conditions");
+    ck_assert_int_eq(cJSON_GetArraySize(gc), cJSON_GetArraySize(rc));
+    ck_assert_int_eq((int)num(got, "documents"), (int)num(ref, "documents"));
+    double worst = 0;
+    for (int c = 0; c < cJSON_GetArraySize(rc); c++) {
+        const cJSON *g = cJSON_GetArrayItem(gc, c), *r = cJSON_GetArrayItem(rc, c);
+        ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(g, "spec")->valuestring,
+                         cJSON_GetObjectItemCaseSensitive(r, "spec")->valuestring);
+        AblateFigures f = {
+            .n = (int64_t)num(g, "tokens"), .base_ce = num(g, "baseline_ce"), .abl_ce = num(g, "ablated_ce"),
+            .base_ppl = num(g, "baseline_ppl"), .abl_ppl = num(g, "ablated_ppl"),
+            .dloss = num(g, "delta_loss"), .kl = num(g, "kl"), .agreement = num(g, "top1_agreement")};
+        double e = compare_figures(&f, r);
+        if (e > worst) worst = e;
+    }
+    printf("  probe ablate %-40s %d condition(s), worst rel err %.2e\n", args, cJSON_GetArraySize(rc), worst);
+    cJSON_Delete(got);
+    cJSON_Delete(ref);
+}
+
+START_TEST(test_cmd_no_ffn) { check_command("--no-ffn", "expected_corpus_no_ffn.json"); }
+END_TEST
+START_TEST(test_cmd_layers) { check_command("--layers 0", "expected_corpus_layers.json"); }
+END_TEST
+START_TEST(test_cmd_neurons) { check_command("--neurons " NEURONS " --mode zero", "expected_corpus_neurons.json"); }
+END_TEST
+START_TEST(test_cmd_sweep) { check_command("--sweep layers", "expected_corpus_sweep.json"); }
+END_TEST
+START_TEST(test_cmd_no_bos) { check_command("--no-bos --layers 1", "expected_corpus_nobos.json"); }
+END_TEST
+
+/* The table names every condition and the harmful one. */
+START_TEST(test_cmd_table) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, CMD_BASE " --no-db --sweep layers", probe_bin());
+    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "layer 0 ") && strstr(out, "layer 1 ") && strstr(out, "KL"), "%s", out);
+    ck_assert_msg(strstr(out, "largest loss increase: layer 1"), "%s", out);
+}
+END_TEST
+
+typedef struct {
+    const char *args, *msg;
+} BadCase;
+
+/* Usage errors: exit 2, one line naming the problem, nothing on stdout. */
+START_TEST(test_cmd_bad_specs) {
+    static const BadCase bad[] = {
+        {"--neurons 1:99999", "bad neuron '1:99999': neuron out of range 0..127"},
+        {"--neurons 5:99999", "bad neuron '5:99999': layer out of range 0..1"},
+        {"--neurons x:y", "bad neuron 'x:y'"},
+        {"--neurons 1:-3", "bad neuron '1:-3'"},
+        {"--layers -1", "bad layer"},
+        {"--layers 3-", "bad layer range '3-'"},
+        {"--layers 2", "bad layer '2': layer out of range 0..1"},
+        {"--layers 1,,0", "empty item"},
+        {"", "give exactly one of"},
+        {"--no-ffn --layers 1", "give exactly one of"},
+        {"--sweep heads", "bad --sweep 'heads'"},
+        {"--no-ffn --mode half", "bad --mode 'half'"},
+        {"--no-ffn --ctx 65", "bad --ctx 65"},
+        {"--no-ffn --ctx 1", "bad --ctx '1'"},
+        {"--no-ffn --bogus", "unknown or incomplete option '--bogus'"},
+        {"--no-ffn --run 1", "not both"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd, CMD_BASE " --no-db %s", probe_bin(), bad[i].args);
+        int st = run_capture(cmd, out, sizeof out);
+        ck_assert_msg(st == 2, "'%s': exit %d, expected 2: %s", bad[i].args, st, out);
+        ck_assert_msg(strstr(out, bad[i].msg) != NULL, "'%s': got '%s', expected '%s'", bad[i].args, out,
+                      bad[i].msg);
+        ck_assert_msg(strchr(out, '\n') == out + strlen(out) - 1, "'%s': not one line: %s", bad[i].args, out);
+    }
+}
+END_TEST
+
+START_TEST(test_cmd_missing_corpus) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s ablate /nonexistent/corpus.txt --model " MODEL " --no-ffn --no-db", probe_bin());
+    int st = run_capture(cmd, out, sizeof out);
+    ck_assert_int_eq(st, 1);
+    ck_assert_msg(strstr(out, "/nonexistent/corpus.txt"), "%s", out);
+}
+END_TEST
+
+/* ---- stored results ----------------------------------------------------- */
+
+static char tmpdir[64];
+
+static void db_setup(void) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/check_ablate_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void db_teardown(void) {
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+/* The sweep's conditions and per-token rows equal the reference; the views
+ * rank layer 1 first. */
+START_TEST(test_db_rows) {
+    char cmd[2048], db_path[128];
+    snprintf(db_path, sizeof db_path, "%s/p.db", tmpdir);
+    snprintf(cmd, sizeof cmd, CMD_BASE " --sweep layers --db %s", probe_bin(), db_path);
+    int st = run_capture(cmd, out, sizeof out);
+    ck_assert_msg(st == 0 && strstr(out, "stored as ablation 1"), "exit %d: %s", st, out);
+    snprintf(cmd, sizeof cmd, CMD_BASE " --no-ffn --db %s", probe_bin(), db_path);
+    st = run_capture(cmd, out, sizeof out);
+    ck_assert_msg(st == 0 && strstr(out, "stored as ablation 2"), "exit %d: %s", st, out);
+
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    cJSON *ref = json_load(FIX "/expected_corpus_sweep.json");
+    const cJSON *rc = cJSON_GetObjectItemCaseSensitive(ref, "conditions");
+    sqlite3_stmt *q;
+    ck_assert_int_eq(sqlite3_prepare_v2(db,
+                                        "SELECT c.id, c.label, c.layer, c.tokens, c.baseline_ce, c.ablated_ce,"
+                                        " c.baseline_ppl, c.ablated_ppl, c.delta_loss, c.kl, c.top1_agreement,"
+                                        " a.kind, a.mode, a.documents, a.tokens"
+                                        " FROM ablation_conditions c JOIN ablations a ON a.id = c.ablation_id"
+                                        " WHERE a.id = 1 ORDER BY c.idx",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    int c = 0;
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        const cJSON *r = cJSON_GetArrayItem(rc, c);
+        ck_assert_str_eq((const char *)sqlite3_column_text(q, 1), cJSON_GetObjectItemCaseSensitive(r, "spec")->valuestring);
+        ck_assert_int_eq(sqlite3_column_int(q, 2), c);
+        ck_assert_str_eq((const char *)sqlite3_column_text(q, 11), "sweep-layers");
+        ck_assert_str_eq((const char *)sqlite3_column_text(q, 12), "zero");
+        ck_assert_int_eq(sqlite3_column_int(q, 13), 4);
+        ck_assert_int_eq(sqlite3_column_int(q, 14), (int)num(r, "tokens"));
+        AblateFigures f = {.n = sqlite3_column_int64(q, 3), .base_ce = sqlite3_column_double(q, 4),
+                           .abl_ce = sqlite3_column_double(q, 5), .base_ppl = sqlite3_column_double(q, 6),
+                           .abl_ppl = sqlite3_column_double(q, 7), .dloss = sqlite3_column_double(q, 8),
+                           .kl = sqlite3_column_double(q, 9), .agreement = sqlite3_column_double(q, 10)};
+        compare_figures(&f, r);
+
+        /* per-token rows, in document order */
+        const cJSON *pt = cJSON_GetObjectItemCaseSensitive(r, "per_token");
+        int n = (int)num(r, "tokens");
+        sqlite3_stmt *t;
+        ck_assert_int_eq(sqlite3_prepare_v2(db,
+                                            "SELECT doc, pos, token_id, baseline_loss, ablated_loss, kl, top1_agree"
+                                            " FROM ablation_tokens WHERE condition_id = ?1 ORDER BY doc, pos",
+                                            -1, &t, NULL),
+                         SQLITE_OK);
+        sqlite3_bind_int64(t, 1, sqlite3_column_int64(q, 0));
+        double *col[3];
+        for (int k = 0; k < 3; k++) col[k] = calloc((size_t)n, sizeof(double));
+        int i = 0;
+        while (sqlite3_step(t) == SQLITE_ROW) {
+            ck_assert_int_lt(i, n);
+            ck_assert_int_eq(sqlite3_column_int(t, 0), cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(pt, "doc"), i)->valueint);
+            ck_assert_int_eq(sqlite3_column_int(t, 1), cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(pt, "pos"), i)->valueint);
+            ck_assert_int_eq(sqlite3_column_int(t, 2), cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(pt, "token"), i)->valueint);
+            ck_assert_int_eq(sqlite3_column_int(t, 6), cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(pt, "agree"), i)->valueint);
+            for (int k = 0; k < 3; k++) col[k][i] = sqlite3_column_double(t, 3 + k);
+            i++;
+        }
+        ck_assert_int_eq(i, n);
+        const char *keys[] = {"baseline_loss", "ablated_loss", "kl"};
+        for (int k = 0; k < 3; k++) {
+            double e = max_rel_err_json(col[k], cJSON_GetObjectItemCaseSensitive(pt, keys[k]), n);
+            ck_assert_msg(e <= TOL, "stored %s: rel err %.3g", keys[k], e);
+            free(col[k]);
+        }
+        sqlite3_finalize(t);
+        c++;
+    }
+    ck_assert_int_eq(c, cJSON_GetArraySize(rc));
+    sqlite3_finalize(q);
+
+    /* the views answer "which layer's FFN matters most" */
+    ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT label, rank_in_ablation FROM ablation_summary WHERE ablation_id = 1", -1, &q, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+    ck_assert_str_eq((const char *)sqlite3_column_text(q, 0), "layer 1");
+    ck_assert_int_eq(sqlite3_column_int(q, 1), 1);
+    sqlite3_finalize(q);
+    ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT layer, rank FROM ablation_layer_ranking", -1, &q, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+    ck_assert_int_eq(sqlite3_column_int(q, 0), 1);
+    ck_assert_int_eq(sqlite3_column_int(q, 1), 1);
+    ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+    ck_assert_int_eq(sqlite3_column_int(q, 0), 0);
+    ck_assert_int_eq(sqlite3_step(q), SQLITE_DONE);
+    sqlite3_finalize(q);
+    ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM ablation_summary", -1, &q, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+    ck_assert_int_eq(sqlite3_column_int(q, 0), 3);
+    sqlite3_finalize(q);
+    cJSON_Delete(ref);
+    sqlite3_close(db);
+}
+END_TEST
+
+/* A file that is not a database: a clear error, exit 1, file untouched. */
+START_TEST(test_db_not_ours) {
+    char cmd[2048], path[128];
+    snprintf(path, sizeof path, "%s/notes.db", tmpdir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("just some text, not SQLite\n", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, CMD_BASE " --no-ffn --db %s", probe_bin(), path);
+    int st = run_capture(cmd, out, sizeof out);
+    ck_assert_msg(st == 1, "exit %d: %s", st, out);
+    ck_assert_msg(strstr(out, "notes.db") != NULL, "%s", out);
+    char *data, err[PROBE_ERR_LEN];
+    size_t len;
+    ck_assert_int_eq(file_read_all(path, &data, &len, err), 0);
+    ck_assert_str_eq(data, "just some text, not SQLite\n");
+    free(data);
+}
+END_TEST
+
+/* A database holding a complete recorded run of the tiny model whose neuron
+ * means are tests/fixtures/ablate/means.json (what `probe record --ctx 24`
+ * records for the fixture corpus, computed by the reference). */
+static void make_stats_db(const char *path) {
+    char err[PROBE_ERR_LEN], hex[24];
+    Model *m = model_load_weights(MODEL, err);
+    ck_assert_msg(m != NULL, "%s", err);
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)m->checksum);
+    int L = m->cfg.n_layer, F = m->cfg.n_inner;
+    model_free(m);
+    Store *s = store_open(path, STORE_WRITE, err);
+    ck_assert_msg(s != NULL, "%s", err);
+    char sql[2048];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO runs (id, status, model_dir, model_checksum, model_config, n_layer, n_inner,"
+             " corpus_path, corpus_checksum, corpus_bytes, options, layers, full_layers, ctx, top_k,"
+             " n_examples, bos, n_docs) VALUES (7, 'complete', '" MODEL "', '%s', '{}', %d, %d,"
+             " '" FIX "/corpus.txt', '0', 644, '{}', '[0,1]', '[]', 24, 16, 32, 1, 4)",
+             hex, L, F);
+    ck_assert_msg(store_exec(s, sql, err) == 0, "%s", err);
+    cJSON *means = json_load(FIX "/means.json");
+    sqlite3_stmt *st = store_prepare(s, "INSERT INTO neuron_stats VALUES (7, ?1, ?2, 146, ?3, 0, 0, 0, 0)", err);
+    ck_assert_msg(st != NULL, "%s", err);
+    for (int l = 0; l < L; l++) {
+        char key[16];
+        snprintf(key, sizeof key, "%d", l);
+        const cJSON *row = cJSON_GetObjectItemCaseSensitive(means, key);
+        ck_assert_int_eq(cJSON_GetArraySize(row), F);
+        for (int n = 0; n < F; n++) {
+            sqlite3_bind_int(st, 1, l);
+            sqlite3_bind_int(st, 2, n);
+            sqlite3_bind_double(st, 3, cJSON_GetArrayItem(row, n)->valuedouble);
+            ck_assert_msg(store_step_done(s, st, err) == 0, "%s", err);
+        }
+    }
+    sqlite3_finalize(st);
+    cJSON_Delete(means);
+    store_close(s);
+}
+
+/* Mean ablation of neurons and of whole layers against the reference. */
+START_TEST(test_mean_mode) {
+    char db_path[128], args[512];
+    snprintf(db_path, sizeof db_path, "%s/stats.db", tmpdir);
+    make_stats_db(db_path);
+    snprintf(args, sizeof args, "--neurons " NEURONS " --mode mean --db %s", db_path);
+    check_command(args, "expected_corpus_mean_neurons.json");
+    snprintf(args, sizeof args, "--sweep layers --mode mean --stats-run 7 --db %s", db_path);
+    check_command(args, "expected_corpus_mean_sweep.json");
+    ck_assert_msg(strstr(out, "\"stats_run\":\t7"), "%s", out);
+}
+END_TEST
+
+/* Mean mode without statistics for the model: one clear line, exit 1. */
+START_TEST(test_mean_mode_no_stats) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, CMD_BASE " --neurons 0:1 --mode mean --db %s/empty.db", probe_bin(), tmpdir);
+    int st = run_capture(cmd, out, sizeof out);
+    ck_assert_msg(st == 1, "exit %d: %s", st, out);
+    ck_assert_msg(strstr(out, "no neuron statistics for this model") && strstr(out, "empty.db"), "%s", out);
+    ck_assert_msg(strchr(out, '\n') == out + strlen(out) - 1, "not one line: %s", out);
+    char db_path[128];
+    snprintf(db_path, sizeof db_path, "%s/stats.db", tmpdir);
+    make_stats_db(db_path);
+    snprintf(cmd, sizeof cmd, CMD_BASE " --neurons 0:1 --mode mean --stats-run 99 --db %s", probe_bin(), db_path);
+    st = run_capture(cmd, out, sizeof out);
+    ck_assert_msg(st == 1 && strstr(out, "no run 99"), "exit %d: %s", st, out);
+    snprintf(cmd, sizeof cmd, CMD_BASE " --neurons 0:1 --mode mean --no-db", probe_bin());
+    st = run_capture(cmd, out, sizeof out);
+    ck_assert_msg(st == 2 && strstr(out, "drop --no-db"), "exit %d: %s", st, out);
 }
 END_TEST
 
@@ -260,8 +593,28 @@ Suite *ablate_suite(void) {
     tcase_add_test(lib, test_sweep);
     tcase_add_test(lib, test_noop_exact);
     tcase_add_test(lib, test_kl_row);
+    tcase_add_test(lib, test_logsumexp);
     tcase_add_test(lib, test_ctx_range);
     suite_add_tcase(s, lib);
+    TCase *cmd = tcase_create("command");
+    tcase_set_timeout(cmd, 120);
+    tcase_add_test(cmd, test_cmd_no_ffn);
+    tcase_add_test(cmd, test_cmd_layers);
+    tcase_add_test(cmd, test_cmd_neurons);
+    tcase_add_test(cmd, test_cmd_sweep);
+    tcase_add_test(cmd, test_cmd_no_bos);
+    tcase_add_test(cmd, test_cmd_table);
+    tcase_add_test(cmd, test_cmd_bad_specs);
+    tcase_add_test(cmd, test_cmd_missing_corpus);
+    suite_add_tcase(s, cmd);
+    TCase *db = tcase_create("database");
+    tcase_add_checked_fixture(db, db_setup, db_teardown);
+    tcase_set_timeout(db, 120);
+    tcase_add_test(db, test_db_rows);
+    tcase_add_test(db, test_db_not_ours);
+    tcase_add_test(db, test_mean_mode);
+    tcase_add_test(db, test_mean_mode_no_stats);
+    suite_add_tcase(s, db);
     return s;
 }
 
