@@ -280,7 +280,8 @@ static int batch_begin(Rec *r, char *err) {
 
 /* Saves aggregate state and progress into the open transaction. */
 static int save_progress(Rec *r, int docs_done, int64_t n_tokens, const char *status, char *err) {
-    for (int li = 0; li < r->n_rec; li++) {
+    int complete = !strcmp(status, "complete"); /* no state to keep */
+    for (int li = 0; li < r->n_rec && !complete; li++) {
         recorder_state_save(r->rec, li, r->state_buf);
         sqlite3_stmt *st = r->put_state;
         sqlite3_bind_int64(st, 1, r->run_id);
@@ -748,9 +749,10 @@ int cmd_record(int argc, char **argv) {
             progress_draw(prog, total_bytes > 0 ? (double)(d->offset + d->len) / total_bytes : 1, detail);
         }
         int last = di + 1 == nd;
-        if (g_stop || last || (batch_docs ? in_batch >= batch_docs : now_sec() - batch_t0 >= 3.0)) {
-            const char *stt = last ? "complete" : g_stop ? "interrupted" : "running";
-            if (last || g_stop) {
+        int stop = g_stop != 0; /* one snapshot: a signal arriving later is seen by the next document */
+        if (stop || last || (batch_docs ? in_batch >= batch_docs : now_sec() - batch_t0 >= 3.0)) {
+            const char *stt = last ? "complete" : stop ? "interrupted" : "running";
+            if (last || stop) {
                 if (write_results(r, err)) { fail_mid = 1; break; }
                 if (last) {
                     char sql[96];
@@ -769,7 +771,7 @@ int cmd_record(int argc, char **argv) {
             batch_t0 = now_sec();
             if (crash_after && r->docs_done >= crash_after) raise(SIGKILL);
             if (last) break;
-            if (g_stop) {
+            if (stop) {
                 interrupted = 1;
                 break;
             }

@@ -1,0 +1,669 @@
+/* check_record.c — `probe record` and `probe top-neurons` end to end.
+ *
+ * Reference values: tests/fixtures/record/expected.json from
+ * scripts/record_reference.py (float64 forward, own tokenizer and windowing)
+ * for tests/fixtures/record/corpus.txt on tests/fixtures/models/tiny-f32,
+ * recorded with --ctx 16 --examples 8 --top-k 4 --full 1. */
+#include <check.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testutil.h"
+#include "util.h"
+
+#define TOL 1e-4
+#define REF_OPTS "--ctx 16 --examples 8 --top-k 4 --full 1"
+
+static char tmpdir[256];
+static char root[256]; /* repository root (the directory of $PROBE_BIN) */
+static char out[1 << 16];
+
+static void find_root(void) {
+    snprintf(root, sizeof root, "%s", probe_bin());
+    char *slash = strrchr(root, '/');
+    if (slash) *slash = '\0';
+    else snprintf(root, sizeof root, ".");
+}
+
+static void setup(void) {
+    find_root();
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/check_record.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    chmod(tmpdir, 0755);
+}
+
+static void teardown(void) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "chmod -R u+w '%s'; rm -rf '%s'", tmpdir, tmpdir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static const char *tpath(const char *name) {
+    static char p[64][320]; /* a ring: enough for every path one test uses */
+    static int i;
+    i = (i + 1) % 64;
+    snprintf(p[i], sizeof p[i], "%s/%s", tmpdir, name);
+    return p[i];
+}
+
+/* Runs `ENV probe record ARGS` (model tiny-f32); output in `out`. */
+static int record(const char *env, const char *args) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s '%s' record --model '%s/tests/fixtures/models/tiny-f32' %s", env ? env : "",
+             probe_bin(), root, args);
+    return run_capture(cmd, out, sizeof out);
+}
+
+static int record_ref(const char *db, const char *env) {
+    char args[2048];
+    snprintf(args, sizeof args, "'%s/tests/fixtures/record/corpus.txt' --db '%s' " REF_OPTS, root, db);
+    return record(env, args);
+}
+
+static void write_file(const char *path, const char *data, size_t len) {
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(data, 1, len, f), len);
+    fclose(f);
+}
+
+static sqlite3 *db_open(const char *path) {
+    sqlite3 *db = NULL;
+    ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    return db;
+}
+
+static long long q_int(sqlite3 *db, const char *sql) {
+    sqlite3_stmt *st;
+    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(db));
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    long long v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static long long q_int_path(const char *path, const char *sql) {
+    sqlite3 *db = db_open(path);
+    long long v = q_int(db, sql);
+    sqlite3_close(db);
+    return v;
+}
+
+static int file_exists(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0;
+}
+
+static cJSON *load_expected(void) {
+    char p[4200], *text, err[PROBE_ERR_LEN];
+    size_t len;
+    snprintf(p, sizeof p, "%s/tests/fixtures/record/expected.json", root);
+    ck_assert_msg(file_read_all(p, &text, &len, err) == 0, "%s", err);
+    cJSON *j = cJSON_ParseWithLength(text, len);
+    free(text);
+    ck_assert_ptr_nonnull(j);
+    return j;
+}
+
+/* max |a - b| / max |b| */
+static double rel_err(const double *a, const double *b, int n) {
+    double md = 0, mb = 0;
+    for (int i = 0; i < n; i++) {
+        double d = fabs(a[i] - b[i]);
+        if (d > md || d != d) md = d != d ? INFINITY : d;
+        if (fabs(b[i]) > mb) mb = fabs(b[i]);
+    }
+    return mb > 0 ? md / mb : md;
+}
+
+/* A ranked list (examples of a neuron, top-k of a token) matches the
+ * reference: same length, values within tol, and the same item at each rank
+ * unless the reference has a near tie there (values within tol). */
+static void check_ranked(const char *what, int n, const long long *got_item, const double *got_val,
+                         const cJSON *ref, double scale) {
+    ck_assert_msg(cJSON_GetArraySize(ref) == n, "%s: %d entries, reference %d", what, n, cJSON_GetArraySize(ref));
+    double tol = TOL * scale;
+    for (int i = 0; i < n; i++) {
+        const cJSON *e = cJSON_GetArrayItem(ref, i);
+        long long item = (long long)cJSON_GetArrayItem(e, 0)->valuedouble;
+        double v = cJSON_GetArrayItem(e, 1)->valuedouble;
+        ck_assert_msg(fabs(got_val[i] - v) <= tol, "%s rank %d: value %.9g, reference %.9g", what, i + 1,
+                      got_val[i], v);
+        if (got_item[i] != item) {
+            int tie = 0;
+            for (int k = 0; k < cJSON_GetArraySize(ref); k++) {
+                const cJSON *o = cJSON_GetArrayItem(ref, k);
+                if ((long long)cJSON_GetArrayItem(o, 0)->valuedouble == got_item[i] &&
+                    fabs(cJSON_GetArrayItem(o, 1)->valuedouble - v) <= tol)
+                    tie = 1;
+            }
+            ck_assert_msg(tie, "%s rank %d: item %lld, reference %lld", what, i + 1, got_item[i], item);
+        }
+    }
+}
+
+static float f16_to_f32(uint16_t h) {
+    int s = h >> 15, e = (h >> 10) & 31, m = h & 1023;
+    double v = e == 0 ? ldexp(m, -24) : e == 31 ? INFINITY : ldexp(1024 + m, e - 25);
+    return (float)(s ? -v : v);
+}
+
+START_TEST(test_reference) {
+    const char *db = tpath("ref.db");
+    ck_assert_msg(record_ref(db, NULL) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "complete: 5 documents, 108 tokens"), "%s", out);
+    cJSON *ref = load_expected();
+    sqlite3 *h = db_open(db);
+    sqlite3_stmt *st;
+
+    /* tokens: document, position, id, byte span; token text = the span */
+    const cJSON *toks = cJSON_GetObjectItem(ref, "tokens");
+    int nt = cJSON_GetArraySize(toks);
+    ck_assert_int_eq(nt, 108);
+    long long *rows = malloc(sizeof *rows * (size_t)nt);
+    ck_assert_int_eq(sqlite3_prepare_v2(h,
+                                        "SELECT t.id, d.doc_index, t.pos, t.token_id, t.byte_start, t.byte_end, "
+                                        "t.token = CAST(substr(CAST(d.text AS BLOB), t.byte_start + 1, "
+                                        "t.byte_end - t.byte_start) AS TEXT) FROM tokens t JOIN documents d "
+                                        "ON d.id = t.doc_id ORDER BY t.id", -1, &st, NULL), SQLITE_OK);
+    int i = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        ck_assert_int_lt(i, nt);
+        const cJSON *e = cJSON_GetArrayItem(toks, i);
+        rows[i] = sqlite3_column_int64(st, 0);
+        for (int c = 0; c < 5; c++)
+            ck_assert_msg(sqlite3_column_int64(st, c + 1) == (long long)cJSON_GetArrayItem(e, c)->valuedouble,
+                          "token %d column %d: %lld, reference %g", i, c, sqlite3_column_int64(st, c + 1),
+                          cJSON_GetArrayItem(e, c)->valuedouble);
+        ck_assert_int_eq(sqlite3_column_int(st, 6), 1);
+        i++;
+    }
+    sqlite3_finalize(st);
+    ck_assert_int_eq(i, nt);
+    ck_assert_int_eq(q_int(h, "SELECT count(*) FROM documents"), 5);
+    ck_assert_int_eq(q_int(h, "SELECT n_tokens FROM runs WHERE id = 1"), 108);
+    ck_assert_int_eq(q_int(h, "SELECT count(*) FROM runs WHERE status = 'complete'"), 1);
+    ck_assert_int_eq(q_int(h, "SELECT count(*) FROM run_state"), 0);
+
+    const cJSON *layers = cJSON_GetObjectItem(ref, "layers");
+    for (int li = 0; li < cJSON_GetArraySize(layers); li++) {
+        const cJSON *L = cJSON_GetArrayItem(layers, li);
+        int layer = (int)cJSON_GetObjectItem(L, "layer")->valuedouble;
+        int F = cJSON_GetArraySize(cJSON_GetObjectItem(L, "mean"));
+        ck_assert_int_eq(F, 128);
+        /* statistics */
+        static const char *cols[] = {"mean", "variance", "min", "max", "frac_pos"};
+        double got[5][128], want[5][128];
+        char sql[256];
+        snprintf(sql, sizeof sql, "SELECT mean, variance, min, max, frac_pos, count FROM neuron_stats "
+                                  "WHERE run_id = 1 AND layer = %d ORDER BY neuron", layer);
+        ck_assert_int_eq(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
+        int j = 0;
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            for (int c = 0; c < 5; c++) {
+                got[c][j] = sqlite3_column_double(st, c);
+                want[c][j] = cJSON_GetArrayItem(cJSON_GetObjectItem(L, cols[c]), j)->valuedouble;
+            }
+            ck_assert_int_eq(sqlite3_column_int(st, 5), nt);
+            j++;
+        }
+        sqlite3_finalize(st);
+        ck_assert_int_eq(j, F);
+        for (int c = 0; c < 5; c++) {
+            double e = rel_err(got[c], want[c], F);
+            ck_assert_msg(e <= TOL, "layer %d %s: max rel err %.3g > %.0e", layer, cols[c], e, TOL);
+        }
+        double scale = 0;
+        for (j = 0; j < F; j++) scale = fmax(scale, fabs(want[3][j]));
+        /* top examples per neuron */
+        snprintf(sql, sizeof sql, "SELECT rank, token_row, value FROM neuron_examples WHERE run_id = 1 AND "
+                                  "layer = %d AND neuron = ? ORDER BY rank", layer);
+        ck_assert_int_eq(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
+        for (j = 0; j < F; j++) {
+            long long item[8];
+            double val[8];
+            int n = 0;
+            sqlite3_bind_int(st, 1, j);
+            while (sqlite3_step(st) == SQLITE_ROW) {
+                ck_assert_int_lt(n, 8);
+                ck_assert_int_eq(sqlite3_column_int(st, 0), n + 1);
+                long long row = sqlite3_column_int64(st, 1);
+                item[n] = -1;
+                for (int t = 0; t < nt; t++)
+                    if (rows[t] == row) item[n] = t;
+                val[n++] = sqlite3_column_double(st, 2);
+            }
+            sqlite3_reset(st);
+            char what[64];
+            snprintf(what, sizeof what, "examples of %d:%d", layer, j);
+            check_ranked(what, n, item, val, cJSON_GetArrayItem(cJSON_GetObjectItem(L, "examples"), j), scale);
+        }
+        sqlite3_finalize(st);
+        /* per token top-k, from the BLOB and through the view */
+        snprintf(sql, sizeof sql, "SELECT token_row, top FROM token_topk WHERE layer = %d ORDER BY token_row", layer);
+        ck_assert_int_eq(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
+        int t = 0;
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            ck_assert_int_eq(sqlite3_column_int64(st, 0), rows[t]);
+            ck_assert_int_eq(sqlite3_column_bytes(st, 1), 4 * 6);
+            const unsigned char *b = sqlite3_column_blob(st, 1);
+            long long item[4];
+            double val[4];
+            for (int k = 0; k < 4; k++) {
+                uint16_t nn;
+                float v;
+                memcpy(&nn, b + 6 * k, 2);
+                memcpy(&v, b + 6 * k + 2, 4);
+                item[k] = nn;
+                val[k] = v;
+            }
+            char what[64];
+            snprintf(what, sizeof what, "top-k of token %d layer %d", t, layer);
+            check_ranked(what, 4, item, val, cJSON_GetArrayItem(cJSON_GetObjectItem(L, "topk"), t), scale);
+            t++;
+        }
+        sqlite3_finalize(st);
+        ck_assert_int_eq(t, nt);
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM token_top_neurons WHERE layer = %d", layer);
+        ck_assert_int_eq(q_int(h, sql), nt * 4);
+        /* the view decodes the same neurons and values as the blob */
+        int nv = 0;
+        snprintf(sql, sizeof sql,
+                 "SELECT rank, neuron, value, (SELECT top FROM token_topk WHERE token_row = v.token_row "
+                 "AND layer = v.layer) FROM token_top_neurons v WHERE layer = %d", layer);
+        ck_assert_int_eq(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            int rk = sqlite3_column_int(st, 0);
+            const unsigned char *b = sqlite3_column_blob(st, 3);
+            uint16_t nn;
+            float v;
+            memcpy(&nn, b + 6 * (rk - 1), 2);
+            memcpy(&v, b + 6 * (rk - 1) + 2, 4);
+            ck_assert_int_eq(sqlite3_column_int(st, 1), nn);
+            ck_assert_msg(sqlite3_column_double(st, 2) == (double)v, "view value %.9g, blob %.9g",
+                          sqlite3_column_double(st, 2), (double)v);
+            nv++;
+        }
+        sqlite3_finalize(st);
+        ck_assert_int_eq(nv, nt * 4);
+        /* full fp16 vectors, layer 1 only */
+        const cJSON *full = cJSON_GetObjectItem(L, "full");
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM token_full WHERE layer = %d", layer);
+        ck_assert_int_eq(q_int(h, sql), full ? nt : 0);
+        if (full) {
+            snprintf(sql, sizeof sql, "SELECT vec FROM token_full WHERE layer = %d ORDER BY token_row", layer);
+            ck_assert_int_eq(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
+            t = 0;
+            double worst = 0;
+            while (sqlite3_step(st) == SQLITE_ROW) {
+                ck_assert_int_eq(sqlite3_column_bytes(st, 0), F * 2);
+                const unsigned char *b = sqlite3_column_blob(st, 0);
+                const cJSON *rr = cJSON_GetArrayItem(full, t);
+                for (j = 0; j < F; j++) {
+                    uint16_t hv;
+                    memcpy(&hv, b + 2 * j, 2);
+                    double r = cJSON_GetArrayItem(rr, j)->valuedouble, g = f16_to_f32(hv);
+                    /* fp16 rounding (half an ulp: 2^-11 relative, 2^-25 absolute for
+                     * subnormals) plus the float32 tolerance */
+                    double allowed = fabs(r) * 0.00049 + 3e-8 + TOL * scale;
+                    double d = fabs(g - r);
+                    if (d / allowed > worst) worst = d / allowed;
+                    ck_assert_msg(d <= allowed, "full %d token %d neuron %d: %.6g vs %.6g", layer, t, j, g, r);
+                }
+                t++;
+            }
+            sqlite3_finalize(st);
+            ck_assert_int_eq(t, nt);
+        }
+    }
+    /* views: one SELECT for "what makes neuron 1:5 fire" */
+    ck_assert_int_eq(q_int(h, "SELECT count(*) FROM neuron_top_examples WHERE layer = 1 AND neuron = 5 "
+                              "AND instr(context, '[[' || token || ']]') > 0"), 8);
+    ck_assert_int_eq(q_int(h, "SELECT count(*) FROM neurons WHERE hook = 'blocks.1.mlp.hook_post'"), 128);
+    sqlite3_close(h);
+    free(rows);
+    cJSON_Delete(ref);
+}
+END_TEST
+
+/* ---- resume -------------------------------------------------------------- */
+
+/* Hash of everything a run recorded (ids and all values, bit for bit). */
+static uint64_t db_digest(const char *path) {
+    static const char *qs[] = {
+        "SELECT status, n_docs, docs_done, n_tokens, options, corpus_checksum FROM runs ORDER BY id",
+        "SELECT run_id, doc_index, byte_offset, n_tokens, text FROM documents ORDER BY id",
+        "SELECT * FROM tokens ORDER BY id",
+        "SELECT * FROM neuron_stats ORDER BY run_id, layer, neuron",
+        "SELECT * FROM neuron_examples ORDER BY run_id, layer, neuron, rank",
+        "SELECT * FROM token_topk ORDER BY token_row, layer",
+        "SELECT * FROM token_full ORDER BY token_row, layer",
+        "SELECT count(*) FROM run_state",
+    };
+    sqlite3 *db = db_open(path);
+    uint64_t h = PROBE_HASH_SEED;
+    for (size_t q = 0; q < sizeof qs / sizeof qs[0]; q++) {
+        sqlite3_stmt *st;
+        ck_assert_int_eq(sqlite3_prepare_v2(db, qs[q], -1, &st, NULL), SQLITE_OK);
+        long rows = 0;
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            rows++;
+            for (int c = 0; c < sqlite3_column_count(st); c++) {
+                int type = sqlite3_column_type(st, c);
+                if (type == SQLITE_FLOAT) {
+                    double v = sqlite3_column_double(st, c);
+                    h = hash64(&v, sizeof v, h);
+                } else if (type == SQLITE_INTEGER) {
+                    long long v = sqlite3_column_int64(st, c);
+                    h = hash64(&v, sizeof v, h);
+                } else {
+                    const void *b = sqlite3_column_blob(st, c);
+                    h = hash64(b ? b : "", (size_t)sqlite3_column_bytes(st, c), h);
+                }
+                h = hash64(&type, sizeof type, h);
+            }
+        }
+        h = hash64(&rows, sizeof rows, h);
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    return h;
+}
+
+START_TEST(test_resume_after_kill) {
+    const char *a = tpath("a.db"), *b = tpath("b.db");
+    ck_assert_msg(record_ref(a, "PROBE_RECORD_BATCH_DOCS=1") == 0, "%s", out);
+    /* killed (SIGKILL) right after the commit of document 2 of 5 */
+    int rc = record_ref(b, "PROBE_RECORD_BATCH_DOCS=1 PROBE_RECORD_CRASH_AFTER_DOCS=2");
+    ck_assert_msg(rc != 0, "the simulated crash did not happen: %s", out);
+    ck_assert_int_eq(q_int_path(b, "SELECT count(*) FROM runs WHERE status = 'running' AND docs_done = 2"), 1);
+    ck_assert_int_eq(q_int_path(b, "SELECT count(*) FROM documents"), 2);
+    ck_assert_int_eq(q_int_path(b, "SELECT count(*) FROM neuron_stats"), 0);
+    ck_assert_int_eq(q_int_path(b, "SELECT count(*) FROM run_state"), 2);
+    /* without --resume: refused, nothing added */
+    ck_assert_int_eq(record_ref(b, NULL), 1);
+    ck_assert_msg(strstr(out, "unfinished run 1") && strstr(out, "--resume"), "%s", out);
+    ck_assert_int_eq(q_int_path(b, "SELECT count(*) FROM documents"), 2);
+    /* --resume with other options: refused */
+    char args[2048];
+    snprintf(args, sizeof args, "'%s/tests/fixtures/record/corpus.txt' --db '%s' --ctx 16 --resume", root, b);
+    ck_assert_int_eq(record(NULL, args), 1);
+    ck_assert_msg(strstr(out, "other options"), "%s", out);
+    /* --resume: the same database as an uninterrupted run */
+    snprintf(args, sizeof args, "'%s/tests/fixtures/record/corpus.txt' --db '%s' " REF_OPTS " --resume", root, b);
+    ck_assert_msg(record("PROBE_RECORD_BATCH_DOCS=1", args) == 0, "%s", out);
+    ck_assert_msg(db_digest(a) == db_digest(b), "resumed database differs from an uninterrupted run");
+    /* recording again: a no-op */
+    ck_assert_int_eq(record_ref(b, NULL), 0);
+    ck_assert_msg(strstr(out, "already holds complete run 1") && strstr(out, "nothing recorded"), "%s", out);
+    ck_assert_msg(db_digest(a) == db_digest(b), "a second recording changed the database");
+    snprintf(args, sizeof args, "'%s/tests/fixtures/record/corpus.txt' --db '%s' " REF_OPTS " --resume", root, b);
+    ck_assert_int_eq(record(NULL, args), 0); /* --resume of a complete run: also a no-op */
+    ck_assert_int_eq(q_int_path(b, "SELECT count(*) FROM runs"), 1);
+}
+END_TEST
+
+/* A real SIGINT in the middle of a run: 'interrupted', statistics of the
+ * committed documents, and --resume completes it exactly. */
+START_TEST(test_sigint) {
+    const char *corpus = tpath("lines.txt"), *a = tpath("a.db"), *b = tpath("b.db");
+    FILE *f = fopen(corpus, "w");
+    ck_assert_ptr_nonnull(f);
+    for (int i = 0; i < 3000; i++)
+        fprintf(f, "Line %d: the quick brown fox %s over the lazy dog %d times.\n", i,
+                i % 3 ? "jumps" : "jumped", i * 7 % 13);
+    fclose(f);
+    char model[4200];
+    snprintf(model, sizeof model, "%s/tests/fixtures/models/tiny-f32", root);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, 2);
+        setenv("PROBE_RECORD_BATCH_DOCS", "1", 1);
+        execl(probe_bin(), "probe", "record", corpus, "--split", "line", "--db", b, "--model", model,
+              "--examples", "4", "--top-k", "2", (char *)NULL);
+        _exit(127);
+    }
+    /* wait until some documents are committed */
+    long long done = 0;
+    for (int tries = 0; tries < 3000 && done < 20; tries++) {
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        sqlite3 *db = NULL;
+        if (file_exists(b) && sqlite3_open_v2(b, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+            sqlite3_stmt *st;
+            if (sqlite3_prepare_v2(db, "SELECT docs_done FROM runs", -1, &st, NULL) == SQLITE_OK &&
+                sqlite3_step(st) == SQLITE_ROW)
+                done = sqlite3_column_int64(st, 0);
+            sqlite3_finalize(st);
+        }
+        sqlite3_close(db);
+    }
+    ck_assert_int_ge(done, 20);
+    kill(pid, SIGINT);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "exit status %d", status);
+    long long docs = q_int_path(b, "SELECT docs_done FROM runs WHERE status = 'interrupted'");
+    ck_assert_int_ge(docs, 20);
+    ck_assert_int_lt(docs, 3000);
+    ck_assert_int_eq(q_int_path(b, "SELECT count(*) FROM documents"), docs);
+    /* statistics of what was committed */
+    ck_assert_int_eq(q_int_path(b, "SELECT count(DISTINCT count) FROM neuron_stats"), 1);
+    ck_assert_int_eq(q_int_path(b, "SELECT min(count) = (SELECT n_tokens FROM runs) FROM neuron_stats"), 1);
+    ck_assert_int_eq(q_int_path(b, "SELECT count(*) FROM tokens"), q_int_path(b, "SELECT n_tokens FROM runs"));
+
+    char args[2048];
+    snprintf(args, sizeof args, "'%s' --split line --db '%s' --examples 4 --top-k 2 --resume", corpus, b);
+    ck_assert_msg(record(NULL, args) == 0, "%s", out);
+    snprintf(args, sizeof args, "'%s' --split line --db '%s' --examples 4 --top-k 2", corpus, a);
+    ck_assert_msg(record(NULL, args) == 0, "%s", out);
+    ck_assert_msg(db_digest(a) == db_digest(b), "database after SIGINT + --resume differs from an uninterrupted run");
+}
+END_TEST
+
+/* ---- bad input ------------------------------------------------------------ */
+
+START_TEST(test_bad_input) {
+    const char *db = tpath("bad.db");
+    char args[2048];
+    /* empty corpus: nothing created */
+    write_file(tpath("empty.txt"), " \n\n", 3);
+    snprintf(args, sizeof args, "'%s' --db '%s'", tpath("empty.txt"), db);
+    ck_assert_int_eq(record(NULL, args), 1);
+    ck_assert_msg(strstr(out, "empty.txt' is empty"), "%s", out);
+    ck_assert(!file_exists(db));
+    /* a 100 MB single line: refused before anything is written */
+    size_t big = (size_t)100 << 20;
+    char *data = malloc(big);
+    ck_assert_ptr_nonnull(data);
+    memset(data, 'a', big);
+    write_file(tpath("big.txt"), data, big);
+    free(data);
+    snprintf(args, sizeof args, "'%s' --db '%s'", tpath("big.txt"), db);
+    ck_assert_int_eq(record(NULL, args), 1);
+    ck_assert_msg(strstr(out, "big.txt'") && strstr(out, "above the limit"), "%s", out);
+    ck_assert(!file_exists(db));
+    unlink(tpath("big.txt"));
+    /* usage errors: out-of-range layer, unknown option, --full outside --layers, --ctx too big */
+    snprintf(args, sizeof args, "'%s/tests/fixtures/record/corpus.txt' --db '%s' --layers 0,5", root, db);
+    ck_assert_int_eq(record(NULL, args), 2);
+    ck_assert_msg(strstr(out, "out of range"), "%s", out);
+    snprintf(args, sizeof args, "'%s/tests/fixtures/record/corpus.txt' --db '%s' --frobnicate", root, db);
+    ck_assert_int_eq(record(NULL, args), 2);
+    ck_assert_msg(strstr(out, "--frobnicate"), "%s", out);
+    snprintf(args, sizeof args, "'%s/tests/fixtures/record/corpus.txt' --db '%s' --layers 0 --full 1", root, db);
+    ck_assert_int_eq(record(NULL, args), 2);
+    snprintf(args, sizeof args, "'%s/tests/fixtures/record/corpus.txt' --db '%s' --ctx 65", root, db);
+    ck_assert_int_eq(record(NULL, args), 2);
+    ck_assert(!file_exists(db));
+    /* non-UTF-8 corpus: recorded as bytes, with a warning */
+    write_file(tpath("bytes.txt"), "caf\xe9 \xff\xfe ok\n", 11);
+    snprintf(args, sizeof args, "'%s' --db '%s'", tpath("bytes.txt"), db);
+    ck_assert_msg(record(NULL, args) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "not valid UTF-8"), "%s", out);
+    ck_assert_int_eq(q_int_path(db, "SELECT CAST(text AS BLOB) = x'636166e920fffe206f6b' FROM documents"), 1);
+    ck_assert_int_eq(q_int_path(db, "SELECT sum(byte_end - byte_start) FROM tokens"), 10);
+    /* not a probe database: a text file, another application's SQLite file */
+    write_file(tpath("notes.db"), "hello, not a database\n", 22);
+    snprintf(args, sizeof args, "'%s/tests/fixtures/record/corpus.txt' --db '%s'", root, tpath("notes.db"));
+    ck_assert_int_eq(record(NULL, args), 1);
+    ck_assert_msg(strstr(out, "notes.db' is not a probe database"), "%s", out);
+    struct stat sb;
+    ck_assert_int_eq(stat(tpath("notes.db"), &sb), 0);
+    ck_assert_int_eq(sb.st_size, 22);
+    sqlite3 *other = NULL;
+    ck_assert_int_eq(sqlite3_open(tpath("other.db"), &other), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(other, "CREATE TABLE t(x); INSERT INTO t VALUES (1)", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(other);
+    snprintf(args, sizeof args, "'%s/tests/fixtures/record/corpus.txt' --db '%s'", root, tpath("other.db"));
+    ck_assert_int_eq(record(NULL, args), 1);
+    ck_assert_msg(strstr(out, "another application"), "%s", out);
+    ck_assert_int_eq(q_int_path(tpath("other.db"), "SELECT count(*) FROM sqlite_master"), 1);
+    /* locked: another connection holds the write lock */
+    sqlite3 *lock = db_open(db);
+    long long runs = q_int(lock, "SELECT count(*) FROM runs");
+    ck_assert_int_eq(sqlite3_exec(lock, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    snprintf(args, sizeof args, "'%s/tests/fixtures/record/corpus.txt' --db '%s'", root, db);
+    ck_assert_int_eq(record("PROBE_BUSY_TIMEOUT_MS=100", args), 1);
+    ck_assert_msg(strstr(out, "is locked"), "%s", out);
+    ck_assert_int_eq(sqlite3_exec(lock, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    ck_assert_int_eq(q_int(lock, "SELECT count(*) FROM runs"), runs);
+    sqlite3_close(lock);
+    /* read-only (as an unprivileged user when the tests run as root) */
+    ck_assert_int_eq(chmod(db, 0444), 0);
+    char env[128] = "";
+    if (geteuid() == 0) snprintf(env, sizeof env, "setpriv --reuid=65534 --regid=65534 --clear-groups");
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s '%s' record --model '%s/tests/fixtures/models/tiny-f32' "
+             "'%s/tests/fixtures/record/corpus.txt' --db '%s'", env, probe_bin(), root, root, db);
+    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 1);
+    ck_assert_msg(strstr(out, "read-only") && strstr(out, "bad.db"), "%s", out);
+    ck_assert_int_eq(q_int_path(db, "SELECT count(*) FROM runs"), runs);
+    /* top-neurons on bad input */
+    snprintf(cmd, sizeof cmd, "'%s' top-neurons --db '%s' --layer 2", probe_bin(), db);
+    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 2);
+    ck_assert_msg(strstr(out, "out of range 0..1"), "%s", out);
+    snprintf(cmd, sizeof cmd, "'%s' top-neurons --db '%s'", probe_bin(), tpath("notes.db"));
+    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 1);
+    ck_assert_msg(strstr(out, "not a probe database"), "%s", out);
+    snprintf(cmd, sizeof cmd, "'%s' top-neurons --db '%s'", probe_bin(), tpath("missing.db"));
+    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 1);
+    ck_assert(!file_exists(tpath("missing.db")));
+}
+END_TEST
+
+/* ---- top-neurons ------------------------------------------------------------ */
+
+START_TEST(test_top_neurons) {
+    const char *db = tpath("ref.db");
+    ck_assert_msg(record_ref(db, NULL) == 0, "%s", out);
+    cJSON *ref = load_expected();
+    const cJSON *L1 = cJSON_GetArrayItem(cJSON_GetObjectItem(ref, "layers"), 1);
+    /* reference ranking by max in layer 1 */
+    int best = 0;
+    const cJSON *mx = cJSON_GetObjectItem(L1, "max");
+    for (int j = 1; j < cJSON_GetArraySize(mx); j++)
+        if (cJSON_GetArrayItem(mx, j)->valuedouble > cJSON_GetArrayItem(mx, best)->valuedouble) best = j;
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "'%s' top-neurons --db '%s' --layer 1 --limit 3 --json", probe_bin(), db);
+    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 0);
+    cJSON *j = cJSON_Parse(out);
+    ck_assert_msg(j != NULL, "not JSON: %s", out);
+    const cJSON *ns = cJSON_GetObjectItem(j, "neurons");
+    ck_assert_int_eq(cJSON_GetArraySize(ns), 3);
+    const cJSON *first = cJSON_GetArrayItem(ns, 0);
+    ck_assert_int_eq((int)cJSON_GetObjectItem(first, "neuron")->valuedouble, best);
+    ck_assert_str_eq(cJSON_GetObjectItem(first, "hook")->valuestring, "blocks.1.mlp.hook_post");
+    double prev = INFINITY;
+    for (int i = 0; i < 3; i++) {
+        const cJSON *n = cJSON_GetArrayItem(ns, i);
+        double m = cJSON_GetObjectItem(n, "max")->valuedouble;
+        ck_assert(m <= prev);
+        prev = m;
+        const cJSON *ex = cJSON_GetObjectItem(n, "examples");
+        ck_assert_int_eq(cJSON_GetArraySize(ex), 5);
+        ck_assert_double_eq_tol(cJSON_GetObjectItem(cJSON_GetArrayItem(ex, 0), "value")->valuedouble, m, 1e-9);
+    }
+    cJSON_Delete(j);
+    /* the table: 20 rows by mean over both layers, each with 5 context lines */
+    snprintf(cmd, sizeof cmd, "'%s' top-neurons --db '%s' --by mean", probe_bin(), db);
+    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 0);
+    int lines = 0, marks = 0;
+    for (char *p = out; *p; p++) lines += *p == '\n';
+    for (char *p = out; (p = strstr(p, "[[")) != NULL; p++) marks++;
+    ck_assert_int_eq(marks, 20 * 5);
+    ck_assert_int_eq(lines, 3 + 20 * 6);
+    ck_assert_msg(strstr(out, "ranked by mean"), "%s", out);
+    cJSON_Delete(ref);
+}
+END_TEST
+
+/* ---- the README's SQL cookbook ----------------------------------------------- */
+
+START_TEST(test_cookbook) {
+    const char *db = tpath("ref.db");
+    ck_assert_msg(record_ref(db, NULL) == 0, "%s", out);
+    char p[4200], *text, err[PROBE_ERR_LEN];
+    size_t len;
+    snprintf(p, sizeof p, "%s/README.md", root);
+    ck_assert_msg(file_read_all(p, &text, &len, err) == 0, "%s", err);
+    char *a = strstr(text, "<!-- cookbook:start -->"), *b = a ? strstr(a, "<!-- cookbook:end -->") : NULL;
+    ck_assert_msg(a && b, "README.md has no cookbook markers");
+    *b = '\0';
+    sqlite3 *h = db_open(db);
+    int queries = 0;
+    for (char *q = strstr(a, "```sql\n"); q; q = strstr(q, "```sql\n")) {
+        q += 7;
+        char *end = strstr(q, "```");
+        ck_assert_ptr_nonnull(end);
+        *end = '\0';
+        sqlite3_stmt *st;
+        const char *tail;
+        ck_assert_msg(sqlite3_prepare_v2(h, q, -1, &st, &tail) == SQLITE_OK, "cookbook query %d: %s\n%s",
+                      queries + 1, sqlite3_errmsg(h), q);
+        int rows = 0, rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) rows++;
+        ck_assert_msg(rc == SQLITE_DONE, "cookbook query %d: %s", queries + 1, sqlite3_errmsg(h));
+        ck_assert_msg(rows > 0, "cookbook query %d returned no rows:\n%s", queries + 1, q);
+        sqlite3_finalize(st);
+        queries++;
+        q = end + 3;
+    }
+    ck_assert_int_ge(queries, 8);
+    sqlite3_close(h);
+    free(text);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("record");
+    TCase *tc = tcase_create("record");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_reference);
+    tcase_add_test(tc, test_resume_after_kill);
+    tcase_add_test(tc, test_sigint);
+    tcase_add_test(tc, test_bad_input);
+    tcase_add_test(tc, test_top_neurons);
+    tcase_add_test(tc, test_cookbook);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
