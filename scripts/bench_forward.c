@@ -13,8 +13,8 @@
  * warm-up; then every window is timed. Prints
  *   windows W tokens N owned O seconds S tokens_per_s R
  * where N counts the tokens of all windows (the forward's work), O the tokens
- * each window owns (what record records; equal to N when no document is
- * longer than CTX) and R = O / S. WINDOWS_OUT, when given, receives the windows
+ * the windows own, which is what record records (N less one <|endoftext|> per
+ * document when no document is longer than CTX), and R = O / S. WINDOWS_OUT, when given, receives the windows
  * as int32 little-endian records (len, owned, ids[len]) for the PyTorch peer.
  * Part of `make bench`; not a test. */
 #include <stdio.h>
@@ -85,7 +85,8 @@ int main(int argc, char **argv) {
             }
             w[nw].ids = b->ids + plan[i].start;
             w[nw].len = plan[i].len;
-            w[nw].owned = plan[i].start + plan[i].len - plan[i].first_new;
+            /* <|endoftext|> is context only: record does not record it */
+            w[nw].owned = plan[i].start + plan[i].len - plan[i].first_new - (plan[i].first_new == 0);
             nw++;
         }
         free(plan);
