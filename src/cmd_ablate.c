@@ -420,6 +420,7 @@ typedef struct {
     Store *store;
     sqlite3_stmt *q;
     int q_row; /* q holds an unread row */
+    int q_eof; /* q returned SQLITE_DONE (stepping again would restart it) */
     int bos, next, count, doc_index;
     int32_t *ids; /* [cap] the current document */
     size_t cap;
@@ -486,6 +487,7 @@ static int source_push(DocSource *s, size_t k, int32_t id, char *err) {
 static int source_next(DocSource *s, int32_t **ids, int *n, int *doc, char *err) {
     size_t k = 0;
     if (s->q) { /* recorded run */
+        if (s->q_eof) return 0;
         if (!s->q_row) {
             int rc = sqlite3_step(s->q);
             if (rc == SQLITE_DONE) return 0;
@@ -499,6 +501,7 @@ static int source_next(DocSource *s, int32_t **ids, int *n, int *doc, char *err)
         } while ((rc = sqlite3_step(s->q)) == SQLITE_ROW && sqlite3_column_int(s->q, 0) == *doc);
         if (rc != SQLITE_ROW && rc != SQLITE_DONE) return store_fail(s->store, rc, err);
         s->q_row = rc == SQLITE_ROW;
+        s->q_eof = rc == SQLITE_DONE;
         s->next++;
     } else {
         if (s->next >= s->count) return 0;

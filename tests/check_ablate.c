@@ -275,6 +275,7 @@ END_TEST
 /* ---- the command, end to end ------------------------------------------- */
 
 #define CMD_BASE "%s ablate " FIX "/corpus.txt --model " MODEL " --ctx 24 --quiet"
+#define CMD_RUN "%s ablate --model " MODEL " --ctx 24 --quiet" /* with --run: no corpus */
 
 static char out[1 << 20];
 
@@ -282,7 +283,11 @@ static char out[1 << 20];
  * condition's figures with the reference file. */
 static void check_command(const char *args, const char *file) {
     char cmd[2048], path[256];
-    snprintf(cmd, sizeof cmd, CMD_BASE " --json %s%s", probe_bin(), strstr(args, "--db ") ? "" : "--no-db ", args);
+    const char *nodb = strstr(args, "--db ") ? "" : "--no-db ";
+    if (strstr(args, "--run "))
+        snprintf(cmd, sizeof cmd, CMD_RUN " --json %s%s", probe_bin(), nodb, args);
+    else
+        snprintf(cmd, sizeof cmd, CMD_BASE " --json %s%s", probe_bin(), nodb, args);
     int st = run_capture(cmd, out, sizeof out);
     ck_assert_msg(st == 0, "%s: exit %d: %s", cmd, st, out);
     cJSON *got = cJSON_Parse(out);
@@ -582,6 +587,28 @@ START_TEST(test_mean_mode_no_stats) {
 }
 END_TEST
 
+/* With a database recorded by `probe record`: --run replays the recorded
+ * tokens (same figures as the corpus file), and mean mode takes the recorded
+ * means by default (same figures as the reference's own means). */
+START_TEST(test_recorded_run) {
+    char cmd[2048], db_path[128], args[512];
+    snprintf(db_path, sizeof db_path, "%s/rec.db", tmpdir);
+    snprintf(cmd, sizeof cmd, "%s record " FIX "/corpus.txt --model " MODEL " --ctx 24 --quiet --db %s",
+             probe_bin(), db_path);
+    int st = run_capture(cmd, out, sizeof out);
+    ck_assert_msg(st == 0, "record: exit %d: %s", st, out);
+    snprintf(args, sizeof args, "--run 1 --sweep layers --db %s", db_path);
+    check_command(args, "expected_corpus_sweep.json");
+    ck_assert_msg(strstr(out, "\"source\":\t\"run:1\""), "%s", out);
+    snprintf(args, sizeof args, "--neurons " NEURONS " --mode mean --db %s", db_path);
+    check_command(args, "expected_corpus_mean_neurons.json");
+    ck_assert_msg(strstr(out, "\"stats_run\":\t1"), "%s", out);
+    snprintf(cmd, sizeof cmd, CMD_RUN " --no-ffn --run 5 --db %s", probe_bin(), db_path);
+    st = run_capture(cmd, out, sizeof out);
+    ck_assert_msg(st == 1 && strstr(out, "no run 5"), "exit %d: %s", st, out);
+}
+END_TEST
+
 Suite *ablate_suite(void) {
     Suite *s = suite_create("ablate");
     TCase *lib = tcase_create("library");
@@ -614,6 +641,7 @@ Suite *ablate_suite(void) {
     tcase_add_test(db, test_db_not_ours);
     tcase_add_test(db, test_mean_mode);
     tcase_add_test(db, test_mean_mode_no_stats);
+    tcase_add_test(db, test_recorded_run);
     suite_add_tcase(s, db);
     return s;
 }
