@@ -87,9 +87,9 @@ static inline double exp_le0(double x) {
     p = p * r + 0.5;
     p = p * r + 1.0;
     p = p * r + 1.0;
-    int64_t bits;
+    uint64_t bits;
     memcpy(&bits, &t, sizeof bits);
-    bits = (bits + 1023) << 52; /* 2^k: (k + 1023) in the exponent field */
+    bits = (bits + 1023) << 52; /* 2^k: (k + 1023) in the exponent field (unsigned: wraps) */
     double two_k;
     memcpy(&two_k, &bits, sizeof two_k);
     return p * two_k;
