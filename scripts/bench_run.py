@@ -234,7 +234,6 @@ def main():
     rates, info = sgemm()
     for line in info:
         log(f"openblas {line}")
-    peak = max(rates.values())
 
     cmds = {
         "forward": [os.path.join(CACHE, "bench_forward"), ckpt, corp, str(CTX), windows_bin],
@@ -245,6 +244,9 @@ def main():
     failed = {}
     owned = None
     for r in range(RUNS):
+        if r > 0:  # sgemm again each round; the ceiling takes each shape's best
+            more, _ = sgemm()
+            rates = {k: max(v, more[k]) for k, v in rates.items()}
         for name, cmd in cmds.items():
             if name in failed:
                 continue
@@ -306,6 +308,7 @@ def main():
     log(f"peer vs probe trace, FFN post-activations of window 0, all layers: {check}")
 
     # ---- 6. report ----
+    peak = max(rates.values())
     med = {k: tuple(statistics.median(x[i] for x in v) for i in range(3)) if v else None
            for k, v in res.items()}
     T_list, own_list = [], []  # per window: tokens run, tokens recorded (owned)
@@ -335,8 +338,8 @@ def main():
     mm1 = 2 * L * sum(K * N for K, N in MATMULS.values())
     at1 = L * 4 * C * (CTX + 1) / 2
     log("")
-    log("sgemm (OpenBLAS, M = 1024 rows, best of %d): %s GFLOPS; peak %.1f"
-        % (REPS, ", ".join(f"{k} [{1024}x{K}]x[{K}x{N}] {rates[k]:.1f}"
+    log("sgemm (OpenBLAS, M = 1024 rows, best of %d x %d rounds): %s GFLOPS; peak %.1f"
+        % (REPS, RUNS, ", ".join(f"{k} [{1024}x{K}]x[{K}x{N}] {rates[k]:.1f}"
                            for k, (K, N) in MATMULS.items()), peak))
     log(f"FLOPs/token, forward up to ln_f (no logits), window of T tokens, causal:")
     log(f"  2 x {L} x ({C}x{3 * C} + {C}x{C} + {C}x{F} + {F}x{C})   matmuls   = {mm1 / 1e6:.2f} M")
@@ -348,11 +351,14 @@ def main():
         f"= {ceiling:.0f} tokens/s (each matmul at its own shape's rate, attention at peak: "
         f"{shaped:.0f} tokens/s)")
     log("")
-    log(f"{'':24s} {'tokens/s':>10s} {'wall s':>8s} {'peak RSS MiB':>13s}   (median of {RUNS})")
+    log(f"{'':24s} {'tokens/s':>10s} {'wall s':>8s} {'peak RSS MiB':>13s}   "
+        f"(medians of {RUNS}; tokens/s min-max)")
     labels = {"forward": "probe forward (no db)", "record": "probe record", "peer": "PyTorch peer + hooks"}
     for k in ("forward", "record", "peer"):
         if med[k]:
-            log(f"{labels[k]:24s} {med[k][0]:10.1f} {med[k][1]:8.2f} {med[k][2] / 2**20:13.0f}")
+            lo, hi = min(x[0] for x in res[k]), max(x[0] for x in res[k])
+            log(f"{labels[k]:24s} {med[k][0]:10.1f} {med[k][1]:8.2f} {med[k][2] / 2**20:13.0f}"
+                f"   {lo:.1f}-{hi:.1f}")
         else:
             log(f"{labels[k]:24s} {'n/a':>10s}   failed: {failed.get(k, ['no runs'])[0]}")
     log(f"{'FLOP ceiling':24s} {ceiling:10.1f}")
