@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS neuron_examples (
     PRIMARY KEY (run_id, layer, neuron, rank)
 ) WITHOUT ROWID;
 
-CREATE INDEX IF NOT EXISTS neuron_examples_token ON neuron_examples (token_row);
+-- (no index on token_row: it would cost a random insert per example; a query by
+-- token scans the table, about a million rows for GPT-2 small)
 
 -- Internal: the recorder's in-memory aggregates of one (run, layer) at the last
 -- committed batch, so that --resume continues exactly. Format in src/recorder.c.

@@ -147,10 +147,77 @@ static void heap_push(float *v, int64_t *row, int32_t *n, int N, float x, int64_
 
 /* ---- adding tokens -------------------------------------------------------- */
 
+/* The contribution of n tokens (act [n x F]) to the statistics of neurons
+ * j0..j0+16: the accumulators of the block stay in registers while the
+ * tokens stream by (the inner loop vectorizes). */
+static void stats_block(const float *restrict act, int n, int F, int j0, const float *restrict sh,
+                        double *restrict sum, double *restrict sumsq, double *restrict npos,
+                        float *restrict mn, float *restrict mx) {
+    double s[16], q[16], p[16], c[16];
+    float lo[16], hi[16];
+    for (int i = 0; i < 16; i++) {
+        s[i] = sum[j0 + i];
+        q[i] = sumsq[j0 + i];
+        p[i] = npos[j0 + i];
+        c[i] = sh[j0 + i];
+        lo[i] = mn[j0 + i];
+        hi[i] = mx[j0 + i];
+    }
+    for (int t = 0; t < n; t++) {
+        const float *x = act + (size_t)t * F + j0;
+        for (int i = 0; i < 16; i++) {
+            double d = (double)x[i] - c[i];
+            s[i] += d;
+            q[i] += d * d;
+            p[i] += x[i] > 0.0f ? 1.0 : 0.0;
+            lo[i] = x[i] < lo[i] ? x[i] : lo[i];
+            hi[i] = x[i] > hi[i] ? x[i] : hi[i];
+        }
+    }
+    for (int i = 0; i < 16; i++) {
+        sum[j0 + i] = s[i];
+        sumsq[j0 + i] = q[i];
+        npos[j0 + i] = p[i];
+        mn[j0 + i] = lo[i];
+        mx[j0 + i] = hi[i];
+    }
+}
+
+/* The same for one neuron (the tail when F is not a multiple of 16). */
+static void stats_one(const float *act, int n, int F, int j, LayerAgg *a) {
+    for (int t = 0; t < n; t++) {
+        float x = act[(size_t)t * F + j];
+        double d = (double)x - (double)a->shift[j];
+        a->sum[j] += d;
+        a->sumsq[j] += d * d;
+        a->npos[j] += x > 0.0f ? 1.0 : 0.0;
+        a->min[j] = x < a->min[j] ? x : a->min[j];
+        a->max[j] = x > a->max[j] ? x : a->max[j];
+    }
+}
+
+/* Whether any of x[0..16) exceeds its threshold. */
+static inline int any_above(const float *restrict x, const float *restrict thr) {
+    int any = 0;
+    for (int i = 0; i < 16; i++) any |= x[i] > thr[i];
+    return any;
+}
+
+/* Whether any of x[0..16) exceeds t. */
+static inline int any_above1(const float *restrict x, float t) {
+    int any = 0;
+    for (int i = 0; i < 16; i++) any |= x[i] > t;
+    return any;
+}
+
 /* Top-k of x[0..F) into kv/ki, highest first, ties to the lower index. */
 static void topk_row(const float *x, int F, int k, float *kv, int32_t *ki) {
     int filled = 0;
     for (int j = 0; j < F; j++) {
+        if (filled == k && (j & 15) == 0 && j + 16 <= F && !any_above1(x + j, kv[k - 1])) {
+            j += 15;
+            continue;
+        }
         float xv = x[j];
         if (filled == k && !(xv > kv[k - 1])) continue;
         int pos = filled < k ? filled++ : k - 1;
@@ -168,23 +235,25 @@ void recorder_add(Recorder *r, int li, const float *act, int n, const int64_t *t
                   uint8_t *topk_out, uint16_t *full_out) {
     LayerAgg *a = &r->layers[li];
     const int F = r->F, N = r->N, k = r->k;
+    if (n <= 0) return;
+    if (a->count == 0) memcpy(a->shift, act, sizeof(float) * (size_t)F);
+    int jb = 0;
+    for (; jb + 16 <= F; jb += 16) stats_block(act, n, F, jb, a->shift, a->sum, a->sumsq, a->npos, a->min, a->max);
+    for (; jb < F; jb++) stats_one(act, n, F, jb, a);
+    a->count += n;
     for (int t = 0; t < n; t++) {
         const float *x = act + (size_t)t * F;
-        if (a->count == 0) memcpy(a->shift, x, sizeof(float) * (size_t)F);
-        double *restrict sum = a->sum, *restrict sumsq = a->sumsq, *restrict npos = a->npos;
-        float *restrict mn = a->min, *restrict mx = a->max;
-        const float *restrict sh = a->shift;
-        for (int j = 0; j < F; j++) {
-            double d = (double)x[j] - (double)sh[j];
-            sum[j] += d;
-            sumsq[j] += d * d;
-            npos[j] += x[j] > 0.0f ? 1.0 : 0.0;
-            mn[j] = x[j] < mn[j] ? x[j] : mn[j];
-            mx[j] = x[j] > mx[j] ? x[j] : mx[j];
-        }
-        a->count++;
         const int64_t tr = token_rows[t];
-        for (int j = 0; j < F; j++)
+        /* blocks of 16 with one vector compare: most blocks have no candidate */
+        int j = 0;
+        for (; j + 16 <= F; j += 16) {
+            if (!any_above(x + j, a->thr + j)) continue;
+            for (int i = j; i < j + 16; i++)
+                if (x[i] > a->thr[i])
+                    heap_push(a->hval + (size_t)i * N, a->hrow + (size_t)i * N, &a->heap_n[i], N, x[i],
+                              tr, &a->thr[i]);
+        }
+        for (; j < F; j++)
             if (x[j] > a->thr[j])
                 heap_push(a->hval + (size_t)j * N, a->hrow + (size_t)j * N, &a->heap_n[j], N, x[j],
                           tr, &a->thr[j]);
