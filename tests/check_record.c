@@ -29,11 +29,20 @@ static char tmpdir[256];
 static char root[256]; /* repository root (the directory of $PROBE_BIN) */
 static char out[1 << 16];
 
+static int file_exists(const char *p);
+
+/* The repository: the directory of $PROBE_BIN, or its parent (build-asan/probe). */
 static void find_root(void) {
     snprintf(root, sizeof root, "%s", probe_bin());
-    char *slash = strrchr(root, '/');
-    if (slash) *slash = '\0';
-    else snprintf(root, sizeof root, ".");
+    for (int up = 0; up < 2; up++) {
+        char *slash = strrchr(root, '/');
+        if (!slash) break;
+        *slash = '\0';
+        char probe[400];
+        snprintf(probe, sizeof probe, "%s/tests/fixtures/record/corpus.txt", root);
+        if (file_exists(probe)) return;
+    }
+    snprintf(root, sizeof root, ".");
 }
 
 static void setup(void) {
