@@ -310,10 +310,24 @@ static int write_results(Rec *r, char *err) {
     if (store_exec(r->s, sql, err)) return -1;
     sqlite3_stmt *ss = store_prepare(r->s, "INSERT INTO neuron_stats VALUES (?,?,?,?,?,?,?,?,?)", err);
     sqlite3_stmt *se = store_prepare(r->s, "INSERT INTO neuron_examples VALUES (?,?,?,?,?,?)", err);
-    Example *ex = malloc(sizeof *ex * (size_t)r->o.examples);
+    /* a neuron with a full list is written by one statement of N rows (about
+     * twice as fast as N single-row inserts) */
+    const int N = (int)r->o.examples;
+    const char *head = "INSERT INTO neuron_examples VALUES ", *tuple = "(?,?,?,?,?,?),";
+    char *multi = malloc(strlen(head) + (size_t)N * strlen(tuple) + 1);
+    sqlite3_stmt *sm = NULL;
+    int oom = multi == NULL;
+    if (multi) {
+        size_t o = (size_t)sprintf(multi, "%s", head);
+        for (int e = 0; e < N; e++) o += (size_t)sprintf(multi + o, "%s", tuple);
+        multi[o - 1] = '\0';
+        sm = store_prepare(r->s, multi, err);
+        free(multi);
+    }
+    Example *ex = malloc(sizeof *ex * (size_t)N);
     int rc = -1;
-    if (!ss || !se || !ex) {
-        if (!ex) err_set(err, "out of memory writing results");
+    if (!ss || !se || !sm || !ex) {
+        if (!ex || oom) err_set(err, "out of memory writing results");
         goto done;
     }
     for (int li = 0; li < r->n_rec; li++) {
@@ -334,6 +348,18 @@ static int write_results(Rec *r, char *err) {
             if (store_step_done(r->s, ss, err)) goto done;
             int n;
             recorder_examples(r->rec, li, j, ex, &n);
+            if (n == N) {
+                for (int e = 0; e < n; e++) {
+                    sqlite3_bind_int64(sm, 6 * e + 1, r->run_id);
+                    sqlite3_bind_int(sm, 6 * e + 2, layer);
+                    sqlite3_bind_int(sm, 6 * e + 3, j);
+                    sqlite3_bind_int(sm, 6 * e + 4, e + 1);
+                    sqlite3_bind_int64(sm, 6 * e + 5, ex[e].token_row);
+                    sqlite3_bind_double(sm, 6 * e + 6, ex[e].value);
+                }
+                if (store_step_done(r->s, sm, err)) goto done;
+                continue;
+            }
             for (int e = 0; e < n; e++) {
                 sqlite3_bind_int64(se, 1, r->run_id);
                 sqlite3_bind_int(se, 2, layer);
@@ -350,6 +376,7 @@ done:
     free(ex);
     sqlite3_finalize(ss);
     sqlite3_finalize(se);
+    sqlite3_finalize(sm);
     return rc;
 }
 
