@@ -284,6 +284,12 @@ def parse_deadline(s):
 
 
 def lr_at(step, a):
+    if a.reschedule:
+        s0, total = [int(v) for v in a.reschedule.split(":")]
+        if step >= s0:  # cosine from the lr reached at step s0 down to min_lr at step `total`
+            lr0 = lr_at(s0, argparse.Namespace(**dict(vars(a), reschedule="")))
+            prog = min(1.0, (step - s0) / max(1, total - s0))
+            return a.min_lr + 0.5 * (lr0 - a.min_lr) * (1 + math.cos(math.pi * prog))
     if step < a.warmup:
         return a.lr * (step + 1) / a.warmup
     total = a.schedule_steps or a.steps
@@ -305,6 +311,9 @@ def main():
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--steps", type=int, default=2000, help="steps to run")
     ap.add_argument("--schedule-steps", type=int, default=0, help="cosine length (default --steps)")
+    ap.add_argument("--reschedule", default="", metavar="S:T",
+                    help="from step S on, cosine from the lr at S down to --min-lr at step T "
+                         "(used to shorten a run under way; part of the recipe when given)")
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--min-lr", type=float, default=1e-4)
     ap.add_argument("--warmup", type=int, default=100)
@@ -551,6 +560,7 @@ def write_readme(a, cfg, curve, step, tokens_seen, t_train, stop_reason, K, toks
     n_ln = L * 4 * E + 2 * E
     total = n_emb + n_attn + n_ffn + n_ln
     sched = a.schedule_steps or a.steps
+    resched = " --reschedule %s" % a.reschedule if a.reschedule else ""
     lines = []
     w = lines.append
     w("# probe demo model\n")
@@ -586,7 +596,7 @@ def write_readme(a, cfg, curve, step, tokens_seen, t_train, stop_reason, K, toks
       "windows of %d+1 tokens are drawn uniformly at random from this stream.\n" % (N, K, a.ctx))
     w("## Training\n")
     w("AdamW (betas 0.9/0.95, weight decay %g on matrices), peak lr %g, %d warmup steps, cosine "
-      "to %g over %d steps, batch %d x %d tokens, gradient clipping 1.0, seed %d, float32, "
+      "to %g over %d steps (see below for the shortened schedule, if any), batch %d x %d tokens, gradient clipping 1.0, seed %d, float32, "
       "%d CPU threads." % (a.wd, a.lr, a.warmup, a.min_lr, sched, a.batch, a.ctx, a.seed, a.threads))
     w("Stopped at **step %d** (%s), **%d tokens seen** (%.2f passes over the training stream), "
       "%.0f s of training.\n" % (step, "step budget" if stop_reason == "steps" else "wall-clock deadline",
@@ -598,8 +608,14 @@ def write_readme(a, cfg, curve, step, tokens_seen, t_train, stop_reason, K, toks
     w("Reproduce (after `scripts/extract_corpus.py`):\n")
     w("```\n/usr/bin/python3 scripts/train_demo_model.py --n-layer %d --n-embd %d --n-head %d --ctx %d "
       "--batch %d --lr %g --min-lr %g --warmup %d --wd %g --seed %d --threads %d --dtype %s "
-      "--steps %d --schedule-steps %d\n```\n" % (L, E, H, a.ctx, a.batch, a.lr, a.min_lr, a.warmup,
-                                                 a.wd, a.seed, a.threads, a.dtype, step, sched))
+      "--steps %d --schedule-steps %d%s\n```\n" % (L, E, H, a.ctx, a.batch, a.lr, a.min_lr, a.warmup,
+                                                   a.wd, a.seed, a.threads, a.dtype, step, sched, resched))
+    if a.reschedule:
+        s0, t1 = a.reschedule.split(":")
+        w("The run was planned for %d cosine steps; because the shared machine became slower, it was "
+          "stopped at step %s and resumed from its checkpoint with the schedule shortened: from step %s "
+          "the learning rate follows a cosine from its value there down to %g at step %s. The command "
+          "above (`--reschedule`) reproduces exactly this schedule.\n" % (sched, s0, s0, a.min_lr, t1))
     w("## Training curve\n")
     w("Train loss: mean training loss (nats/token, full vocabulary) over the preceding %d steps. "
       "Held-out: loss on the held-out slice defined below, measured during training in float32 "
