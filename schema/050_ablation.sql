@@ -55,7 +55,8 @@ CREATE TABLE IF NOT EXISTS ablation_tokens (
     condition_id  INTEGER NOT NULL REFERENCES ablation_conditions(id) ON DELETE CASCADE,
     doc           INTEGER NOT NULL,
     pos           INTEGER NOT NULL,
-    token_id      INTEGER NOT NULL,
+    token_id      INTEGER NOT NULL,              -- GPT-2 vocabulary id
+    token         TEXT    NOT NULL,              -- its bytes (may be part of a UTF-8 character)
     baseline_loss REAL    NOT NULL,              -- nats
     ablated_loss  REAL    NOT NULL,
     kl            REAL    NOT NULL,              -- KL(baseline || ablated) at this position
@@ -74,6 +75,14 @@ SELECT a.id AS ablation_id, c.idx, c.label, c.layer, a.mode, a.source, a.model_d
        a.created_at
 FROM ablation_conditions c JOIN ablations a ON a.id = c.ablation_id
 ORDER BY c.delta_loss DESC, a.id, c.idx;
+
+-- Per-token effects with their condition: the tokens an ablation hurts most.
+--   SELECT label, doc, pos, token, delta_loss, kl FROM ablation_token_effects
+--   WHERE ablation_id = 1 ORDER BY delta_loss DESC LIMIT 20;
+CREATE VIEW IF NOT EXISTS ablation_token_effects AS
+SELECT c.ablation_id, c.idx, c.label, c.layer, t.doc, t.pos, t.token_id, t.token,
+       t.baseline_loss, t.ablated_loss, t.ablated_loss - t.baseline_loss AS delta_loss, t.kl, t.top1_agree
+FROM ablation_tokens t JOIN ablation_conditions c ON c.id = t.condition_id;
 
 -- Layers ranked by the loss their FFN's removal causes, from each model's
 -- latest layer sweep (zero mode) on each source.

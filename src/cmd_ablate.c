@@ -175,6 +175,7 @@ typedef struct {
     int64_t tokens;
     double seconds;
     int64_t ablation_id; /* 0 when not stored */
+    const char *db_path;
 } RunInfo;
 
 static void print_table(const RunInfo *ri, const Conditions *cs) {
@@ -204,7 +205,9 @@ static void print_table(const RunInfo *ri, const Conditions *cs) {
     printf("\nCE: mean next-token cross-entropy (nats/token); dloss = abl CE - base CE;\n"
            "KL: mean KL(baseline || ablated) in nats/token; top-1: tokens whose argmax is unchanged.\n");
     if (cs->n > 1 && worst >= 0) printf("largest loss increase: %s (%+.4f nats/token)\n", cs->c[worst].label, worst_d);
-    if (ri->ablation_id) printf("stored as ablation %" PRId64 " (SELECT * FROM ablation_summary)\n", ri->ablation_id);
+    if (ri->ablation_id)
+        printf("stored as ablation %" PRId64 " in '%s' (SELECT * FROM ablation_summary)\n", ri->ablation_id,
+               ri->db_path);
 }
 
 static int print_json(const RunInfo *ri, const Conditions *cs, const ModelConfig *cfg) {
@@ -223,10 +226,13 @@ static int print_json(const RunInfo *ri, const Conditions *cs, const ModelConfig
     else
         cJSON_AddNullToObject(root, "stats_run");
     cJSON_AddNumberToObject(root, "seconds", ri->seconds);
-    if (ri->ablation_id)
+    if (ri->ablation_id) {
         cJSON_AddNumberToObject(root, "ablation_id", (double)ri->ablation_id);
-    else
+        cJSON_AddStringToObject(root, "database", ri->db_path);
+    } else {
         cJSON_AddNullToObject(root, "ablation_id");
+        cJSON_AddNullToObject(root, "database");
+    }
     cJSON *arr = cJSON_AddArrayToObject(root, "conditions");
     for (int i = 0; i < cs->n; i++) {
         const Condition *c = &cs->c[i];
@@ -320,7 +326,8 @@ static int load_means(Store *s, uint64_t checksum, int64_t want, const ModelConf
 
 /* Writes the ablation, its conditions and their per-token effects in one
  * transaction; sets *id. */
-static int db_store(Store *s, const RunInfo *ri, const Conditions *cs, int64_t *id, char *err) {
+static int db_store(Store *s, const RunInfo *ri, const Conditions *cs, const Tokenizer *tk, int64_t *id,
+                    char *err) {
     sqlite3_stmt *run = NULL, *cond = NULL, *tok = NULL;
     char hex[2][24], layers[4096];
     int rc = -1, st;
@@ -339,8 +346,9 @@ static int db_store(Store *s, const RunInfo *ri, const Conditions *cs, int64_t *
                                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                                err)) ||
         !(tok = store_prepare(s,
-                              "INSERT INTO ablation_tokens (condition_id, doc, pos, token_id, baseline_loss,"
-                              " ablated_loss, kl, top1_agree) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                              "INSERT INTO ablation_tokens (condition_id, doc, pos, token_id, token,"
+                              " baseline_loss, ablated_loss, kl, top1_agree)"
+                              " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                               err)))
         goto done;
     sqlite3_bind_text(run, 1, ri->model_dir, -1, SQLITE_STATIC);
@@ -388,10 +396,13 @@ static int db_store(Store *s, const RunInfo *ri, const Conditions *cs, int64_t *
             sqlite3_bind_int(tok, 2, c->eff_doc[t]);
             sqlite3_bind_int(tok, 3, e->pos);
             sqlite3_bind_int(tok, 4, e->token);
-            sqlite3_bind_double(tok, 5, e->base_loss);
-            sqlite3_bind_double(tok, 6, e->abl_loss);
-            sqlite3_bind_double(tok, 7, e->kl);
-            sqlite3_bind_int(tok, 8, e->base_top == e->abl_top);
+            size_t len = 0;
+            const char *text = tok_token_bytes(tk, e->token, &len);
+            sqlite3_bind_text(tok, 5, text ? text : "", text ? (int)len : 0, SQLITE_STATIC);
+            sqlite3_bind_double(tok, 6, e->base_loss);
+            sqlite3_bind_double(tok, 7, e->abl_loss);
+            sqlite3_bind_double(tok, 8, e->kl);
+            sqlite3_bind_int(tok, 9, e->base_top == e->abl_top);
             if (store_step_done(s, tok, err)) goto done;
         }
     }
@@ -732,7 +743,7 @@ int cmd_ablate(int argc, char **argv) {
     float *means = NULL;
     uint8_t *need = NULL;
     Store *store = NULL;
-    Model *m = run_opt ? model_load_weights(dir, err) : model_load(dir, err);
+    Model *m = model_load(dir, err); /* the tokenizer also names stored tokens */
     if (!m) goto fail;
     const ModelConfig *cfg = &m->cfg;
     int ctx = ctx_opt ? (int)ctx_l : cfg->n_positions;
@@ -774,14 +785,14 @@ int cmd_ablate(int argc, char **argv) {
                   .source_run_id = run_id, .stats_run_id = stats_run, .ctx = ctx, .mean_mode = mean_mode,
                   .bos = bos, .n_layer = cfg->n_layer,
                   .kind = no_ffn ? "no-ffn" : layers ? "layers" : neurons ? "neurons" : "sweep-layers",
-                  .spec = layers ? layers : neurons};
+                  .spec = layers ? layers : neurons, .db_path = db_path};
     if (src.corpus) ri.source_checksum = corpus_checksum(src.corpus);
     if (ablate_source(a, &src, ctx, &cs, store != NULL, quiet, &ri, err)) goto fail;
     if (ri.tokens == 0) {
         err_set(err, "no predicted tokens in '%s' (every document has at most one token)", ri.source);
         goto fail;
     }
-    if (store && db_store(store, &ri, &cs, &ri.ablation_id, err)) goto fail;
+    if (store && db_store(store, &ri, &cs, m->tok, &ri.ablation_id, err)) goto fail;
     if (json ? print_json(&ri, &cs, cfg) : (print_table(&ri, &cs), 0)) goto oom;
     rc = PROBE_EXIT_OK;
     goto done;

@@ -485,6 +485,18 @@ START_TEST(test_db_rows) {
     ck_assert_int_eq(sqlite3_column_int(q, 0), 0);
     ck_assert_int_eq(sqlite3_step(q), SQLITE_DONE);
     sqlite3_finalize(q);
+    /* with <|endoftext|> first, every token of a document is predicted: the
+     * stored tokens of document 1, in order, spell the document */
+    ck_assert_int_eq(sqlite3_prepare_v2(db,
+                                        "SELECT token FROM ablation_token_effects WHERE ablation_id = 2"
+                                        " AND doc = 1 ORDER BY pos",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    char text[512] = "";
+    while (sqlite3_step(q) == SQLITE_ROW)
+        strncat(text, (const char *)sqlite3_column_text(q, 0), sizeof text - strlen(text) - 1);
+    ck_assert_str_eq(text, "It is a way I have of driving off the spleen and regulating the circulation.");
+    sqlite3_finalize(q);
     ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM ablation_summary", -1, &q, NULL), SQLITE_OK);
     ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
     ck_assert_int_eq(sqlite3_column_int(q, 0), 3);
