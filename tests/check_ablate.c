@@ -497,6 +497,36 @@ START_TEST(test_db_rows) {
         strncat(text, (const char *)sqlite3_column_text(q, 0), sizeof text - strlen(text) - 1);
     ck_assert_str_eq(text, "It is a way I have of driving off the spleen and regulating the circulation.");
     sqlite3_finalize(q);
+    /* every query of the README's ablate section runs and returns rows */
+    char *readme, err[PROBE_ERR_LEN];
+    size_t len;
+    ck_assert_msg(file_read_all("README.md", &readme, &len, err) == 0, "%s", err);
+    char *sec = strstr(readme, "<!-- ablate:start -->"), *end = sec ? strstr(sec, "<!-- ablate:end -->") : NULL;
+    ck_assert_msg(sec && end, "README.md lacks the ablate markers");
+    *end = '\0';
+    int n_queries = 0;
+    for (char *blk = strstr(sec, "```sql\n"); blk; blk = strstr(blk, "```sql\n")) {
+        blk += 7;
+        char *close = strstr(blk, "```");
+        ck_assert_ptr_nonnull(close);
+        *close = '\0';
+        const char *sql = blk;
+        while (*sql) {
+            sqlite3_stmt *rq;
+            const char *tail;
+            ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &rq, &tail) == SQLITE_OK, "README query: %s\n%s",
+                          sqlite3_errmsg(db), sql);
+            if (!rq) break; /* only comments / whitespace left */
+            ck_assert_msg(sqlite3_step(rq) == SQLITE_ROW, "README query returned no row: %s", sqlite3_sql(rq));
+            sqlite3_finalize(rq);
+            n_queries++;
+            sql = tail;
+        }
+        blk = close + 1;
+    }
+    ck_assert_int_ge(n_queries, 3);
+    free(readme);
+
     ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM ablation_summary", -1, &q, NULL), SQLITE_OK);
     ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
     ck_assert_int_eq(sqlite3_column_int(q, 0), 3);
