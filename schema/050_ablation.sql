@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS ablation_conditions (
     baseline_ppl   REAL    NOT NULL,             -- exp(baseline_ce)
     ablated_ppl    REAL    NOT NULL,
     delta_loss     REAL    NOT NULL,             -- ablated_ce - baseline_ce
+    delta_loss_se  REAL    NOT NULL,             -- its standard error over tokens (sd / sqrt(tokens))
     kl             REAL    NOT NULL,             -- mean KL(baseline || ablated), nats/token
     top1_agreement REAL    NOT NULL,             -- fraction of tokens with the baseline's argmax
     UNIQUE (ablation_id, idx)
@@ -68,8 +69,8 @@ CREATE TABLE IF NOT EXISTS ablation_tokens (
 CREATE VIEW IF NOT EXISTS ablation_summary AS
 SELECT a.id AS ablation_id, c.idx, c.label, c.layer, a.mode, a.source, a.model_dir,
        c.tokens, round(c.baseline_ce, 4) AS baseline_ce, round(c.ablated_ce, 4) AS ablated_ce,
-       round(c.delta_loss, 4) AS delta_loss, round(c.kl, 4) AS kl,
-       round(c.top1_agreement, 4) AS top1_agreement,
+       round(c.delta_loss, 4) AS delta_loss, round(c.delta_loss_se, 4) AS delta_loss_se,
+       round(c.kl, 4) AS kl, round(c.top1_agreement, 4) AS top1_agreement,
        round(c.baseline_ppl, 2) AS baseline_ppl, round(c.ablated_ppl, 2) AS ablated_ppl,
        rank() OVER (PARTITION BY a.id ORDER BY c.delta_loss DESC) AS rank_in_ablation,
        a.created_at

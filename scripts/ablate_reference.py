@@ -232,6 +232,7 @@ def summarise(spec, effects, with_tokens):
     base, abl, kl = (math.fsum(col(i)) / n for i in (2, 3, 4))
     out = {"spec": spec, "tokens": n, "baseline_ce": base, "ablated_ce": abl,
            "baseline_ppl": math.exp(base), "ablated_ppl": math.exp(abl), "delta_loss": abl - base,
+           "delta_loss_se": float(np.std(np.array(col(3)) - np.array(col(2)), ddof=1) / math.sqrt(n)),
            "kl": kl, "top1_agreement": sum(col(5)) / n}
     if with_tokens:
         out["per_token"] = {"doc": col(6), "pos": col(0), "token": col(1), "baseline_loss": col(2),

@@ -235,6 +235,7 @@ int ablator_measure(Ablator *a, const ForwardHooks *hooks, TokenEffect *effects,
         tot->base_nll += e.base_loss;
         tot->abl_nll += e.abl_loss;
         tot->kl += e.kl;
+        tot->dloss_sq += (e.abl_loss - e.base_loss) * (e.abl_loss - e.base_loss);
         tot->agree += e.base_top == e.abl_top;
     }
     return 0;
@@ -250,6 +251,10 @@ void ablate_figures(const AblateTotals *t, AblateFigures *f) {
     f->base_ppl = exp(f->base_ce);
     f->abl_ppl = exp(f->abl_ce);
     f->dloss = f->abl_ce - f->base_ce;
+    if (t->n > 1) {
+        double var = (t->dloss_sq - n * f->dloss * f->dloss) / (n - 1.0);
+        f->dloss_se = sqrt((var > 0 ? var : 0) / n);
+    }
     f->kl = t->kl / n;
     f->agreement = (double)t->agree / n;
 }

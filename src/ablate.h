@@ -31,6 +31,7 @@ typedef struct {
     double base_nll;  /* sum of baseline cross-entropy */
     double abl_nll;   /* sum of ablated cross-entropy */
     double kl;        /* sum of KL(baseline || ablated) */
+    double dloss_sq;  /* sum of squared per-token loss differences */
     int64_t agree;    /* tokens whose ablated argmax equals the baseline's */
 } AblateTotals;
 
@@ -48,6 +49,9 @@ typedef struct {
     double base_ce, abl_ce;   /* mean cross-entropy, nats/token */
     double base_ppl, abl_ppl; /* exp of those */
     double dloss;             /* abl_ce - base_ce */
+    double dloss_se;          /* its standard error: sd of the per-token
+                                 differences / sqrt(n) (tokens treated as
+                                 independent, so a lower bound) */
     double kl;                /* mean KL(baseline || ablated), nats/token */
     double agreement;         /* fraction of tokens with the same top-1 */
 } AblateFigures;

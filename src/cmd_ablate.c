@@ -188,22 +188,23 @@ static void print_table(const RunInfo *ri, const Conditions *cs) {
         int n = (int)strlen(cs->c[i].label);
         if (n > w) w = n;
     }
-    printf("\n%-*s  %8s  %8s  %8s  %9s  %10s  %8s  %7s\n", w, "condition", "base CE", "abl CE",
-           "dloss", "base ppl", "abl ppl", "KL", "top-1");
+    printf("\n%-*s  %8s  %8s  %8s  %7s  %9s  %10s  %8s  %7s\n", w, "condition", "base CE", "abl CE",
+           "dloss", "+/- se", "base ppl", "abl ppl", "KL", "top-1");
     int worst = -1;
     double worst_d = -INFINITY;
     for (int i = 0; i < cs->n; i++) {
         AblateFigures f;
         ablate_figures(&cs->c[i].tot, &f);
-        printf("%-*s  %8.4f  %8.4f  %+8.4f  %9.2f  %10.2f  %8.4f  %6.2f%%\n", w, cs->c[i].label, f.base_ce,
-               f.abl_ce, f.dloss, f.base_ppl, f.abl_ppl, f.kl, 100.0 * f.agreement);
+        printf("%-*s  %8.4f  %8.4f  %+8.4f  %7.4f  %9.2f  %10.2f  %8.4f  %6.2f%%\n", w, cs->c[i].label,
+               f.base_ce, f.abl_ce, f.dloss, f.dloss_se, f.base_ppl, f.abl_ppl, f.kl, 100.0 * f.agreement);
         if (f.dloss > worst_d) {
             worst_d = f.dloss;
             worst = i;
         }
     }
-    printf("\nCE: mean next-token cross-entropy (nats/token); dloss = abl CE - base CE;\n"
-           "KL: mean KL(baseline || ablated) in nats/token; top-1: tokens whose argmax is unchanged.\n");
+    printf("\nCE: mean next-token cross-entropy, nats/token; dloss = abl CE - base CE; se: its standard\n"
+           "error over tokens; KL: mean KL(baseline || ablated), nats/token; top-1: tokens whose most\n"
+           "likely next token is unchanged.\n");
     if (cs->n > 1 && worst >= 0) printf("largest loss increase: %s (%+.4f nats/token)\n", cs->c[worst].label, worst_d);
     if (ri->ablation_id)
         printf("stored as ablation %" PRId64 " in '%s' (SELECT * FROM ablation_summary)\n", ri->ablation_id,
@@ -250,6 +251,7 @@ static int print_json(const RunInfo *ri, const Conditions *cs, const ModelConfig
         cJSON_AddNumberToObject(o, "baseline_ppl", f.base_ppl);
         cJSON_AddNumberToObject(o, "ablated_ppl", f.abl_ppl);
         cJSON_AddNumberToObject(o, "delta_loss", f.dloss);
+        cJSON_AddNumberToObject(o, "delta_loss_se", f.dloss_se);
         cJSON_AddNumberToObject(o, "kl", f.kl);
         cJSON_AddNumberToObject(o, "top1_agreement", f.agreement);
         cJSON_AddItemToArray(arr, o);
@@ -342,8 +344,8 @@ static int db_store(Store *s, const RunInfo *ri, const Conditions *cs, const Tok
         !(cond = store_prepare(s,
                                "INSERT INTO ablation_conditions (ablation_id, idx, label, layer, layers,"
                                " neurons_edited, tokens, baseline_ce, ablated_ce, baseline_ppl, ablated_ppl,"
-                               " delta_loss, kl, top1_agreement)"
-                               " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                               " delta_loss, kl, top1_agreement, delta_loss_se)"
+                               " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                                err)) ||
         !(tok = store_prepare(s,
                               "INSERT INTO ablation_tokens (condition_id, doc, pos, token_id, token,"
@@ -386,8 +388,8 @@ static int db_store(Store *s, const RunInfo *ri, const Conditions *cs, const Tok
         sqlite3_bind_text(cond, 5, layers, -1, SQLITE_STATIC);
         sqlite3_bind_int(cond, 6, c->n_edits);
         sqlite3_bind_int64(cond, 7, f.n);
-        double v[] = {f.base_ce, f.abl_ce, f.base_ppl, f.abl_ppl, f.dloss, f.kl, f.agreement};
-        for (int j = 0; j < 7; j++) sqlite3_bind_double(cond, 8 + j, v[j]);
+        double v[] = {f.base_ce, f.abl_ce, f.base_ppl, f.abl_ppl, f.dloss, f.kl, f.agreement, f.dloss_se};
+        for (int j = 0; j < 8; j++) sqlite3_bind_double(cond, 8 + j, v[j]);
         if (store_step_done(s, cond, err)) goto done;
         int64_t cid = sqlite3_last_insert_rowid(s->db);
         for (size_t t = 0; t < c->n_eff; t++) {

@@ -63,11 +63,11 @@ static double max_rel_err_json(const double *got, const cJSON *ref, int n) {
  * key names) with the reference; returns the worst relative error. */
 static double compare_figures(const AblateFigures *f, const cJSON *ref) {
     ck_assert_int_eq(f->n, (int64_t)num(ref, "tokens"));
-    double got[] = {f->base_ce, f->abl_ce, f->base_ppl, f->abl_ppl, f->dloss, f->kl, f->agreement};
+    double got[] = {f->base_ce, f->abl_ce, f->base_ppl, f->abl_ppl, f->dloss, f->kl, f->agreement, f->dloss_se};
     const char *keys[] = {"baseline_ce", "ablated_ce", "baseline_ppl", "ablated_ppl",
-                          "delta_loss", "kl", "top1_agreement"};
+                          "delta_loss", "kl", "top1_agreement", "delta_loss_se"};
     double worst = 0;
-    for (int i = 0; i < 7; i++) {
+    for (int i = 0; i < 8; i++) {
         double e = rel(got[i], num(ref, keys[i]));
         ck_assert_msg(e <= TOL, "%s: got %.10g, reference %.10g (rel err %.3g)", keys[i], got[i],
                       num(ref, keys[i]), e);
@@ -197,7 +197,7 @@ START_TEST(test_noop_exact) {
         }
         AblateFigures f;
         ablate_figures(&tot, &f);
-        ck_assert(f.kl == 0.0 && f.dloss == 0.0 && f.agreement == 1.0 && f.abl_ce == f.base_ce);
+        ck_assert(f.kl == 0.0 && f.dloss == 0.0 && f.dloss_se == 0.0 && f.agreement == 1.0 && f.abl_ce == f.base_ce);
         ck_assert(f.base_ce > 1.0); /* a real loss was measured */
     }
     ablator_free(a);
@@ -306,7 +306,8 @@ static void check_command(const char *args, const char *file) {
         AblateFigures f = {
             .n = (int64_t)num(g, "tokens"), .base_ce = num(g, "baseline_ce"), .abl_ce = num(g, "ablated_ce"),
             .base_ppl = num(g, "baseline_ppl"), .abl_ppl = num(g, "ablated_ppl"),
-            .dloss = num(g, "delta_loss"), .kl = num(g, "kl"), .agreement = num(g, "top1_agreement")};
+            .dloss = num(g, "delta_loss"), .kl = num(g, "kl"), .agreement = num(g, "top1_agreement"),
+            .dloss_se = num(g, "delta_loss_se")};
         double e = compare_figures(&f, r);
         if (e > worst) worst = e;
     }
@@ -416,7 +417,7 @@ START_TEST(test_db_rows) {
     ck_assert_int_eq(sqlite3_prepare_v2(db,
                                         "SELECT c.id, c.label, c.layer, c.tokens, c.baseline_ce, c.ablated_ce,"
                                         " c.baseline_ppl, c.ablated_ppl, c.delta_loss, c.kl, c.top1_agreement,"
-                                        " a.kind, a.mode, a.documents, a.tokens"
+                                        " a.kind, a.mode, a.documents, a.tokens, c.delta_loss_se"
                                         " FROM ablation_conditions c JOIN ablations a ON a.id = c.ablation_id"
                                         " WHERE a.id = 1 ORDER BY c.idx",
                                         -1, &q, NULL),
@@ -433,7 +434,8 @@ START_TEST(test_db_rows) {
         AblateFigures f = {.n = sqlite3_column_int64(q, 3), .base_ce = sqlite3_column_double(q, 4),
                            .abl_ce = sqlite3_column_double(q, 5), .base_ppl = sqlite3_column_double(q, 6),
                            .abl_ppl = sqlite3_column_double(q, 7), .dloss = sqlite3_column_double(q, 8),
-                           .kl = sqlite3_column_double(q, 9), .agreement = sqlite3_column_double(q, 10)};
+                           .kl = sqlite3_column_double(q, 9), .agreement = sqlite3_column_double(q, 10),
+                           .dloss_se = sqlite3_column_double(q, 15)};
         compare_figures(&f, r);
 
         /* per-token rows, in document order */
