@@ -21,6 +21,7 @@ typedef struct {
     float *shift, *min, *max;   /* [F] */
     float *thr;                 /* [F] value to beat to enter the heap */
     int32_t *heap_n;            /* [F] */
+    float kth_guess;            /* top-k threshold carried between tokens */
     float *hval;                /* [F x N] min-heap per neuron, root = worst */
     int64_t *hrow;              /* [F x N] */
 } LayerAgg;
@@ -55,6 +56,7 @@ void recorder_free(Recorder *r) {
 
 static void layer_reset(LayerAgg *a, int F) {
     a->count = 0;
+    a->kth_guess = -INFINITY;
     for (int j = 0; j < F; j++) {
         a->sum[j] = a->sumsq[j] = a->npos[j] = 0;
         a->shift[j] = 0;
@@ -203,22 +205,26 @@ static inline int any_above(const float *restrict x, const float *restrict thr) 
     return any;
 }
 
-/* Whether any of x[0..16) exceeds t. */
-static inline int any_above1(const float *restrict x, float t) {
-    int any = 0;
-    for (int i = 0; i < 16; i++) any |= x[i] > t;
-    return any;
+
+/* Number of x[0..F) above g (vectorizes). */
+static int count_above(const float *restrict x, int F, float g) {
+    int c = 0;
+    for (int j = 0; j < F; j++) c += x[j] > g;
+    return c;
 }
 
-/* Top-k of x[0..F) into kv/ki, highest first, ties to the lower index. */
-static void topk_row(const float *x, int F, int k, float *kv, int32_t *ki) {
+/* Top-k of x[0..F) into kv/ki, highest first, ties to the lower index.
+ * *guess is a threshold carried from token to token (the previous token's
+ * k-th value): when at least k values exceed it, only those can be in the
+ * top-k, so the insertion scan skips the rest; otherwise every value is a
+ * candidate. The result is exact either way. */
+static void topk_row(const float *x, int F, int k, float *kv, int32_t *ki, float *guess) {
+    float g = *guess;
+    if (!(count_above(x, F, g) >= k)) g = -INFINITY;
     int filled = 0;
     for (int j = 0; j < F; j++) {
-        if (filled == k && (j & 15) == 0 && j + 16 <= F && !any_above1(x + j, kv[k - 1])) {
-            j += 15;
-            continue;
-        }
         float xv = x[j];
+        if (!(xv > g)) continue;
         if (filled == k && !(xv > kv[k - 1])) continue;
         int pos = filled < k ? filled++ : k - 1;
         while (pos > 0 && kv[pos - 1] < xv) {
@@ -228,7 +234,9 @@ static void topk_row(const float *x, int F, int k, float *kv, int32_t *ki) {
         }
         kv[pos] = xv;
         ki[pos] = j;
+        if (filled == k && kv[k - 1] > g) g = kv[k - 1];
     }
+    *guess = kv[k - 1];
 }
 
 void recorder_add(Recorder *r, int li, const float *act, int n, const int64_t *token_rows,
@@ -258,7 +266,7 @@ void recorder_add(Recorder *r, int li, const float *act, int n, const int64_t *t
                 heap_push(a->hval + (size_t)j * N, a->hrow + (size_t)j * N, &a->heap_n[j], N, x[j],
                           tr, &a->thr[j]);
         if (topk_out) {
-            topk_row(x, F, k, r->kv, r->ki);
+            topk_row(x, F, k, r->kv, r->ki, &a->kth_guess);
             uint8_t *o = topk_out + (size_t)t * k * RECORDER_TOPK_BYTES;
             for (int i = 0; i < k; i++) {
                 uint16_t nn = (uint16_t)r->ki[i];
