@@ -200,11 +200,12 @@ int ablator_baseline(Ablator *a, const int32_t *ids, int T, int from, char *err)
     for (int t = from - 1; t < T - 1; t++) {
         const float *z = a->base_logits + (size_t)t * V;
         float *p = a->base_prob + (size_t)t * V;
-        double mx = row_max(z, V), sum = sum_exp(z, V, mx, p);
+        int top = ablate_argmax(z, V); /* also the row's max */
+        double mx = z[top], sum = sum_exp(z, V, mx, p);
         double psum = scale_sum(p, V, 1.0 / sum), lse = mx + log(sum);
         a->base_lse[t] = lse;
         a->base_psum[t] = psum;
-        a->base_top[t] = ablate_argmax(z, V);
+        a->base_top[t] = top;
     }
     return 0;
 }
@@ -219,7 +220,8 @@ int ablator_measure(Ablator *a, const ForwardHooks *hooks, TokenEffect *effects,
     for (int j = a->from; j < a->T; j++) {
         int t = j - 1, target = a->ids[j];
         const float *zb = a->base_logits + (size_t)t * V, *za = a->logits + (size_t)t * V;
-        double lse_a = ablate_logsumexp(za, V);
+        int top = ablate_argmax(za, V);
+        double lse_a = (double)za[top] + log(sum_exp(za, V, za[top], NULL));
         TokenEffect e = {
             .pos = j,
             .token = target,
@@ -228,7 +230,7 @@ int ablator_measure(Ablator *a, const ForwardHooks *hooks, TokenEffect *effects,
             .kl = ablate_kl_row(a->base_prob + (size_t)t * V, a->base_psum[t], zb, a->base_lse[t], za,
                                 lse_a, V),
             .base_top = a->base_top[t],
-            .abl_top = ablate_argmax(za, V),
+            .abl_top = top,
         };
         if (effects) effects[j - a->from] = e;
         tot->n++;
