@@ -547,7 +547,7 @@ static int ablate_source(Ablator *a, DocSource *src, int ctx, Conditions *cs, in
     TokenEffect *eff = malloc(sizeof *eff * (size_t)ctx);
     Window *win = NULL;
     Progress *bar = progress_new(!quiet, 0.0);
-    int nwin_cap = 0, rc = -1, done = 0;
+    int nwin_cap = 0, rc = -1, docs_done = 0;
     if (!eff) goto oom;
     int32_t *ids = NULL;
     int n = 0, got, doc = 0;
@@ -572,19 +572,19 @@ static int ablate_source(Ablator *a, DocSource *src, int ctx, Conditions *cs, in
                     goto oom;
             }
             ri->tokens += ablator_count(a);
+            if (progress_due(bar)) {
+                char detail[160], b1[32], b2[32];
+                double t = now_sec() - t0;
+                snprintf(detail, sizeof detail, "%d/%d docs  %s tokens  %s tok/s  %d condition%s", docs_done + 1,
+                         src->count, progress_count(b1, ri->tokens),
+                         progress_count(b2, (long long)(ri->tokens / (t > 0 ? t : 1))), cs->n, cs->n > 1 ? "s" : "");
+                progress_draw(bar, (docs_done + (w + 1.0) / nw) / src->count, detail);
+            }
         }
-        done++;
-        if (progress_due(bar)) {
-            char detail[160], b1[32], b2[32];
-            double t = now_sec() - t0;
-            snprintf(detail, sizeof detail, "%d/%d docs  %s tokens  %s tok/s x %d conditions", done, src->count,
-                     progress_count(b1, ri->tokens), progress_count(b2, (long long)(ri->tokens / (t > 0 ? t : 1))),
-                     cs->n);
-            progress_draw(bar, (double)done / src->count, detail);
-        }
+        docs_done++;
     }
     if (got < 0) goto done;
-    ri->documents = done;
+    ri->documents = docs_done;
     ri->seconds = now_sec() - t0;
     rc = 0;
     goto done;
