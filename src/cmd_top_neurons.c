@@ -251,7 +251,10 @@ int cmd_top_neurons(int argc, char **argv) {
                 clip(lc, sizeof lc, left, 32, 1);
                 clip(t, sizeof t, tok, 40, 0);
                 clip(rcx, sizeof rcx, right, 20, 0);
-                printf("      %9.4f  ...%s[[%s]]%s...\n", sqlite3_column_double(ex, 1), lc, t, rcx);
+                /* "..." where text was cut (token_context keeps 60 bytes before, 30 after) */
+                size_t ll = left ? strlen(left) : 0, rl = right ? strlen(right) : 0;
+                printf("      %9.4f  %s%s[[%s]]%s%s\n", sqlite3_column_double(ex, 1),
+                       ll > 32 ? "..." : "", lc, t, rcx, rl > 20 ? "..." : "");
             }
         }
         sqlite3_reset(ex);
