@@ -814,8 +814,8 @@ int cmd_record(int argc, char **argv) {
     if (r->docs_done == nd && !fail_mid) {
         char a[32], b[32];
         double el = now_sec() - r->t_start;
-        fprintf(stderr, "probe record: run %" PRId64 " complete: %d documents, %s tokens in %.1f s (%s tokens/s) -> '%s'\n",
-                r->run_id, nd, progress_count(a, r->n_tokens), el,
+        fprintf(stderr, "probe record: run %" PRId64 " complete: %d document%s, %s token%s in %.1f s (%s tokens/s) -> '%s'\n",
+                r->run_id, nd, nd == 1 ? "" : "s", progress_count(a, r->n_tokens), r->n_tokens == 1 ? "" : "s", el,
                 progress_count(b, el > 0 ? (long long)((r->n_tokens - tokens_session0) / el) : 0), o->db);
         rc = PROBE_EXIT_OK;
         goto done;
