@@ -6,8 +6,9 @@
  *   sqlite3 probe.db 'SELECT * FROM ablation_summary'
  *
  * The corpus is cut into the same documents and windows as `probe record`
- * (src/corpus.h); every token after a document's first is predicted once, in
- * the window that owns it. Per window the baseline forward runs once and is
+ * (src/corpus.h); every token of a document is predicted once (the first one
+ * from the <|endoftext|> before it; with --no-bos the first is not predicted),
+ * in the window that owns it. Per window the baseline forward runs once and is
  * shared by every condition (ablate.h). Results go to the database (one
  * ablation row, one row per condition, one row per condition and token) in
  * one transaction at the end, so an interrupted run leaves nothing behind. */
