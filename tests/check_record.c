@@ -590,6 +590,50 @@ START_TEST(test_bad_input) {
 }
 END_TEST
 
+
+/* --no-bos, --layers, --split line: the same tokens as the reference (which
+ * does not depend on the BOS for token ids), one layer's statistics only. */
+START_TEST(test_options) {
+    const char *db = tpath("opt.db");
+    char args[2048];
+    snprintf(args, sizeof args, "'%s/tests/fixtures/record/corpus.txt' --db '%s' --no-bos --layers 1 "
+             "--split line --top-k 3 --examples 5 --quiet", root, db);
+    ck_assert_msg(record(NULL, args) == 0, "%s", out);
+    cJSON *ref = load_expected();
+    int nt = cJSON_GetArraySize(cJSON_GetObjectItem(ref, "tokens"));
+    /* the third paragraph of the fixture has two lines: one more document, and
+     * its newline token is gone; token ids do not depend on the BOS, so the
+     * ids before that point equal the reference's */
+    ck_assert_int_eq(q_int_path(db, "SELECT count(*) FROM documents"), 6);
+    sqlite3 *h = db_open(db);
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_prepare_v2(h, "SELECT token_id FROM tokens ORDER BY id", -1, &st, NULL), SQLITE_OK);
+    int i = 0, same = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const cJSON *e = cJSON_GetArrayItem(cJSON_GetObjectItem(ref, "tokens"), i);
+        if (e && sqlite3_column_int(st, 0) == (int)cJSON_GetArrayItem(e, 2)->valuedouble) same++;
+        i++;
+    }
+    sqlite3_finalize(st);
+    ck_assert_int_eq(i, nt - 1);
+    ck_assert_int_ge(same, nt / 3);
+    ck_assert_int_eq(q_int(h, "SELECT count(*) FROM neuron_stats WHERE layer = 1"), 128);
+    ck_assert_int_eq(q_int(h, "SELECT count(*) FROM neuron_stats WHERE layer = 0"), 0);
+    ck_assert_int_eq(q_int(h, "SELECT count(DISTINCT count) FROM neuron_stats"), 1);
+    ck_assert_int_eq(q_int(h, "SELECT max(count) FROM neuron_stats"), i);
+    ck_assert_int_eq(q_int(h, "SELECT count(*) FROM token_topk WHERE layer = 1 AND length(top) = 18"), i);
+    ck_assert_int_eq(q_int(h, "SELECT count(*) FROM token_topk WHERE layer <> 1"), 0);
+    ck_assert_int_eq(q_int(h, "SELECT max(rank) FROM neuron_examples"), 5);
+    ck_assert_int_eq(q_int(h, "SELECT bos FROM runs"), 0);
+    sqlite3_close(h);
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "'%s' top-neurons --db '%s' --layer 0", probe_bin(), db);
+    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 2);
+    ck_assert_msg(strstr(out, "layer 0 was not recorded"), "%s", out);
+    cJSON_Delete(ref);
+}
+END_TEST
+
 /* ---- top-neurons ------------------------------------------------------------ */
 
 START_TEST(test_top_neurons) {
@@ -682,6 +726,7 @@ int main(void) {
     tcase_add_test(tc, test_resume_after_kill);
     tcase_add_test(tc, test_sigint);
     tcase_add_test(tc, test_bad_input);
+    tcase_add_test(tc, test_options);
     tcase_add_test(tc, test_top_neurons);
     tcase_add_test(tc, test_cookbook);
     suite_add_tcase(s, tc);
