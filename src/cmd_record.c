@@ -648,6 +648,10 @@ int cmd_record(int argc, char **argv) {
     if (!r->rows || !r->topk_buf || (any_full && !r->full_buf) || !r->state_buf) goto oom;
 
     /* the database */
+    if (o->resume && access(o->db, F_OK) != 0) {
+        err_set(err, "cannot resume: database '%s' does not exist", o->db);
+        goto fail;
+    }
     r->s = store_open(o->db, STORE_WRITE, err);
     if (!r->s) goto fail;
     int64_t id;
