@@ -799,9 +799,5 @@ Suite *ablate_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(ablate_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return run_suite(ablate_suite());
 }

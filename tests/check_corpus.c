@@ -194,9 +194,5 @@ int main(void) {
     tcase_add_test(tc, test_bad_input);
     tcase_add_test(tc, test_windows_invariants);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(s);
 }

@@ -954,9 +954,5 @@ int main(void) {
     tcase_set_timeout(bad, 60);
     tcase_add_loop_test(bad, test_bad_input, 0, N_BAD);
     suite_add_tcase(s, bad);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(s);
 }

@@ -418,9 +418,5 @@ int main(void) {
     tcase_add_test(tf, test_cli);
     tcase_set_timeout(tf, 60);
     suite_add_tcase(s, tf);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(s);
 }

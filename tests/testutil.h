@@ -77,4 +77,15 @@ out:
     return data;
 }
 
+/* The one runner every suite's main() ends with: runs all cases and
+ * returns the process exit status (non-zero when any check failed). */
+#include <check.h>
+static inline int run_suite(Suite *s) {
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
 #endif

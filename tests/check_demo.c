@@ -1,0 +1,86 @@
+/* check_demo.c — the bundled default model (models/demo) as the C engine
+ * sees it: probe's held-out loss on examples/heldout_mobydick.txt must equal
+ * the PyTorch figure written by scripts/train_demo_model.py into
+ * models/demo/heldout_eval.json within 1e-3 nats, under the protocol stated
+ * there (the file tokenized as one string, no <|endoftext|>, consecutive
+ * non-overlapping windows of ctx tokens, each window's first token not
+ * scored). And the loss must beat the unigram baseline. */
+#include <check.h>
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "model.h"
+#include "testutil.h"
+#include "util.h"
+
+START_TEST(test_heldout_loss_matches_pytorch) {
+    char err[PROBE_ERR_LEN];
+    char *json, *text;
+    size_t jlen, tlen;
+    ck_assert_msg(file_read_all("models/demo/heldout_eval.json", &json, &jlen, err) == 0, "%s", err);
+    cJSON *ev = cJSON_Parse(json);
+    ck_assert(ev != NULL);
+    double want = cJSON_GetObjectItem(ev, "loss")->valuedouble;
+    double unigram = cJSON_GetObjectItem(ev, "unigram_loss")->valuedouble;
+    int want_tokens = cJSON_GetObjectItem(ev, "tokens")->valueint;
+    int ctx = cJSON_GetObjectItem(ev, "ctx")->valueint;
+    const char *file = cJSON_GetObjectItem(ev, "file")->valuestring;
+    ck_assert_msg(file_read_all(file, &text, &tlen, err) == 0, "%s", err);
+
+    Model *m = model_load("models/demo", err);
+    ck_assert_msg(m != NULL, "%s", err);
+    ck_assert_int_ge(m->cfg.n_layer, 6); /* --layer 5 exists */
+    TokBuf b = {0};
+    ck_assert(tok_encode(m->tok, text, tlen, &b) == 0);
+    int V = m->cfg.vocab_size;
+    float *logits = malloc(sizeof(float) * (size_t)ctx * V);
+    ck_assert(logits != NULL);
+    double sum = 0;
+    int scored = 0;
+    for (size_t w = 0; w < b.n; w += (size_t)ctx) {
+        int T = b.n - w < (size_t)ctx ? (int)(b.n - w) : ctx;
+        ck_assert_msg(model_forward(m, b.ids + w, T, NULL, logits, err) == 0, "%s", err);
+        for (int t = 0; t + 1 < T; t++) {
+            const float *row = logits + (size_t)t * V;
+            sum += logsumexp(row, V) - row[b.ids[w + t + 1]];
+            scored++;
+        }
+    }
+    double loss = sum / scored;
+    fprintf(stderr, "demo held-out: probe %.6f, pytorch %.6f, unigram %.6f over %d tokens\n", loss, want,
+            unigram, scored);
+    ck_assert_int_eq(scored, want_tokens);
+    ck_assert_msg(fabs(loss - want) < 1e-3, "probe %.6f vs pytorch %.6f", loss, want);
+    ck_assert_msg(loss < unigram - 0.5, "model %.3f does not beat unigram %.3f", loss, unigram);
+    free(logits);
+    tok_buf_free(&b);
+    model_free(m);
+    free(text);
+    cJSON_Delete(ev);
+    free(json);
+}
+END_TEST
+
+START_TEST(test_predict_and_info_on_default_model) {
+    char cmd[1024], out[16384];
+    /* no --model: the bundled default next to the binary */
+    snprintf(cmd, sizeof cmd, "env -u PROBE_MODEL %s info", probe_bin());
+    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "models/demo") != NULL, "%s", out);
+    snprintf(cmd, sizeof cmd, "env -u PROBE_MODEL %s predict --json 'And God said, Let there be'", probe_bin());
+    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "\"rank\": 10") != NULL, "%s", out);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("demo");
+    TCase *tc = tcase_create("demo");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_heldout_loss_matches_pytorch);
+    tcase_add_test(tc, test_predict_and_info_on_default_model);
+    suite_add_tcase(s, tc);
+    return run_suite(s);
+}
