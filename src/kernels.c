@@ -48,6 +48,13 @@ void layernorm_forward(float *out, const float *x, const float *w, const float *
 
 void matmul_forward(float *out, const float *x, const float *W, const float *bias, int T, int K,
                     int N, int accumulate) {
+    if (!accumulate && bias) {
+        /* start from the bias rows and let sgemm accumulate (beta = 1): one
+         * pass over out instead of sgemm's zeroing pass plus a bias pass */
+        for (int t = 0; t < T; t++) memcpy(out + (size_t)t * N, bias, sizeof(float) * (size_t)N);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, N, K, 1.0f, x, K, W, N, 1.0f, out, N);
+        return;
+    }
     float beta = accumulate ? 1.0f : 0.0f;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, N, K, 1.0f, x, K, W, N, beta, out, N);
     if (bias)
