@@ -146,22 +146,16 @@ int cmd_trace(int argc, char **argv) {
             if (file_read_all(file, &data, &len, err)) goto fail;
         }
         TokBuf b = {0};
-        int32_t eot = TOK_EOT;
-        if (bos) {
-            b.ids = malloc(sizeof *b.ids * 16);
-            b.start = malloc(sizeof *b.start * 16);
-            if (!b.ids || !b.start) { free(b.ids); free(b.start); free(data); goto oom; }
-            b.cap = 16;
-            b.ids[0] = eot;
-            b.start[0] = 0;
-            b.n = 1;
-        }
         int bad = tok_encode(m->tok, file ? data : text, file ? len : strlen(text), &b);
         free(data);
-        if (bad) { tok_buf_free(&b); goto oom; }
-        ids = b.ids;
-        T = (int)b.n;
-        free(b.start);
+        T = (int)b.n + bos;
+        ids = bad ? NULL : malloc(sizeof *ids * (size_t)(T > 0 ? T : 1));
+        if (ids) {
+            if (bos) ids[0] = TOK_EOT;
+            memcpy(ids + bos, b.ids, sizeof *ids * b.n);
+        }
+        tok_buf_free(&b);
+        if (!ids) goto oom;
     }
     if (T < 1 || T > cfg->n_positions) {
         err_set(err, "%s has %d tokens; a trace needs 1..%d (n_positions)",
