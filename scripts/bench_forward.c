@@ -23,6 +23,7 @@
 
 #include "corpus.h"
 #include "model.h"
+#include "parallel.h"
 #include "tokenizer.h"
 #include "util.h"
 
@@ -42,6 +43,10 @@ int main(int argc, char **argv) {
         return 2;
     }
     int ctx = atoi(argv[3]);
+    if (parallel_start(0, err)) { /* as probe's main() does, before the model */
+        fprintf(stderr, "bench_forward: %s\n", err);
+        return 2;
+    }
     Model *m = model_load(argv[1], err);
     if (!m) {
         fprintf(stderr, "bench_forward: %s\n", err);

@@ -1,6 +1,7 @@
 /* kernels.h — the numeric building blocks of the forward pass.
  *
- * Outputs first, sizes last (llm.c style). Know only cblas and libc.
+ * Outputs first, sizes last (llm.c style). Know only cblas, libc and the
+ * compute team (parallel.h): every kernel splits its work over the team.
  * Shapes: T rows (tokens), C channels, F FFN width, all row-major. */
 #ifndef PROBE_KERNELS_H
 #define PROBE_KERNELS_H
@@ -16,11 +17,16 @@ void layernorm_forward(float *out, const float *x, const float *w, const float *
 void matmul_forward(float *out, const float *x, const float *W, const float *bias, int T, int K,
                     int N, int accumulate);
 
+/* out[T x N] = x[T x K] @ W^T for W [N x K] (the unembedding with wte). */
+void matmul_nt_forward(float *out, const float *x, const float *W, int T, int K, int N);
+
 /* Causal multi-head self-attention. qkv [T x 3C] (q | k | v, head h at
- * columns h*HS of each part), out [T x C]; att is scratch of at least
- * PROBE_ATT_BLOCK * T floats. */
+ * columns h*HS of each part), out [T x C]; att is scratch of att_slots
+ * blocks of min(PROBE_ATT_BLOCK, T) * T floats, one per thread that takes
+ * heads (at most att_slots threads do). */
 #define PROBE_ATT_BLOCK 128
-void attention_forward(float *out, float *att, const float *qkv, int T, int C, int NH);
+void attention_forward(float *out, float *att, int att_slots, const float *qkv, int T, int C,
+                       int NH);
 
 /* In place activations over n values. */
 void gelu_new_forward(float *x, size_t n);  /* tanh approximation (GPT-2) */

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "parallel.h"
 #include "util.h"
 
 typedef struct {
@@ -28,7 +29,8 @@ static void usage(FILE *f) {
             "neuron-level interpretability for GPT-2-family models\n\ncommands:\n");
     for (int i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
     fprintf(f,
-            "\nThe model is --model DIR, else $PROBE_MODEL, else the bundled models/demo.\n");
+            "\nThe model is --model DIR, else $PROBE_MODEL, else the bundled models/demo.\n"
+            "Compute threads: $PROBE_THREADS, else one per CPU this process may use.\n");
 }
 
 int main(int argc, char **argv) {
@@ -41,7 +43,16 @@ int main(int argc, char **argv) {
         return PROBE_EXIT_OK;
     }
     for (int i = 0; i < N_COMMANDS; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name)) {
+            char err[PROBE_ERR_LEN];
+            if (parallel_start(0, err)) {
+                fprintf(stderr, "probe: %s\n", err);
+                return PROBE_EXIT_USAGE;
+            }
+            int rc = commands[i].fn(argc - 1, argv + 1);
+            parallel_stop();
+            return rc;
+        }
     fprintf(stderr, "probe: unknown command '%s' (see 'probe --help')\n", argv[1]);
     return PROBE_EXIT_USAGE;
 }

@@ -8,18 +8,19 @@
  * call or token. */
 #include "model.h"
 
-#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels.h"
+#include "parallel.h"
 #include "util.h"
 
 int model_scratch_init(Model *m, char *err) {
     const ModelConfig *c = &m->cfg;
     size_t T = (size_t)c->n_positions, C = (size_t)c->n_embd, F = (size_t)c->n_inner;
     size_t B = PROBE_ATT_BLOCK < T ? PROBE_ATT_BLOCK : T;
-    size_t sizes[] = {T * C, T * C, T * 3 * C, B * T, T * C, T * F, T * C};
+    int slots = parallel_threads();
+    size_t sizes[] = {T * C, T * C, T * 3 * C, (size_t)slots * B * T, T * C, T * F, T * C};
     size_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += sizes[i];
     float *mem = malloc(total * sizeof(float));
@@ -31,6 +32,7 @@ int model_scratch_init(Model *m, char *err) {
         p += sizes[i];
     }
     m->scratch_mem = mem;
+    m->s.att_slots = slots;
     return 0;
 }
 
@@ -91,7 +93,7 @@ int model_forward(Model *m, const int32_t *ids, int T, const ForwardHooks *hooks
         /* attention block: resid += c_proj(attn(ln_1(resid))) */
         layernorm_forward(s->ln, s->resid, p->ln1_w, p->ln1_b, cfg->layer_norm_epsilon, T, C);
         matmul_forward(s->qkv, s->ln, p->qkv_w, p->qkv_b, T, C, 3 * C, 0);
-        attention_forward(s->attn_out, s->att, s->qkv, T, C, cfg->n_head);
+        attention_forward(s->attn_out, s->att, s->att_slots, s->qkv, T, C, cfg->n_head);
         matmul_forward(s->resid, s->attn_out, p->attn_proj_w, p->attn_proj_b, T, C, C, 1);
 
         /* FFN block: resid += c_proj(act(c_fc(ln_2(resid)))) */
@@ -106,8 +108,6 @@ int model_forward(Model *m, const int32_t *ids, int T, const ForwardHooks *hooks
     }
 
     layernorm_forward(s->final, s->resid, m->lnf_w, m->lnf_b, cfg->layer_norm_epsilon, T, C);
-    if (logits)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, V, C, 1.0f, s->final, C, m->lm_head, C,
-                    0.0f, logits, V);
+    if (logits) matmul_nt_forward(logits, s->final, m->lm_head, T, C, V);
     return 0;
 }

@@ -54,7 +54,9 @@ typedef struct {
     float *resid;   /* [T x C]   residual stream */
     float *ln;      /* [T x C]   layer-norm output */
     float *qkv;     /* [T x 3C] */
-    float *att;     /* [B x T]   scores of one head for a block of B query rows */
+    float *att;     /* [att_slots x B x T] per thread: scores of one head for a
+                       block of B query rows */
+    int att_slots;  /* the compute team's size at load (parallel.h) */
     float *attn_out;/* [T x C]   concatenated head outputs */
     float *ffn;     /* [T x F]   FFN post-activation */
     float *final;   /* [T x C]   ln_f output (the input of the unembedding) */

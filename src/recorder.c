@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "parallel.h"
 #include "util.h"
 
 #define STATE_MAGIC 0x31535250u /* "PRS1" */
@@ -21,16 +22,18 @@ typedef struct {
     float *shift, *min, *max;   /* [F] */
     float *thr;                 /* [F] value to beat to enter the heap */
     int32_t *heap_n;            /* [F] */
-    float kth_guess;            /* top-k threshold carried between tokens */
     float *hval;                /* [F x N] min-heap per neuron, root = worst */
     int64_t *hrow;              /* [F x N] */
 } LayerAgg;
 
 struct Recorder {
     int n_layers, F, N, k;
+    int slots;   /* threads that can take tokens (the team size at creation) */
     LayerAgg *layers;
-    float *kv;   /* [k] top-k scratch */
-    int32_t *ki; /* [k] */
+    float *kv;   /* [slots x k] top-k scratch, one row per thread */
+    int32_t *ki; /* [slots x k] */
+    float *kth_guess; /* [n_layers x slots] top-k threshold carried between a
+                         thread's tokens */
 };
 
 void recorder_free(Recorder *r) {
@@ -51,12 +54,12 @@ void recorder_free(Recorder *r) {
     free(r->layers);
     free(r->kv);
     free(r->ki);
+    free(r->kth_guess);
     free(r);
 }
 
 static void layer_reset(LayerAgg *a, int F) {
     a->count = 0;
-    a->kth_guess = -INFINITY;
     for (int j = 0; j < F; j++) {
         a->sum[j] = a->sumsq[j] = a->npos[j] = 0;
         a->shift[j] = 0;
@@ -79,10 +82,13 @@ Recorder *recorder_new(int n_layers, int F, int n_examples, int top_k, char *err
     r->F = F;
     r->N = n_examples;
     r->k = top_k;
+    r->slots = parallel_threads();
     r->layers = calloc((size_t)n_layers, sizeof *r->layers);
-    r->kv = malloc(sizeof *r->kv * (size_t)top_k);
-    r->ki = malloc(sizeof *r->ki * (size_t)top_k);
-    if (!r->layers || !r->kv || !r->ki) goto oom;
+    r->kv = malloc(sizeof *r->kv * (size_t)top_k * r->slots);
+    r->ki = malloc(sizeof *r->ki * (size_t)top_k * r->slots);
+    r->kth_guess = malloc(sizeof *r->kth_guess * (size_t)n_layers * r->slots);
+    if (!r->layers || !r->kv || !r->ki || !r->kth_guess) goto oom;
+    for (int i = 0; i < n_layers * r->slots; i++) r->kth_guess[i] = -INFINITY;
     size_t f = (size_t)F, fn = f * (size_t)n_examples;
     for (int i = 0; i < n_layers; i++) {
         LayerAgg *a = &r->layers[i];
@@ -239,46 +245,92 @@ static void topk_row(const float *x, int F, int k, float *kv, int32_t *ki, float
     *guess = kv[k - 1];
 }
 
-void recorder_add(Recorder *r, int li, const float *act, int n, const int64_t *token_rows,
-                  uint8_t *topk_out, uint16_t *full_out) {
-    LayerAgg *a = &r->layers[li];
-    const int F = r->F, N = r->N, k = r->k;
-    if (n <= 0) return;
-    if (a->count == 0) memcpy(a->shift, act, sizeof(float) * (size_t)F);
-    int jb = 0;
-    for (; jb + 16 <= F; jb += 16) stats_block(act, n, F, jb, a->shift, a->sum, a->sumsq, a->npos, a->min, a->max);
-    for (; jb < F; jb++) stats_one(act, n, F, jb, a);
-    a->count += n;
+typedef struct {
+    Recorder *r;
+    LayerAgg *a;
+    int li, n;
+    const float *act;
+    const int64_t *token_rows;
+    uint8_t *topk_out;
+    uint16_t *full_out;
+} AddJob;
+
+/* Statistics and top examples of neurons j0..j1 (whole blocks of 16 except
+ * at the end): each neuron's accumulators and heap belong to one thread. */
+static void add_neurons(const AddJob *job, int j0, int j1) {
+    LayerAgg *a = job->a;
+    const int F = job->r->F, N = job->r->N, n = job->n;
+    const float *act = job->act;
+    int jb = j0;
+    for (; jb + 16 <= j1; jb += 16) stats_block(act, n, F, jb, a->shift, a->sum, a->sumsq, a->npos, a->min, a->max);
+    for (; jb < j1; jb++) stats_one(act, n, F, jb, a);
     for (int t = 0; t < n; t++) {
         const float *x = act + (size_t)t * F;
-        const int64_t tr = token_rows[t];
+        const int64_t tr = job->token_rows[t];
         /* blocks of 16 with one vector compare: most blocks have no candidate */
-        int j = 0;
-        for (; j + 16 <= F; j += 16) {
+        int j = j0;
+        for (; j + 16 <= j1; j += 16) {
             if (!any_above(x + j, a->thr + j)) continue;
             for (int i = j; i < j + 16; i++)
                 if (x[i] > a->thr[i])
                     heap_push(a->hval + (size_t)i * N, a->hrow + (size_t)i * N, &a->heap_n[i], N, x[i],
                               tr, &a->thr[i]);
         }
-        for (; j < F; j++)
+        for (; j < j1; j++)
             if (x[j] > a->thr[j])
                 heap_push(a->hval + (size_t)j * N, a->hrow + (size_t)j * N, &a->heap_n[j], N, x[j],
                           tr, &a->thr[j]);
-        if (topk_out) {
-            topk_row(x, F, k, r->kv, r->ki, &a->kth_guess);
-            uint8_t *o = topk_out + (size_t)t * k * RECORDER_TOPK_BYTES;
+    }
+}
+
+/* Per-token outputs (top-k record, fp16 vector) of tokens t0..t1, with this
+ * thread's own top-k scratch `slot`. */
+static void add_tokens(const AddJob *job, int t0, int t1, int slot) {
+    Recorder *r = job->r;
+    const int F = r->F, k = r->k;
+    float *kv = r->kv + (size_t)slot * k, *guess = &r->kth_guess[job->li * r->slots + slot];
+    int32_t *ki = r->ki + (size_t)slot * k;
+    for (int t = t0; t < t1; t++) {
+        const float *x = job->act + (size_t)t * F;
+        if (job->topk_out) {
+            topk_row(x, F, k, kv, ki, guess);
+            uint8_t *o = job->topk_out + (size_t)t * k * RECORDER_TOPK_BYTES;
             for (int i = 0; i < k; i++) {
-                uint16_t nn = (uint16_t)r->ki[i];
+                uint16_t nn = (uint16_t)ki[i];
                 memcpy(o + i * RECORDER_TOPK_BYTES, &nn, 2);
-                memcpy(o + i * RECORDER_TOPK_BYTES + 2, &r->kv[i], 4);
+                memcpy(o + i * RECORDER_TOPK_BYTES + 2, &kv[i], 4);
             }
         }
-        if (full_out) {
-            uint16_t *o = full_out + (size_t)t * F;
+        if (job->full_out) {
+            uint16_t *o = job->full_out + (size_t)t * F;
             for (int j = 0; j < F; j++) o[j] = f32_to_f16(x[j]);
         }
     }
+}
+
+/* Each thread takes a slice of the neurons and a slice of the tokens: the
+ * two parts write disjoint state, so they need no barrier between them. */
+static void add_task(void *ctx, int tid, int nt) {
+    const AddJob *job = ctx;
+    int j0, j1;
+    parallel_slice(job->r->F, 16, tid, nt, &j0, &j1);
+    if (j0 < j1) add_neurons(job, j0, j1);
+    int users = nt < job->r->slots ? nt : job->r->slots;
+    if (tid < users && (job->topk_out || job->full_out)) {
+        int t0, t1;
+        parallel_slice(job->n, 1, tid, users, &t0, &t1);
+        add_tokens(job, t0, t1, tid);
+    }
+}
+
+void recorder_add(Recorder *r, int li, const float *act, int n, const int64_t *token_rows,
+                  uint8_t *topk_out, uint16_t *full_out) {
+    LayerAgg *a = &r->layers[li];
+    if (n <= 0) return;
+    if (a->count == 0) memcpy(a->shift, act, sizeof(float) * (size_t)r->F);
+    AddJob job = {r, a, li, n, act, token_rows, topk_out, full_out};
+    parallel_run(add_task, &job);
+    a->count += n;
 }
 
 /* ---- results -------------------------------------------------------------- */

@@ -11,6 +11,7 @@
 #include "intervention.h"
 #include "kernels.h"
 #include "model.h"
+#include "parallel.h"
 #include "testutil.h"
 #include "util.h"
 
@@ -149,6 +150,48 @@ START_TEST(test_all_pass_hooks_are_bit_exact) {
 }
 END_TEST
 
+/* The compute team (parallel.h) splits every kernel; with 2 and 3 threads
+ * (an uneven split of 150 rows, 4 heads, 64 columns) the pass still matches
+ * the reference, and gives the same bits as one thread: the split never
+ * changes an element's order of summation. */
+START_TEST(test_team_sizes_agree) {
+    int nt = 2 + _i;
+    char err[PROBE_ERR_LEN];
+    Model *m1 = model_load_weights(FIX "/f32", err);
+    ck_assert_msg(m1 != NULL, "%s", err);
+    int32_t *ids;
+    int T;
+    ck_assert(ids_read_json(FIX "/f32/ids_long.json", &ids, &T, err) == 0);
+    int V = m1->cfg.vocab_size;
+    float *a = malloc(sizeof(float) * (size_t)T * V), *b = malloc(sizeof(float) * (size_t)T * V);
+    ck_assert(model_forward(m1, ids, T, NULL, a, err) == 0); /* one thread: no team yet */
+    ck_assert_int_eq(parallel_threads(), 1);
+    ck_assert_msg(parallel_start(nt, err) == 0, "%s", err);
+    ck_assert_int_eq(parallel_threads(), nt);
+    Model *m = model_load_weights(FIX "/f32", err);
+    ck_assert_msg(m != NULL, "%s", err);
+    ck_assert_int_eq(m->s.att_slots, nt);
+    for (int rep = 0; rep < 3; rep++) { /* repeated dispatches reuse the sleeping/spinning team */
+        ck_assert(model_forward(m, ids, T, NULL, b, err) == 0);
+        ck_assert_msg(memcmp(a, b, sizeof(float) * (size_t)T * V) == 0,
+                      "%d threads: logits differ from one thread's", nt);
+    }
+    /* one token: the matmuls split columns instead of rows */
+    ck_assert(model_forward(m1, ids, 1, NULL, a, err) == 0);
+    ck_assert(model_forward(m, ids, 1, NULL, b, err) == 0);
+    ck_assert_msg(memcmp(a, b, sizeof(float) * (size_t)V) == 0, "%d threads, T=1: logits differ", nt);
+    model_free(m);
+    parallel_stop();
+    ck_assert_int_eq(parallel_threads(), 1);
+    double e = run_case("f32", "ids_long.json", "plain_long", &cases[0]); /* after stop: inline again */
+    ck_assert(e < TOL);
+    model_free(m1);
+    free(a);
+    free(b);
+    free(ids);
+}
+END_TEST
+
 START_TEST(test_forward_rejects_bad_windows) {
     char err[PROBE_ERR_LEN];
     Model *m = model_load_weights(FIX "/bf16-relu", err);
@@ -261,6 +304,7 @@ int main(void) {
     tcase_add_loop_test(tc, test_reference_cases, 0, n);
     tcase_add_test(tc, test_long_window_crosses_attention_blocks);
     tcase_add_test(tc, test_all_pass_hooks_are_bit_exact);
+    tcase_add_loop_test(tc, test_team_sizes_agree, 0, 2);
     tcase_add_test(tc, test_forward_rejects_bad_windows);
     tcase_add_test(tc, test_spec_parsing);
     tcase_add_test(tc, test_trace_cli_matches_reference);

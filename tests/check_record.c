@@ -424,6 +424,25 @@ START_TEST(test_resume_after_kill) {
 }
 END_TEST
 
+/* The compute team splits the forward pass and the recorder (parallel.h);
+ * the database must not depend on its size, to the bit. Also a resume with
+ * another team size than the interrupted run. */
+START_TEST(test_thread_counts_agree) {
+    const char *a = tpath("a.db"), *b = tpath("b.db"), *c = tpath("c.db");
+    ck_assert_msg(record_ref(a, "PROBE_THREADS=1") == 0, "%s", out);
+    ck_assert_msg(record_ref(b, "PROBE_THREADS=3") == 0, "%s", out);
+    ck_assert_msg(db_digest(a) == db_digest(b), "1 and 3 compute threads recorded different databases");
+    ck_assert(record_ref(c, "PROBE_THREADS=3 PROBE_RECORD_BATCH_DOCS=1 PROBE_RECORD_CRASH_AFTER_DOCS=2") != 0);
+    char args[2048];
+    snprintf(args, sizeof args, "'%s/tests/fixtures/record/corpus.txt' --db '%s' " REF_OPTS " --resume", root, c);
+    ck_assert_msg(record("PROBE_THREADS=2 PROBE_RECORD_BATCH_DOCS=1", args) == 0, "%s", out);
+    ck_assert_msg(db_digest(a) == db_digest(c), "resumed with 2 threads: differs");
+    /* a bad PROBE_THREADS is a usage error naming the variable */
+    ck_assert_int_eq(record_ref(tpath("d.db"), "PROBE_THREADS=zero"), 2);
+    ck_assert_msg(strstr(out, "PROBE_THREADS=zero"), "%s", out);
+}
+END_TEST
+
 /* A real SIGINT in the middle of a run: 'interrupted', statistics of the
  * committed documents, and --resume completes it exactly. */
 START_TEST(test_sigint) {
@@ -725,6 +744,7 @@ int main(void) {
     tcase_add_test(tc, test_reference);
     tcase_add_test(tc, test_resume_after_kill);
     tcase_add_test(tc, test_sigint);
+    tcase_add_test(tc, test_thread_counts_agree);
     tcase_add_test(tc, test_bad_input);
     tcase_add_test(tc, test_options);
     tcase_add_test(tc, test_top_neurons);

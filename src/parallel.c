@@ -1,0 +1,147 @@
+/* parallel.c — see parallel.h.
+ *
+ * Dispatch: the caller publishes (task, ctx), sets `pending` to the number
+ * of workers and bumps the generation counter; each worker that sees a new
+ * generation runs its share and decrements `pending`; the caller runs share
+ * 0 and spins until `pending` is 0. A worker spins on the generation for a
+ * while (phases of a forward pass follow each other within microseconds),
+ * then sleeps on a condition variable; the caller signals only when someone
+ * sleeps. The generation is re-checked under the mutex before sleeping, and
+ * the caller bumps it before taking the mutex, so no wake-up is lost. */
+#include "parallel.h"
+
+#include <cblas.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "util.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define CPU_RELAX() _mm_pause()
+#else
+#define CPU_RELAX() ((void)0)
+#endif
+
+#define SPIN_ROUNDS (1 << 15) /* about a millisecond of polling before sleeping */
+#define MAX_THREADS 256
+
+static struct {
+    int n; /* team size, 1 = no workers */
+    pthread_t th[MAX_THREADS];
+    int started;
+    ParallelTask task;
+    void *ctx;
+    atomic_uint gen;
+    unsigned gen0; /* gen when the workers were created: what they have "seen" */
+    atomic_int pending;
+    atomic_int stop;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int sleepers; /* under mu */
+} team = {.n = 1, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static void *worker_main(void *arg) {
+    int tid = (int)(long)arg;
+    /* not the current gen: a dispatch (or stop) may already have happened
+     * between pthread_create and this line */
+    unsigned seen = team.gen0;
+    for (;;) {
+        unsigned g;
+        int spins = 0;
+        while ((g = atomic_load_explicit(&team.gen, memory_order_acquire)) == seen) {
+            if (++spins < SPIN_ROUNDS) {
+                CPU_RELAX();
+                continue;
+            }
+            pthread_mutex_lock(&team.mu);
+            team.sleepers++;
+            while (atomic_load(&team.gen) == seen) pthread_cond_wait(&team.cv, &team.mu);
+            team.sleepers--;
+            pthread_mutex_unlock(&team.mu);
+            spins = 0;
+        }
+        seen = g;
+        if (atomic_load(&team.stop)) return NULL;
+        team.task(team.ctx, tid, team.n);
+        atomic_fetch_sub_explicit(&team.pending, 1, memory_order_acq_rel);
+    }
+}
+
+static int usable_cpus(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0) return n;
+    }
+    return 1;
+}
+
+int parallel_start(int nthreads, char *err) {
+    if (team.started) return 0;
+    int n = nthreads;
+    if (n <= 0) {
+        const char *env = getenv("PROBE_THREADS");
+        if (env && *env) {
+            char *end;
+            long v = strtol(env, &end, 10);
+            if (*end || v < 1 || v > MAX_THREADS)
+                return err_set(err, "PROBE_THREADS=%s: expected a thread count 1..%d", env, MAX_THREADS);
+            n = (int)v;
+        } else {
+            n = usable_cpus();
+        }
+    }
+    if (n > MAX_THREADS) n = MAX_THREADS;
+    team.n = 1;
+    team.gen0 = atomic_load(&team.gen);
+    for (int i = 1; i < n; i++) {
+        if (pthread_create(&team.th[i], NULL, worker_main, (void *)(long)i) != 0) {
+            parallel_stop();
+            return err_set(err, "cannot start compute thread %d of %d", i, n);
+        }
+        team.n = i + 1;
+    }
+    team.n = n;
+    team.started = 1;
+    /* the team splits every matmul itself; OpenBLAS threads would only fight it */
+    if (n > 1) openblas_set_num_threads(1);
+    return 0;
+}
+
+int parallel_threads(void) { return team.n; }
+
+void parallel_run(ParallelTask task, void *ctx) {
+    if (team.n <= 1) {
+        task(ctx, 0, 1);
+        return;
+    }
+    team.task = task;
+    team.ctx = ctx;
+    atomic_store_explicit(&team.pending, team.n - 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&team.gen, 1, memory_order_acq_rel);
+    pthread_mutex_lock(&team.mu);
+    if (team.sleepers) pthread_cond_broadcast(&team.cv);
+    pthread_mutex_unlock(&team.mu);
+    task(ctx, 0, team.n);
+    while (atomic_load_explicit(&team.pending, memory_order_acquire) > 0) CPU_RELAX();
+}
+
+void parallel_stop(void) {
+    int n = team.n;
+    if (n <= 1) {
+        team.started = 0;
+        return;
+    }
+    atomic_store(&team.stop, 1);
+    atomic_fetch_add(&team.gen, 1);
+    pthread_mutex_lock(&team.mu);
+    pthread_cond_broadcast(&team.cv);
+    pthread_mutex_unlock(&team.mu);
+    for (int i = 1; i < n; i++) pthread_join(team.th[i], NULL);
+    atomic_store(&team.stop, 0);
+    team.n = 1;
+    team.started = 0;
+}
