@@ -33,6 +33,75 @@ static inline float exp_poly(float x) {
     return p * scale.f;
 }
 
+/* ---- reductions ------------------------------------------------------------ */
+
+/* Sums and maxima over LANES independent partial results: a plain
+ * `sum += x[i]` is one dependent chain the compiler may not reorder (no
+ * -ffast-math), so it runs scalar; LANES accumulators vectorize. The order
+ * of summation is fixed, so results are deterministic. */
+#define LANES 16
+
+static inline float reduce_sum(const float *acc) {
+    float s = 0.0f;
+    for (int l = 0; l < LANES; l++) s += acc[l];
+    return s;
+}
+
+static float sum_lanes(const float *x, int n) {
+    float acc[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; l++) acc[l] += x[i + l];
+    float s = reduce_sum(acc);
+    for (; i < n; i++) s += x[i];
+    return s;
+}
+
+static float sum_sq_dev_lanes(const float *x, int n, float mean) {
+    float acc[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; l++) {
+            float d = x[i + l] - mean;
+            acc[l] += d * d;
+        }
+    float s = reduce_sum(acc);
+    for (; i < n; i++) s += (x[i] - mean) * (x[i] - mean);
+    return s;
+}
+
+static float max_lanes(const float *x, int n) {
+    float acc[LANES];
+    int i = 0;
+    if (n >= LANES) {
+        for (int l = 0; l < LANES; l++) acc[l] = x[l];
+        for (i = LANES; i + LANES <= n; i += LANES)
+            for (int l = 0; l < LANES; l++) acc[l] = x[i + l] > acc[l] ? x[i + l] : acc[l];
+    }
+    float m = n >= LANES ? acc[0] : x[0];
+    for (int l = 1; n >= LANES && l < LANES; l++) m = acc[l] > m ? acc[l] : m;
+    for (; i < n; i++) m = x[i] > m ? x[i] : m;
+    return m;
+}
+
+/* x[i] = exp(x[i] - shift) for i < n; returns their sum. */
+static float exp_shift_sum(float *x, int n, float shift) {
+    float acc[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; l++) {
+            float e = exp_poly(x[i + l] - shift);
+            x[i + l] = e;
+            acc[l] += e;
+        }
+    float s = reduce_sum(acc);
+    for (; i < n; i++) {
+        x[i] = exp_poly(x[i] - shift);
+        s += x[i];
+    }
+    return s;
+}
+
 /* ---- layer norm ------------------------------------------------------------ */
 
 typedef struct {
@@ -50,15 +119,8 @@ static void layernorm_task(void *ctx, int tid, int nt) {
     for (int t = t0; t < t1; t++) {
         const float *xt = j->x + (size_t)t * C;
         float *ot = j->out + (size_t)t * C;
-        float sum = 0.0f;
-        for (int i = 0; i < C; i++) sum += xt[i];
-        float mean = sum / (float)C;
-        float var = 0.0f;
-        for (int i = 0; i < C; i++) {
-            float d = xt[i] - mean;
-            var += d * d;
-        }
-        var /= (float)C;
+        float mean = sum_lanes(xt, C) / (float)C;
+        float var = sum_sq_dev_lanes(xt, C, mean) / (float)C;
         float rstd = 1.0f / sqrtf(var + j->eps);
         for (int i = 0; i < C; i++) ot[i] = (xt[i] - mean) * rstd * j->w[i] + j->b[i];
     }
@@ -149,22 +211,21 @@ static void attention_heads(const AttentionJob *j, float *att, int h0, int h1) {
             int M = r1 - r0, N = r1;
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, HS, scale, q + (size_t)r0 * C3,
                         C3, k, C3, 0.0f, att, N);
+            /* unnormalised softmax; the 1/sum goes onto the HS outputs of the
+             * row instead of its `valid` weights */
+            float inv[PROBE_ATT_BLOCK];
             for (int i = 0; i < M; i++) {
                 float *row = att + (size_t)i * N;
                 int valid = r0 + i + 1; /* keys 0..r0+i */
-                float mx = row[0];
-                for (int c = 1; c < valid; c++) mx = row[c] > mx ? row[c] : mx;
-                float sum = 0.0f;
-                for (int c = 0; c < valid; c++) {
-                    row[c] = exp_poly(row[c] - mx);
-                    sum += row[c];
-                }
-                float inv = 1.0f / sum;
-                for (int c = 0; c < valid; c++) row[c] *= inv;
+                float mx = max_lanes(row, valid);
+                inv[i] = 1.0f / exp_shift_sum(row, valid, mx);
                 for (int c = valid; c < N; c++) row[c] = 0.0f;
             }
+            float *o = j->out + (size_t)r0 * C + h * HS;
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, HS, N, 1.0f, att, N, v, C3, 0.0f,
-                        j->out + (size_t)r0 * C + h * HS, C);
+                        o, C);
+            for (int i = 0; i < M; i++)
+                for (int c = 0; c < HS; c++) o[(size_t)i * C + c] *= inv[i];
         }
     }
 }

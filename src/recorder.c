@@ -155,24 +155,28 @@ static void heap_push(float *v, int64_t *row, int32_t *n, int N, float x, int64_
 
 /* ---- adding tokens -------------------------------------------------------- */
 
-/* The contribution of n tokens (act [n x F]) to the statistics of neurons
- * j0..j0+16: the accumulators of the block stay in registers while the
- * tokens stream by (the inner loop vectorizes). */
-static void stats_block(const float *restrict act, int n, int F, int j0, const float *restrict sh,
-                        double *restrict sum, double *restrict sumsq, double *restrict npos,
-                        float *restrict mn, float *restrict mx) {
+/* The contribution of n tokens (act [n x F], rows token_rows) to neurons
+ * j0..j0+16, in one pass over their column: statistics (the accumulators
+ * stay in registers while the tokens stream by; the inner loops vectorize)
+ * and top examples (one vector compare against the 16 thresholds; most
+ * tokens beat none of them). Each neuron sees its tokens in order, so the
+ * result does not depend on how neurons are split over threads. */
+static void neurons_block(LayerAgg *a, int N, const float *restrict act, const int64_t *token_rows,
+                          int n, int F, int j0) {
     double s[16], q[16], p[16], c[16];
-    float lo[16], hi[16];
+    float lo[16], hi[16], th[16];
     for (int i = 0; i < 16; i++) {
-        s[i] = sum[j0 + i];
-        q[i] = sumsq[j0 + i];
-        p[i] = npos[j0 + i];
-        c[i] = sh[j0 + i];
-        lo[i] = mn[j0 + i];
-        hi[i] = mx[j0 + i];
+        s[i] = a->sum[j0 + i];
+        q[i] = a->sumsq[j0 + i];
+        p[i] = a->npos[j0 + i];
+        c[i] = a->shift[j0 + i];
+        lo[i] = a->min[j0 + i];
+        hi[i] = a->max[j0 + i];
+        th[i] = a->thr[j0 + i];
     }
     for (int t = 0; t < n; t++) {
         const float *x = act + (size_t)t * F + j0;
+        int any = 0;
         for (int i = 0; i < 16; i++) {
             double d = (double)x[i] - c[i];
             s[i] += d;
@@ -180,19 +184,29 @@ static void stats_block(const float *restrict act, int n, int F, int j0, const f
             p[i] += x[i] > 0.0f ? 1.0 : 0.0;
             lo[i] = x[i] < lo[i] ? x[i] : lo[i];
             hi[i] = x[i] > hi[i] ? x[i] : hi[i];
+            any |= x[i] > th[i];
+        }
+        if (!any) continue;
+        for (int i = 0; i < 16; i++) {
+            int j = j0 + i;
+            if (!(x[i] > th[i])) continue;
+            heap_push(a->hval + (size_t)j * N, a->hrow + (size_t)j * N, &a->heap_n[j], N, x[i],
+                      token_rows[t], &a->thr[j]);
+            th[i] = a->thr[j];
         }
     }
     for (int i = 0; i < 16; i++) {
-        sum[j0 + i] = s[i];
-        sumsq[j0 + i] = q[i];
-        npos[j0 + i] = p[i];
-        mn[j0 + i] = lo[i];
-        mx[j0 + i] = hi[i];
+        a->sum[j0 + i] = s[i];
+        a->sumsq[j0 + i] = q[i];
+        a->npos[j0 + i] = p[i];
+        a->min[j0 + i] = lo[i];
+        a->max[j0 + i] = hi[i];
     }
 }
 
 /* The same for one neuron (the tail when F is not a multiple of 16). */
-static void stats_one(const float *act, int n, int F, int j, LayerAgg *a) {
+static void neurons_one(LayerAgg *a, int N, const float *act, const int64_t *token_rows, int n, int F,
+                        int j) {
     for (int t = 0; t < n; t++) {
         float x = act[(size_t)t * F + j];
         double d = (double)x - (double)a->shift[j];
@@ -201,16 +215,18 @@ static void stats_one(const float *act, int n, int F, int j, LayerAgg *a) {
         a->npos[j] += x > 0.0f ? 1.0 : 0.0;
         a->min[j] = x < a->min[j] ? x : a->min[j];
         a->max[j] = x > a->max[j] ? x : a->max[j];
+        if (x > a->thr[j])
+            heap_push(a->hval + (size_t)j * N, a->hrow + (size_t)j * N, &a->heap_n[j], N, x,
+                      token_rows[t], &a->thr[j]);
     }
 }
 
-/* Whether any of x[0..16) exceeds its threshold. */
-static inline int any_above(const float *restrict x, const float *restrict thr) {
+/* Whether any of x[0..16) exceeds g. */
+static inline int any_above_value(const float *restrict x, float g) {
     int any = 0;
-    for (int i = 0; i < 16; i++) any |= x[i] > thr[i];
+    for (int i = 0; i < 16; i++) any |= x[i] > g;
     return any;
 }
-
 
 /* Number of x[0..F) above g (vectorizes). */
 static int count_above(const float *restrict x, int F, float g) {
@@ -228,19 +244,23 @@ static void topk_row(const float *x, int F, int k, float *kv, int32_t *ki, float
     float g = *guess;
     if (!(count_above(x, F, g) >= k)) g = -INFINITY;
     int filled = 0;
-    for (int j = 0; j < F; j++) {
-        float xv = x[j];
-        if (!(xv > g)) continue;
-        if (filled == k && !(xv > kv[k - 1])) continue;
-        int pos = filled < k ? filled++ : k - 1;
-        while (pos > 0 && kv[pos - 1] < xv) {
-            kv[pos] = kv[pos - 1];
-            ki[pos] = ki[pos - 1];
-            pos--;
+    for (int j0 = 0; j0 < F; j0 += 16) {
+        int j1 = j0 + 16 < F ? j0 + 16 : F;
+        if (j1 - j0 == 16 && !any_above_value(x + j0, g)) continue; /* one vector compare */
+        for (int j = j0; j < j1; j++) {
+            float xv = x[j];
+            if (!(xv > g)) continue;
+            if (filled == k && !(xv > kv[k - 1])) continue;
+            int pos = filled < k ? filled++ : k - 1;
+            while (pos > 0 && kv[pos - 1] < xv) {
+                kv[pos] = kv[pos - 1];
+                ki[pos] = ki[pos - 1];
+                pos--;
+            }
+            kv[pos] = xv;
+            ki[pos] = j;
+            if (filled == k && kv[k - 1] > g) g = kv[k - 1];
         }
-        kv[pos] = xv;
-        ki[pos] = j;
-        if (filled == k && kv[k - 1] > g) g = kv[k - 1];
     }
     *guess = kv[k - 1];
 }
@@ -259,28 +279,10 @@ typedef struct {
  * at the end): each neuron's accumulators and heap belong to one thread. */
 static void add_neurons(const AddJob *job, int j0, int j1) {
     LayerAgg *a = job->a;
-    const int F = job->r->F, N = job->r->N, n = job->n;
-    const float *act = job->act;
-    int jb = j0;
-    for (; jb + 16 <= j1; jb += 16) stats_block(act, n, F, jb, a->shift, a->sum, a->sumsq, a->npos, a->min, a->max);
-    for (; jb < j1; jb++) stats_one(act, n, F, jb, a);
-    for (int t = 0; t < n; t++) {
-        const float *x = act + (size_t)t * F;
-        const int64_t tr = job->token_rows[t];
-        /* blocks of 16 with one vector compare: most blocks have no candidate */
-        int j = j0;
-        for (; j + 16 <= j1; j += 16) {
-            if (!any_above(x + j, a->thr + j)) continue;
-            for (int i = j; i < j + 16; i++)
-                if (x[i] > a->thr[i])
-                    heap_push(a->hval + (size_t)i * N, a->hrow + (size_t)i * N, &a->heap_n[i], N, x[i],
-                              tr, &a->thr[i]);
-        }
-        for (; j < j1; j++)
-            if (x[j] > a->thr[j])
-                heap_push(a->hval + (size_t)j * N, a->hrow + (size_t)j * N, &a->heap_n[j], N, x[j],
-                          tr, &a->thr[j]);
-    }
+    const int F = job->r->F, N = job->r->N;
+    int j = j0;
+    for (; j + 16 <= j1; j += 16) neurons_block(a, N, job->act, job->token_rows, job->n, F, j);
+    for (; j < j1; j++) neurons_one(a, N, job->act, job->token_rows, job->n, F, j);
 }
 
 /* Per-token outputs (top-k record, fp16 vector) of tokens t0..t1, with this
