@@ -9,6 +9,9 @@
 
 #include <math.h>
 #include <stdlib.h>
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 #include <string.h>
 
 #include "parallel.h"
@@ -156,10 +159,9 @@ static void heap_push(float *v, int64_t *row, int32_t *n, int N, float x, int64_
 /* ---- adding tokens -------------------------------------------------------- */
 
 /* The contribution of n tokens (act [n x F], rows token_rows) to neurons
- * j0..j0+16, in one pass over their column: statistics (the accumulators
- * stay in registers while the tokens stream by; the inner loops vectorize)
- * and top examples (one vector compare against the 16 thresholds; most
- * tokens beat none of them). Each neuron sees its tokens in order, so the
+ * j0..j0+16: statistics (the accumulators stay in registers while the
+ * tokens stream by; the inner loops vectorize), then top examples (one
+ * vector compare against the 16 thresholds; most tokens beat none of them). Each neuron sees its tokens in order, so the
  * result does not depend on how neurons are split over threads. */
 static void neurons_block(LayerAgg *a, int N, const float *restrict act, const int64_t *token_rows,
                           int n, int F, int j0) {
@@ -174,9 +176,9 @@ static void neurons_block(LayerAgg *a, int N, const float *restrict act, const i
         hi[i] = a->max[j0 + i];
         th[i] = a->thr[j0 + i];
     }
+    /* statistics: no calls in this loop, so the accumulators stay in registers */
     for (int t = 0; t < n; t++) {
         const float *x = act + (size_t)t * F + j0;
-        int any = 0;
         for (int i = 0; i < 16; i++) {
             double d = (double)x[i] - c[i];
             s[i] += d;
@@ -184,15 +186,6 @@ static void neurons_block(LayerAgg *a, int N, const float *restrict act, const i
             p[i] += x[i] > 0.0f ? 1.0 : 0.0;
             lo[i] = x[i] < lo[i] ? x[i] : lo[i];
             hi[i] = x[i] > hi[i] ? x[i] : hi[i];
-            any |= x[i] > th[i];
-        }
-        if (!any) continue;
-        for (int i = 0; i < 16; i++) {
-            int j = j0 + i;
-            if (!(x[i] > th[i])) continue;
-            heap_push(a->hval + (size_t)j * N, a->hrow + (size_t)j * N, &a->heap_n[j], N, x[i],
-                      token_rows[t], &a->thr[j]);
-            th[i] = a->thr[j];
         }
     }
     for (int i = 0; i < 16; i++) {
@@ -201,6 +194,20 @@ static void neurons_block(LayerAgg *a, int N, const float *restrict act, const i
         a->npos[j0 + i] = p[i];
         a->min[j0 + i] = lo[i];
         a->max[j0 + i] = hi[i];
+    }
+    /* top examples: the same rows again, now in cache */
+    for (int t = 0; t < n; t++) {
+        const float *x = act + (size_t)t * F + j0;
+        int any = 0;
+        for (int i = 0; i < 16; i++) any |= x[i] > th[i];
+        if (!any) continue;
+        for (int i = 0; i < 16; i++) {
+            int j = j0 + i;
+            if (!(x[i] > th[i])) continue;
+            heap_push(a->hval + (size_t)j * N, a->hrow + (size_t)j * N, &a->heap_n[j], N, x[i],
+                      token_rows[t], &a->thr[j]);
+            th[i] = a->thr[j];
+        }
     }
 }
 
@@ -221,11 +228,20 @@ static void neurons_one(LayerAgg *a, int N, const float *act, const int64_t *tok
     }
 }
 
-/* Whether any of x[0..16) exceeds g. */
+/* Whether any of x[0..16) exceeds g: one vector compare where the target
+ * has one (GCC does not vectorize this 16-value early-out itself). */
 static inline int any_above_value(const float *restrict x, float g) {
+#if defined(__AVX512F__)
+    return _mm512_cmp_ps_mask(_mm512_loadu_ps(x), _mm512_set1_ps(g), _CMP_GT_OQ) != 0;
+#elif defined(__AVX__)
+    __m256 gv = _mm256_set1_ps(g);
+    return _mm256_movemask_ps(_mm256_or_ps(_mm256_cmp_ps(_mm256_loadu_ps(x), gv, _CMP_GT_OQ),
+                                           _mm256_cmp_ps(_mm256_loadu_ps(x + 8), gv, _CMP_GT_OQ))) != 0;
+#else
     int any = 0;
     for (int i = 0; i < 16; i++) any |= x[i] > g;
     return any;
+#endif
 }
 
 /* Number of x[0..F) above g (vectorizes). */
@@ -280,9 +296,19 @@ typedef struct {
 static void add_neurons(const AddJob *job, int j0, int j1) {
     LayerAgg *a = job->a;
     const int F = job->r->F, N = job->r->N;
-    int j = j0;
-    for (; j + 16 <= j1; j += 16) neurons_block(a, N, job->act, job->token_rows, job->n, F, j);
-    for (; j < j1; j++) neurons_one(a, N, job->act, job->token_rows, job->n, F, j);
+    /* Tiles of TILE tokens: a neuron block's column is a stride-F walk
+     * through memory, one cache line per token, that the prefetchers do not
+     * follow across pages; within a tile every row of the slice stays in L2
+     * for the next block. Tokens still reach each neuron in order. */
+    enum { TILE = 32 };
+    for (int t0 = 0; t0 < job->n; t0 += TILE) {
+        int nt = job->n - t0 < TILE ? job->n - t0 : TILE;
+        const float *act = job->act + (size_t)t0 * F;
+        const int64_t *rows = job->token_rows + t0;
+        int j = j0;
+        for (; j + 16 <= j1; j += 16) neurons_block(a, N, act, rows, nt, F, j);
+        for (; j < j1; j++) neurons_one(a, N, act, rows, nt, F, j);
+    }
 }
 
 /* Per-token outputs (top-k record, fp16 vector) of tokens t0..t1, with this
