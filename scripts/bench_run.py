@@ -24,7 +24,8 @@ In one run on this machine, with everything cached in bench-cache/:
      record/peer=X.XX forward/ceiling=Y.YY db_overhead=Z.ZZ rss/weights=W.WW
 
 Runs are interleaved (forward, record, peer; forward, record, peer; ...) and
-medians reported. Environment: BENCH_RUNS (default 3), BENCH_WINDOWS (16),
+medians reported; record/peer and db_overhead are medians of the ratios
+within each round. Environment: BENCH_RUNS (default 3), BENCH_WINDOWS (16),
 BENCH_SGEMM_REPS (10), BENCH_QUICK=1 (smoke test: 2 windows, 1 run, 3 reps).
 Exit status 1 when any part failed (its figures print as n/a).
 """
@@ -241,6 +242,7 @@ def main():
         "peer": [PY, os.path.join(REPO, "scripts", "bench_peer.py"), ckpt, windows_bin],
     }
     res = {k: [] for k in cmds}  # name -> [(tokens/s, wall, rss)]
+    rounds = {k: [None] * RUNS for k in cmds}  # name -> per round (tokens/s, wall, rss) or None
     failed = {}
     owned = None
     for r in range(RUNS):
@@ -282,6 +284,7 @@ def main():
                     owned = st["owned"]
                 detail = f"{st['seconds']:.2f} s timed, {wall:.2f} s wall"
             res[name].append((rate, wall, rss))
+            rounds[name][r] = (rate, wall, rss)
             log(f"run {r + 1} {name:8s} {rate:9.1f} tokens/s  {detail}  peak RSS {rss / 2**20:.0f} MiB")
 
     # Does the peer compute what probe computes? probe trace on window 0.
@@ -368,13 +371,18 @@ def main():
     def ratio(x):
         return "n/a" if x is None else f"{x:.2f}"
 
-    rec = med["record"][0] if med["record"] else None
+    # The ratios pair the runs of one round (forward, record, peer run back to
+    # back) and take the median over rounds: the machine's speed drifts
+    # between rounds, and a ratio within a round cancels most of that drift.
+    def paired(a, b, f):
+        xs = [f(ra[0], rb[0]) for ra, rb in zip(rounds[a], rounds[b]) if ra and rb]
+        return statistics.median(xs) if xs else None
+
     fwd = med["forward"][0] if med["forward"] else None
-    peer = med["peer"][0] if med["peer"] else None
     log("record/peer=%s forward/ceiling=%s db_overhead=%s rss/weights=%s" % (
-        ratio(rec / peer if rec and peer else None),
+        ratio(paired("record", "peer", lambda r, p: r / p)),
         ratio(fwd / ceiling if fwd else None),
-        ratio(1 - rec / fwd if rec and fwd else None),
+        ratio(paired("record", "forward", lambda r, f: 1 - r / f)),
         ratio(med["record"][2] / wbytes if med["record"] else None)))
     return 1 if failed else 0
 

@@ -126,6 +126,9 @@ Store *store_open(const char *path, StoreMode mode, char *err) {
     }
     snprintf(s->path, sizeof s->path, "%s", path);
     int flags = mode == STORE_READ ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    /* one connection per thread: no need for SQLite to lock a mutex around
+     * every bind and step (about 3% of a GPT-2-small record) */
+    flags |= SQLITE_OPEN_NOMUTEX;
     int rc = sqlite3_open_v2(path, &s->db, flags, NULL);
     if (rc != SQLITE_OK) {
         err_set(err, "cannot open database '%s': %s", path,
