@@ -8,6 +8,9 @@
  * then sleeps on a condition variable; the caller signals only when someone
  * sleeps. The generation is re-checked under the mutex before sleeping, and
  * the caller bumps it before taking the mutex, so no wake-up is lost. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT (builds that override CFLAGS) */
+#endif
 #include "parallel.h"
 
 #include <cblas.h>
