@@ -1,8 +1,8 @@
 #!/bin/sh
 # bench.sh — `make bench`: probe against PyTorch and the machine's FLOP ceiling.
 #
-#   make bench                      # full: 16 windows of 1024 tokens, median of 3 runs
-#   BENCH_RUNS=5 make bench         # more runs
+#   make bench                      # full: 16 windows of 1024 tokens, median of 5 runs
+#   BENCH_RUNS=9 make bench         # more runs
 #   BENCH_QUICK=1 make bench        # smoke test: 2 windows, 1 run (numbers meaningless)
 #
 # Builds, into bench-cache/ (ignored by git, kept between runs):

@@ -25,7 +25,7 @@ In one run on this machine, with everything cached in bench-cache/:
 
 Runs are interleaved (forward, record, peer; forward, record, peer; ...) and
 medians reported; record/peer and db_overhead are medians of the ratios
-within each round. Environment: BENCH_RUNS (default 3), BENCH_WINDOWS (16),
+within each round. Environment: BENCH_RUNS (default 5), BENCH_WINDOWS (16),
 BENCH_SGEMM_REPS (10), BENCH_QUICK=1 (smoke test: 2 windows, 1 run, 3 reps).
 Exit status 1 when any part failed (its figures print as n/a).
 """
@@ -60,7 +60,7 @@ def env_int(name, default):
 
 
 QUICK = os.environ.get("BENCH_QUICK") not in (None, "", "0")
-RUNS = env_int("BENCH_RUNS", 1 if QUICK else 3)
+RUNS = env_int("BENCH_RUNS", 1 if QUICK else 5)
 NWIN = env_int("BENCH_WINDOWS", 2 if QUICK else 16)
 REPS = env_int("BENCH_SGEMM_REPS", 3 if QUICK else 10)
 
