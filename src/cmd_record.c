@@ -311,16 +311,19 @@ static int write_results(Rec *r, char *err) {
     sqlite3_stmt *ss = store_prepare(r->s, "INSERT INTO neuron_stats VALUES (?,?,?,?,?,?,?,?,?)", err);
     sqlite3_stmt *se = store_prepare(r->s, "INSERT INTO neuron_examples VALUES (?,?,?,?,?,?)", err);
     /* a neuron with a full list is written by one statement of N rows (about
-     * twice as fast as N single-row inserts) */
+     * twice as fast as N single-row inserts); run, layer and neuron are bound
+     * once for all rows (?1, ?2, ?3), ranks are literals, and each row binds
+     * only its token and value */
     const int N = (int)r->o.examples;
-    const char *head = "INSERT INTO neuron_examples VALUES ", *tuple = "(?,?,?,?,?,?),";
-    char *multi = malloc(strlen(head) + (size_t)N * strlen(tuple) + 1);
+    const char *head = "INSERT INTO neuron_examples VALUES ";
+    char *multi = malloc(strlen(head) + (size_t)N * 40 + 1);
     sqlite3_stmt *sm = NULL;
     int oom = multi == NULL;
     if (multi) {
         size_t o = (size_t)sprintf(multi, "%s", head);
-        for (int e = 0; e < N; e++) o += (size_t)sprintf(multi + o, "%s", tuple);
-        multi[o - 1] = '\0';
+        for (int e = 0; e < N; e++)
+            o += (size_t)sprintf(multi + o, "%s(?1,?2,?3,%d,?%d,?%d)", e ? "," : "", e + 1, 4 + 2 * e,
+                                 5 + 2 * e);
         sm = store_prepare(r->s, multi, err);
         free(multi);
     }
@@ -349,13 +352,12 @@ static int write_results(Rec *r, char *err) {
             int n;
             recorder_examples(r->rec, li, j, ex, &n);
             if (n == N) {
+                sqlite3_bind_int64(sm, 1, r->run_id);
+                sqlite3_bind_int(sm, 2, layer);
+                sqlite3_bind_int(sm, 3, j);
                 for (int e = 0; e < n; e++) {
-                    sqlite3_bind_int64(sm, 6 * e + 1, r->run_id);
-                    sqlite3_bind_int(sm, 6 * e + 2, layer);
-                    sqlite3_bind_int(sm, 6 * e + 3, j);
-                    sqlite3_bind_int(sm, 6 * e + 4, e + 1);
-                    sqlite3_bind_int64(sm, 6 * e + 5, ex[e].token_row);
-                    sqlite3_bind_double(sm, 6 * e + 6, ex[e].value);
+                    sqlite3_bind_int64(sm, 4 + 2 * e, ex[e].token_row);
+                    sqlite3_bind_double(sm, 5 + 2 * e, ex[e].value);
                 }
                 if (store_step_done(r->s, sm, err)) goto done;
                 continue;
