@@ -244,21 +244,10 @@ static inline int any_above_value(const float *restrict x, float g) {
 #endif
 }
 
-/* Number of x[0..F) above g (vectorizes). */
-static int count_above(const float *restrict x, int F, float g) {
-    int c = 0;
-    for (int j = 0; j < F; j++) c += x[j] > g;
-    return c;
-}
 
-/* Top-k of x[0..F) into kv/ki, highest first, ties to the lower index.
- * *guess is a threshold carried from token to token (the previous token's
- * k-th value): when at least k values exceed it, only those can be in the
- * top-k, so the insertion scan skips the rest; otherwise every value is a
- * candidate. The result is exact either way. */
-static void topk_row(const float *x, int F, int k, float *kv, int32_t *ki, float *guess) {
-    float g = *guess;
-    if (!(count_above(x, F, g) >= k)) g = -INFINITY;
+/* The insertion scan of topk_row for values above g; returns how many
+ * entries it filled (at most k). */
+static int topk_scan(const float *x, int F, int k, float *kv, int32_t *ki, float g) {
     int filled = 0;
     for (int j0 = 0; j0 < F; j0 += 16) {
         int j1 = j0 + 16 < F ? j0 + 16 : F;
@@ -277,6 +266,21 @@ static void topk_row(const float *x, int F, int k, float *kv, int32_t *ki, float
             ki[pos] = j;
             if (filled == k && kv[k - 1] > g) g = kv[k - 1];
         }
+    }
+    return filled;
+}
+
+/* Top-k of x[0..F) into kv/ki, highest first, ties to the lower index.
+ * *guess is a threshold carried from token to token (the previous token's
+ * k-th value): when at least k values exceed it, the k-th largest exceeds
+ * it too, so the scan that skips everything else is exact; when fewer do,
+ * the scan runs again over every value. */
+static void topk_row(const float *x, int F, int k, float *kv, int32_t *ki, float *guess) {
+    int filled = topk_scan(x, F, k, kv, ki, *guess);
+    if (filled < k) filled = topk_scan(x, F, k, kv, ki, -INFINITY);
+    for (; filled < k; filled++) { /* only NaNs left: they rank last */
+        kv[filled] = NAN;
+        ki[filled] = 0;
     }
     *guess = kv[k - 1];
 }
