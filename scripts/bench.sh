@@ -19,6 +19,13 @@ BUILD=${BUILD:-build}
 CACHE=bench-cache
 mkdir -p "$CACHE"
 
+# the peer and the checkpoint generator need Debian's NumPy and PyTorch
+if ! /usr/bin/python3 -c 'import numpy, torch' 2>/dev/null; then
+    echo "bench: needs Debian's python3-numpy and python3-torch for /usr/bin/python3:" >&2
+    echo "  sudo apt-get install -y python3-numpy python3-torch" >&2
+    exit 1
+fi
+
 make -s probe
 OBJS=""
 for f in src/*.c; do
