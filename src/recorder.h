@@ -14,7 +14,13 @@
  * mean, population variance, min, max, fraction > 0. Top examples: one
  * fixed-size min-heap per neuron, guarded by a threshold so a value that
  * cannot enter costs one compare; ordered by value, ties to the earlier token
- * (smaller token row). No allocation after recorder_new. */
+ * (smaller token row). No allocation after recorder_new.
+ *
+ * recorder_add splits its work over the compute team (parallel.h): neurons
+ * for statistics and examples, tokens for top-k. Every neuron sees its
+ * tokens in order, so nothing depends on the team's size. Top-k scratch is
+ * per thread, sized by the team at recorder_new; threads beyond that
+ * (a team started later) take no tokens. */
 #ifndef PROBE_RECORDER_H
 #define PROBE_RECORDER_H
 
