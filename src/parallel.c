@@ -28,7 +28,13 @@
 #define CPU_RELAX() ((void)0)
 #endif
 
-#define SPIN_ROUNDS (1 << 15) /* about a millisecond of polling before sleeping */
+/* Waiting: poll (phases of a forward pass follow each other within
+ * microseconds), then yield the core (a team thread that was preempted, on a
+ * loaded machine or with more threads than cores, needs it to finish its
+ * share), then, for a worker, sleep. Pure spinning made 4 threads on 2
+ * cores 20x slower than 2. */
+#define SPIN_ROUNDS (1 << 11)  /* about 50 us of polling */
+#define YIELD_ROUNDS (1 << 6)  /* then sched_yield before a worker sleeps */
 #define MAX_THREADS 256
 
 static struct {
@@ -57,6 +63,10 @@ static void *worker_main(void *arg) {
         while ((g = atomic_load_explicit(&team.gen, memory_order_acquire)) == seen) {
             if (++spins < SPIN_ROUNDS) {
                 CPU_RELAX();
+                continue;
+            }
+            if (spins < SPIN_ROUNDS + YIELD_ROUNDS) {
+                sched_yield();
                 continue;
             }
             pthread_mutex_lock(&team.mu);
@@ -109,8 +119,9 @@ int parallel_start(int nthreads, char *err) {
     }
     team.n = n;
     team.started = 1;
-    /* the team splits every matmul itself; OpenBLAS threads would only fight it */
-    if (n > 1) openblas_set_num_threads(1);
+    /* the team splits every matmul itself; OpenBLAS threads would only fight
+     * it (and with a team of 1, PROBE_THREADS=1 means one thread in all) */
+    openblas_set_num_threads(1);
     return 0;
 }
 
@@ -129,7 +140,12 @@ void parallel_run(ParallelTask task, void *ctx) {
     if (team.sleepers) pthread_cond_broadcast(&team.cv);
     pthread_mutex_unlock(&team.mu);
     task(ctx, 0, team.n);
-    while (atomic_load_explicit(&team.pending, memory_order_acquire) > 0) CPU_RELAX();
+    for (int spins = 0; atomic_load_explicit(&team.pending, memory_order_acquire) > 0; spins++) {
+        if (spins < SPIN_ROUNDS)
+            CPU_RELAX();
+        else
+            sched_yield(); /* a worker may be waiting for this core */
+    }
 }
 
 void parallel_stop(void) {

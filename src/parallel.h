@@ -23,8 +23,8 @@
 typedef void (*ParallelTask)(void *ctx, int tid, int nthreads);
 
 /* Starts the team: nthreads > 0 exactly, 0 = $PROBE_THREADS when set, else
- * the CPUs this process may run on. Sets OpenBLAS to one thread when the
- * team has more than one. Idempotent after the first success. */
+ * the CPUs this process may run on. Sets OpenBLAS to one thread (the team
+ * splits the matmuls). Idempotent after the first success. */
 int parallel_start(int nthreads, char *err);
 int parallel_threads(void); /* team size; 1 before parallel_start */
 void parallel_run(ParallelTask task, void *ctx);
