@@ -10,8 +10,8 @@
  * Recorder, which aggregates statistics and top examples in memory and
  * produces each owned token's top-k neurons. Tokens and their top-k rows are
  * inserted with reused prepared statements inside one write transaction per
- * batch (whole documents, about every BATCH_SECONDS). Each batch commit also saves the
- * Recorder's state (run_state) and the run's progress, so after a crash
+ * batch (whole documents, about every BATCH_SECONDS). Each batch commit also
+ * saves the Recorder's state (run_state) and the run's progress, so after a crash
  * `--resume` continues from the last committed document with exact
  * aggregates. Statistics and top examples are written when the run stops
  * (complete, or interrupted by SIGINT/SIGTERM: the current batch is rolled

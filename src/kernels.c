@@ -71,16 +71,19 @@ static float sum_sq_dev_lanes(const float *x, int n, float mean) {
 }
 
 static float max_lanes(const float *x, int n) {
-    float acc[LANES];
-    int i = 0;
-    if (n >= LANES) {
-        for (int l = 0; l < LANES; l++) acc[l] = x[l];
-        for (i = LANES; i + LANES <= n; i += LANES)
-            for (int l = 0; l < LANES; l++) acc[l] = x[i + l] > acc[l] ? x[i + l] : acc[l];
+    if (n < LANES) {
+        float m = x[0];
+        for (int i = 1; i < n; i++) m = x[i] > m ? x[i] : m;
+        return m;
     }
-    float m = n >= LANES ? acc[0] : x[0];
-    for (int l = 1; n >= LANES && l < LANES; l++) m = acc[l] > m ? acc[l] : m;
-    for (; i < n; i++) m = x[i] > m ? x[i] : m;
+    float acc[LANES];
+    for (int l = 0; l < LANES; l++) acc[l] = x[l];
+    int i = LANES;
+    for (; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; l++) acc[l] = x[i + l] > acc[l] ? x[i + l] : acc[l];
+    for (; i < n; i++) acc[0] = x[i] > acc[0] ? x[i] : acc[0];
+    float m = acc[0];
+    for (int l = 1; l < LANES; l++) m = acc[l] > m ? acc[l] : m;
     return m;
 }
 
@@ -291,8 +294,7 @@ void gelu_erf_forward(float *x, size_t n) { map_parallel(gelu_erf_range, x, n); 
 void relu_forward(float *x, size_t n) { map_parallel(relu_range, x, n); }
 
 double logsumexp(const float *x, int n) {
-    float mx = x[0];
-    for (int i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    float mx = max_lanes(x, n);
     double sum = 0.0;
     for (int i = 0; i < n; i++) sum += exp((double)(x[i] - mx));
     return (double)mx + log(sum);

@@ -115,9 +115,8 @@ int parallel_start(int nthreads, char *err) {
             parallel_stop();
             return err_set(err, "cannot start compute thread %d of %d", i, n);
         }
-        team.n = i + 1;
+        team.n = i + 1; /* parallel_stop joins the ones started so far */
     }
-    team.n = n;
     team.started = 1;
     /* the team splits every matmul itself; OpenBLAS threads would only fight
      * it (and with a team of 1, PROBE_THREADS=1 means one thread in all) */

@@ -161,8 +161,9 @@ static void heap_push(float *v, int64_t *row, int32_t *n, int N, float x, int64_
 /* The contribution of n tokens (act [n x F], rows token_rows) to neurons
  * j0..j0+16: statistics (the accumulators stay in registers while the
  * tokens stream by; the inner loops vectorize), then top examples (one
- * vector compare against the 16 thresholds; most tokens beat none of them). Each neuron sees its tokens in order, so the
- * result does not depend on how neurons are split over threads. */
+ * vector compare against the 16 thresholds; most tokens beat none of them).
+ * Each neuron sees its tokens in order, so the result does not depend on
+ * how neurons are split over threads. */
 static void neurons_block(LayerAgg *a, int N, const float *restrict act, const int64_t *token_rows,
                           int n, int F, int j0) {
     double s[16], q[16], p[16], c[16];
