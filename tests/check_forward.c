@@ -125,13 +125,21 @@ static void noop_observe(void *u, int l, const float *a, int T, int F) {
     (void)u; (void)l; (void)a; (void)T; (void)F;
 }
 
-START_TEST(test_all_pass_hooks_are_bit_exact) {
-    char err[PROBE_ERR_LEN];
+/* The f32 fixture model and one of its id files. */
+static Model *load_f32(const char *ids_file, int32_t **ids, int *T) {
+    char err[PROBE_ERR_LEN], path[256];
     Model *m = model_load_weights(FIX "/f32", err);
     ck_assert_msg(m != NULL, "%s", err);
+    snprintf(path, sizeof path, FIX "/f32/%s", ids_file);
+    ck_assert_msg(ids_read_json(path, ids, T, err) == 0, "%s", err);
+    return m;
+}
+
+START_TEST(test_all_pass_hooks_are_bit_exact) {
+    char err[PROBE_ERR_LEN];
     int32_t *ids;
     int T;
-    ck_assert(ids_read_json(FIX "/f32/ids.json", &ids, &T, err) == 0);
+    Model *m = load_f32("ids.json", &ids, &T);
     int V = m->cfg.vocab_size;
     float *a = malloc(sizeof(float) * (size_t)T * V), *b = malloc(sizeof(float) * (size_t)T * V);
     ck_assert(model_forward(m, ids, T, NULL, a, err) == 0);
@@ -157,11 +165,9 @@ END_TEST
 START_TEST(test_team_sizes_agree) {
     int nt = 2 + _i;
     char err[PROBE_ERR_LEN];
-    Model *m1 = model_load_weights(FIX "/f32", err);
-    ck_assert_msg(m1 != NULL, "%s", err);
     int32_t *ids;
     int T;
-    ck_assert(ids_read_json(FIX "/f32/ids_long.json", &ids, &T, err) == 0);
+    Model *m1 = load_f32("ids_long.json", &ids, &T);
     int V = m1->cfg.vocab_size;
     float *a = malloc(sizeof(float) * (size_t)T * V), *b = malloc(sizeof(float) * (size_t)T * V);
     ck_assert(model_forward(m1, ids, T, NULL, a, err) == 0); /* one thread: no team yet */
