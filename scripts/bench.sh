@@ -19,10 +19,12 @@ BUILD=${BUILD:-build}
 CACHE=bench-cache
 mkdir -p "$CACHE"
 
-# the peer and the checkpoint generator need Debian's NumPy and PyTorch
+# the peer and the checkpoint generator need Debian's NumPy and PyTorch; the
+# rest of the bench's Python is the standard library (the corpus is tokenized
+# by ./probe itself)
 if ! /usr/bin/python3 -c 'import numpy, torch' 2>/dev/null; then
-    echo "bench: needs Debian's python3-numpy and python3-torch for /usr/bin/python3:" >&2
-    echo "  sudo apt-get install -y python3-numpy python3-torch" >&2
+    echo "bench: needs Debian's python3-numpy and python3-torch for /usr/bin/python3; install them with" >&2
+    echo "  sh scripts/install_deps.sh --bench     (as root, or as a user with sudo)" >&2
     exit 1
 fi
 
@@ -35,8 +37,10 @@ done
 OBJS="$OBJS $BUILD/gen/schema_sql.o"
 PKGS="openblas libcjson sqlite3"
 
+# shellcheck disable=SC2046,SC2086  # pkg-config output and $OBJS are word lists
 cc -O2 -o "$CACHE/sgemm_peak" scripts/sgemm_peak.c $(pkg-config --cflags --libs openblas)
 # the same flags as the Makefile's
+# shellcheck disable=SC2046,SC2086
 cc -O3 -g -std=c11 -Wall -Wextra -D_GNU_SOURCE -march=native $(pkg-config --cflags $PKGS) -Isrc \
     -o "$CACHE/bench_forward" scripts/bench_forward.c $OBJS $(pkg-config --libs $PKGS) -lm -lpthread
 

@@ -44,9 +44,9 @@ import time
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "scripts"))
 CACHE = os.path.join(REPO, "bench-cache")
 PROBE = os.path.join(REPO, "probe")
+TOKDIR = os.path.join(REPO, "models", "gpt2-tokenizer")  # GPT-2's vocab.json, merges.txt
 PY = "/usr/bin/python3"
 
 # GPT-2 small
@@ -128,42 +128,70 @@ def english_text():
     return "\n\n".join(parts), lic
 
 
-def corpus(n_docs):
+def token_bytes_table(tokdir):
+    """id -> bytes of each token of GPT-2's byte-level vocab.json: the inverse
+    of GPT-2's bytes_to_unicode (encoder.py), standard library only."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
+        list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    byte_of = {chr(c): b for b, c in zip(bs, cs)}
+    with open(os.path.join(tokdir, "vocab.json"), encoding="utf-8") as f:
+        vocab = json.load(f)
+    return {i: bytes(byte_of[ch] for ch in tok) for tok, i in vocab.items()}
+
+
+def tokenize(text):
+    """GPT-2 token ids of text, by `probe tokenize` (the project's own BPE)."""
+    p = subprocess.run([PROBE, "tokenize", "--model", TOKDIR, "-"], input=text.encode("utf-8"),
+                       stdout=subprocess.PIPE, check=True)
+    return json.loads(p.stdout)
+
+
+def corpus(n_docs, path=None):
     """n_docs paragraphs (one line each, blank line between), each 1023 tokens
     or just under (cut at a word boundary), so that <|endoftext|> + document
-    is one window of at most 1024 tokens."""
-    path = os.path.join(CACHE, f"corpus-{n_docs}.txt")
+    is one window of at most 1024 tokens. Tokenized by ./probe tokenize."""
+    path = path or os.path.join(CACHE, f"corpus-{n_docs}.txt")
     if os.path.exists(path):
         return path
-    from gpt2_bpe import Encoder
-    enc = Encoder.load()
     text, src = english_text()
     words = text.split()
+    # Each word's token count with its leading space, in one call: GPT-2's
+    # pre-tokenizer attaches a single space to the word after it and never
+    # splits across whitespace, so in " w1 w2 ..." each word's tokens are those
+    # of " " + w alone, and exactly the first of them begins with a space.
+    tb = token_bytes_table(TOKDIR)
+    counts = []
+    for t in tokenize(" " + " ".join(words)):
+        if tb[t][:1] == b" ":
+            counts.append(0)
+        counts[-1] += 1
+    if len(counts) != len(words):
+        raise SystemExit(f"bench: {len(words)} words but {len(counts)} word starts in the tokens")
     budget = CTX - 1
     docs, i = [], 0
-    counts = {}
-
-    def ntok(doc_words):
-        return len(enc.encode(" ".join(doc_words)))
 
     while len(docs) < n_docs:
         doc = []
         n = 0
         while True:
-            w = words[i % len(words)]  # the text repeats when it runs out
-            k = counts.get(w)
-            if k is None:
-                k = counts[w] = len(enc.encode(" " + w))
+            k = counts[i % len(words)]  # the text repeats when it runs out
             if n + k > budget:
                 break
-            doc.append(w)
+            doc.append(words[i % len(words)])
             n += k
             i += 1
-        while ntok(doc) > budget:  # the first word has no leading space
+        while len(tokenize(" ".join(doc))) > budget:  # the first word has no leading space
             doc.pop()
             i -= 1
         docs.append(" ".join(doc))
-    os.makedirs(CACHE, exist_ok=True)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path + ".tmp", "w", encoding="utf-8") as f:
         f.write("\n\n".join(docs) + "\n")
     os.replace(path + ".tmp", path)

@@ -9,7 +9,11 @@ import json
 import os
 import sys
 
-import regex
+try:
+    import regex
+except ImportError:
+    sys.exit("scripts/gpt2_bpe.py needs the Python module regex: install Debian's python3-regex "
+             "(apt-get install python3-regex)")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_DIR = os.path.join(HERE, "..", "models", "gpt2-tokenizer")

@@ -1,0 +1,54 @@
+#!/bin/sh
+# install_deps.sh — installs the Debian/Ubuntu packages that probe needs:
+#
+#   sh scripts/install_deps.sh            # to build, `make demo` and `make test`
+#   sh scripts/install_deps.sh --bench    # also what `make bench` needs
+#
+# Build and test: a C compiler and make (build-essential), pkg-config, OpenBLAS,
+# cJSON, SQLite 3 (library and the sqlite3 shell), check (the unit-test
+# framework) and python3 (the tests read the database through /usr/bin/python3's
+# standard sqlite3 module). --bench adds Debian's python3-numpy and
+# python3-torch (the PyTorch peer and the checkpoint generator).
+#
+# Runs `apt-get update`, then `apt-get install -y --no-install-recommends ...`,
+# non-interactively: directly as root, otherwise through sudo. Used by the
+# README's Quick start and by CI (.ci/run).
+set -e
+
+PKGS="build-essential pkg-config libopenblas-dev libcjson-dev libsqlite3-dev check sqlite3 python3"
+BENCH_PKGS="python3-numpy python3-torch"
+
+usage() {
+    cat <<EOF
+usage: sh scripts/install_deps.sh [--bench]
+
+Installs, with apt-get (as root, else through sudo), the Debian packages that
+probe needs to build and test:
+  $PKGS
+  --bench     also what \`make bench\` needs: $BENCH_PKGS
+  -h, --help  this help
+EOF
+}
+
+for arg in "$@"; do
+    case "$arg" in
+        --bench) PKGS="$PKGS $BENCH_PKGS" ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "install_deps.sh: unknown option '$arg' (see --help)" >&2; exit 2 ;;
+    esac
+done
+
+if [ "$(id -u)" -eq 0 ]; then
+    SUDO=""
+elif command -v sudo >/dev/null 2>&1; then
+    SUDO="sudo"
+else
+    echo "install_deps.sh: not root and sudo is not installed: run it as root (e.g. su -c 'sh scripts/install_deps.sh')" >&2
+    exit 1
+fi
+
+# sudo resets the environment, so DEBIAN_FRONTEND goes through env
+# shellcheck disable=SC2086  # $SUDO may be empty, $PKGS is a word list
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update
+# shellcheck disable=SC2086
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $PKGS
