@@ -56,7 +56,8 @@ SELECT s.run_id, s.layer, s.neuron, s.layer || ':' || s.neuron AS name,
        s.count, s.mean, s.variance, sqrt(s.variance) AS std, s.min, s.max, s.frac_pos
 FROM neuron_stats s;
 
--- "What makes neuron 5:1234 fire": every neuron's top examples with their text.
+-- "What makes neuron 5:1234 fire": every neuron's top examples with their text
+-- (token_context: 060_text_utf8.sql).
 CREATE VIEW IF NOT EXISTS neuron_top_examples AS
 SELECT e.run_id, e.layer, e.neuron, e.layer || ':' || e.neuron AS name, e.rank,
        e.value, c.token_row, c.token_id, c.token, c.doc_index, c.pos,

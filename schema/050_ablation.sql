@@ -57,7 +57,7 @@ CREATE TABLE IF NOT EXISTS ablation_tokens (
     doc           INTEGER NOT NULL,
     pos           INTEGER NOT NULL,
     token_id      INTEGER NOT NULL,              -- GPT-2 vocabulary id
-    token         TEXT    NOT NULL,              -- its bytes (may be part of a UTF-8 character)
+    token         TEXT    NOT NULL,              -- its bytes as valid UTF-8, as tokens.token (060)
     baseline_loss REAL    NOT NULL,              -- nats
     ablated_loss  REAL    NOT NULL,
     kl            REAL    NOT NULL,              -- KL(baseline || ablated) at this position

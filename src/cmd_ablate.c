@@ -28,6 +28,7 @@
 #include "model.h"
 #include "progress.h"
 #include "store.h"
+#include "utf8.h"
 #include "util.h"
 
 static const char *usage_text =
@@ -216,9 +217,9 @@ static int print_json(const RunInfo *ri, const Conditions *cs, const ModelConfig
     cJSON *root = cJSON_CreateObject();
     char hex[32];
     snprintf(hex, sizeof hex, "%016" PRIx64, ri->model_checksum);
-    cJSON_AddStringToObject(root, "model", ri->model_dir);
+    json_add_text(root, "model", ri->model_dir);
     cJSON_AddStringToObject(root, "model_checksum", hex);
-    cJSON_AddStringToObject(root, "source", ri->source);
+    json_add_text(root, "source", ri->source);
     cJSON_AddNumberToObject(root, "documents", ri->documents);
     cJSON_AddNumberToObject(root, "tokens", (double)ri->tokens);
     cJSON_AddNumberToObject(root, "ctx", ri->ctx);
@@ -230,7 +231,7 @@ static int print_json(const RunInfo *ri, const Conditions *cs, const ModelConfig
     cJSON_AddNumberToObject(root, "seconds", ri->seconds);
     if (ri->ablation_id) {
         cJSON_AddNumberToObject(root, "ablation_id", (double)ri->ablation_id);
-        cJSON_AddStringToObject(root, "database", ri->db_path);
+        json_add_text(root, "database", ri->db_path);
     } else {
         cJSON_AddNullToObject(root, "ablation_id");
         cJSON_AddNullToObject(root, "database");
@@ -241,7 +242,7 @@ static int print_json(const RunInfo *ri, const Conditions *cs, const ModelConfig
         AblateFigures f;
         ablate_figures(&c->tot, &f);
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "spec", c->label);
+        json_add_text(o, "spec", c->label);
         cJSON *layers = cJSON_AddArrayToObject(o, "layers");
         for (int l = 0; l < cfg->n_layer; l++)
             if (c->layers[l]) cJSON_AddItemToArray(layers, cJSON_CreateNumber(l));
@@ -327,12 +328,22 @@ static int load_means(Store *s, uint64_t checksum, int64_t want, const ModelConf
     return 0;
 }
 
+/* Binds the text form (utf8.h) of a NUL-terminated string: paths and specs
+ * come from the command line and may be any bytes. */
+static int bind_text_form(sqlite3_stmt *st, int i, const char *s) {
+    char *text = utf8_text_dup(s, strlen(s), NULL);
+    if (!text) return -1;
+    sqlite3_bind_text(st, i, text, -1, free);
+    return 0;
+}
+
 /* Writes the ablation, its conditions and their per-token effects in one
- * transaction; sets *id. */
+ * transaction; sets *id. Every TEXT value is valid UTF-8 (schema 060). */
 static int db_store(Store *s, const RunInfo *ri, const Conditions *cs, const Tokenizer *tk, int64_t *id,
                     char *err) {
     sqlite3_stmt *run = NULL, *cond = NULL, *tok = NULL;
     char hex[2][24], layers[4096];
+    Utf8Buf tok_text = {0};
     int rc = -1, st;
     snprintf(hex[0], sizeof hex[0], "%016" PRIx64, ri->model_checksum);
     snprintf(hex[1], sizeof hex[1], "%016" PRIx64, ri->source_checksum);
@@ -354,16 +365,16 @@ static int db_store(Store *s, const RunInfo *ri, const Conditions *cs, const Tok
                               " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                               err)))
         goto done;
-    sqlite3_bind_text(run, 1, ri->model_dir, -1, SQLITE_STATIC);
+    if (bind_text_form(run, 1, ri->model_dir) || bind_text_form(run, 3, ri->source) ||
+        (ri->spec && bind_text_form(run, 8, ri->spec)))
+        goto oom;
     sqlite3_bind_text(run, 2, hex[0], -1, SQLITE_STATIC);
-    sqlite3_bind_text(run, 3, ri->source, -1, SQLITE_STATIC);
     if (ri->source_run_id)
         sqlite3_bind_int64(run, 5, ri->source_run_id);
     else
         sqlite3_bind_text(run, 4, hex[1], -1, SQLITE_STATIC);
     if (ri->stats_run_id) sqlite3_bind_int64(run, 6, ri->stats_run_id);
     sqlite3_bind_text(run, 7, ri->kind, -1, SQLITE_STATIC);
-    if (ri->spec) sqlite3_bind_text(run, 8, ri->spec, -1, SQLITE_STATIC);
     sqlite3_bind_text(run, 9, ri->mean_mode ? "mean" : "zero", -1, SQLITE_STATIC);
     sqlite3_bind_int(run, 10, ri->ctx);
     sqlite3_bind_int(run, 11, ri->bos);
@@ -384,7 +395,7 @@ static int db_store(Store *s, const RunInfo *ri, const Conditions *cs, const Tok
         layers[k] = '\0';
         sqlite3_bind_int64(cond, 1, aid);
         sqlite3_bind_int(cond, 2, i);
-        sqlite3_bind_text(cond, 3, c->label, -1, SQLITE_STATIC);
+        if (bind_text_form(cond, 3, c->label)) goto oom;
         if (c->layer >= 0) sqlite3_bind_int(cond, 4, c->layer);
         sqlite3_bind_text(cond, 5, layers, -1, SQLITE_STATIC);
         sqlite3_bind_int(cond, 6, c->n_edits);
@@ -400,8 +411,10 @@ static int db_store(Store *s, const RunInfo *ri, const Conditions *cs, const Tok
             sqlite3_bind_int(tok, 3, e->pos);
             sqlite3_bind_int(tok, 4, e->token);
             size_t len = 0;
-            const char *text = tok_token_bytes(tk, e->token, &len);
-            sqlite3_bind_text(tok, 5, text ? text : "", text ? (int)len : 0, SQLITE_STATIC);
+            const char *bytes = tok_token_bytes(tk, e->token, &len);
+            const char *text = utf8_text_in(&tok_text, bytes ? bytes : "", bytes ? len : 0, &len);
+            if (!text) goto oom;
+            sqlite3_bind_text(tok, 5, text, (int)len, SQLITE_STATIC);
             sqlite3_bind_double(tok, 6, e->base_loss);
             sqlite3_bind_double(tok, 7, e->abl_loss);
             sqlite3_bind_double(tok, 8, e->kl);
@@ -415,8 +428,12 @@ static int db_store(Store *s, const RunInfo *ri, const Conditions *cs, const Tok
     }
     *id = aid;
     rc = 0;
+    goto done;
+oom:
+    err_set(err, "out of memory storing the results in '%s'", s->path);
 done:
     if (rc) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    utf8_buf_free(&tok_text);
     sqlite3_finalize(run);
     sqlite3_finalize(cond);
     sqlite3_finalize(tok);

@@ -9,10 +9,12 @@
  */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "commands.h"
 #include "model.h"
+#include "utf8.h"
 #include "util.h"
 
 static const char *usage_text =
@@ -43,15 +45,18 @@ static const char *thousands(int64_t v, char *buf, size_t cap) {
 
 static double pct(int64_t part, int64_t whole) { return whole > 0 ? 100.0 * (double)part / (double)whole : 0; }
 
-/* Prints s as a JSON string literal. */
+/* Prints s as a JSON string literal, in its text form (utf8.h: a path that
+ * is not UTF-8 prints with U+FFFD), so that the output is valid UTF-8. */
 static void json_str(const char *s) {
+    char *text = utf8_text_dup(s, strlen(s), NULL);
     putchar('"');
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    for (const unsigned char *p = (const unsigned char *)(text ? text : "?"); *p; p++) {
         if (*p == '"' || *p == '\\') printf("\\%c", *p);
         else if (*p < 0x20) printf("\\u%04x", *p);
         else putchar(*p);
     }
     putchar('"');
+    free(text);
 }
 
 static void print_human(const Model *m, const ParamCounts *pc, const char *dtype, double load_s) {

@@ -13,6 +13,7 @@
 #include "commands.h"
 #include "kernels.h"
 #include "model.h"
+#include "utf8.h"
 #include "util.h"
 
 static const char *usage_text =
@@ -27,16 +28,24 @@ static const char *usage_text =
     "  --model DIR    model directory (default $PROBE_MODEL, else models/demo)\n"
     "  --help         this text\n";
 
-/* Prints token bytes as a JSON/C-style quoted string. */
-static void print_quoted(const char *s, size_t n) {
+/* Prints token bytes as a JSON/C-style quoted string. With json, the bytes
+ * of a token that holds part of a character (or an invalid byte) print as
+ * U+FFFD (their text form, utf8.h), so that the output is valid UTF-8; the
+ * table prints them as they are. */
+static void print_quoted(const char *s, size_t n, int json) {
     putchar('"');
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n;) {
+        int kept;
+        size_t len = utf8_unit(s + i, n - i, &kept);
         unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') printf("\\%c", c);
+        if (json && !kept && c != 0) fputs(UTF8_REPLACEMENT, stdout); /* NUL: an escape below */
+        else if (len > 1) fwrite(s + i, 1, len, stdout);
+        else if (c == '"' || c == '\\') printf("\\%c", c);
         else if (c == '\n') fputs("\\n", stdout);
         else if (c == '\t') fputs("\\t", stdout);
         else if (c < 0x20 || c == 0x7f) printf("\\u%04x", c);
         else putchar(c);
+        i += len;
     }
     putchar('"');
 }
@@ -128,11 +137,11 @@ int cmd_predict(int argc, char **argv) {
         double p = exp((double)row[order[i]] - lse);
         if (json) {
             printf("%s{\"rank\": %d, \"id\": %d, \"prob\": %.6g, \"token\": ", i ? ", " : "", i + 1, order[i], p);
-            print_quoted(bytes ? bytes : "", bytes ? len : 0);
+            print_quoted(bytes ? bytes : "", bytes ? len : 0, json);
             printf("}");
         } else {
             printf("%3d  %.4f  %6d  ", i + 1, p, order[i]);
-            print_quoted(bytes ? bytes : "", bytes ? len : 0);
+            print_quoted(bytes ? bytes : "", bytes ? len : 0, json);
             printf("\n");
         }
     }

@@ -38,6 +38,7 @@
 #include "recorder.h"
 #include "store.h"
 #include "tokenizer.h"
+#include "utf8.h"
 #include "util.h"
 
 static const char *usage_text =
@@ -131,6 +132,7 @@ typedef struct {
     uint8_t *topk_buf;  /* [n_rec x ctx x k x 6] */
     uint16_t *full_buf; /* [n_rec x ctx x F] when any --full */
     uint8_t *state_buf;
+    Utf8Buf doc_text, tok_text; /* text forms (utf8.h) of a document and a token */
     int own_off, n_own;
 } Rec;
 
@@ -171,13 +173,22 @@ static int record_doc(Rec *r, int di, char *err) {
     }
     windows_plan(ns, r->ctx, r->win);
 
+    /* documents.text is the text form (valid UTF-8, schema 060), text_bytes the
+     * exact bytes that byte spans index; for a valid document both bind the
+     * same buffer */
+    size_t text_len;
+    const char *text = utf8_text_in(&r->doc_text, d->text, d->len, &text_len);
+    if (!text) return err_set(err, "out of memory for document %d", di);
     sqlite3_stmt *st = r->ins_doc;
     sqlite3_bind_int64(st, 1, r->run_id);
     sqlite3_bind_int(st, 2, di);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)d->offset);
     sqlite3_bind_int(st, 4, n);
-    sqlite3_bind_text(st, 5, d->text, (int)d->len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, text, (int)text_len, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 6, d->text, (int)d->len, SQLITE_STATIC);
     if (store_step_done(r->s, st, err)) return -1;
+    Utf8Cursor chars; /* character spans of the tokens, in token order */
+    utf8_cursor_init(&chars, d->text, d->len);
     int64_t doc_id = sqlite3_last_insert_rowid(r->s->db);
     int64_t first_row = r->next_row;
     r->next_row += n;
@@ -198,15 +209,22 @@ static int record_doc(Rec *r, int di, char *err) {
             int ti = own_start - bos + t;
             uint32_t b0 = r->tb.start[ti];
             uint32_t b1 = ti + 1 < n ? r->tb.start[ti + 1] : (uint32_t)d->len;
+            int64_t c0, c1;
+            utf8_cursor_span(&chars, b0, b1, &c0, &c1);
+            size_t tl;
+            const char *tt = utf8_text_in(&r->tok_text, d->text + b0, b1 - b0, &tl);
+            if (!tt) return err_set(err, "out of memory for document %d", di);
             st = r->ins_tok;
             sqlite3_bind_int64(st, 1, r->rows[t]);
             sqlite3_bind_int64(st, 2, r->run_id);
             sqlite3_bind_int64(st, 3, doc_id);
             sqlite3_bind_int(st, 4, ti);
             sqlite3_bind_int(st, 5, r->tb.ids[ti]);
-            sqlite3_bind_text(st, 6, d->text + b0, (int)(b1 - b0), SQLITE_STATIC);
+            sqlite3_bind_text(st, 6, tt, (int)tl, SQLITE_STATIC);
             sqlite3_bind_int(st, 7, (int)b0);
             sqlite3_bind_int(st, 8, (int)b1);
+            sqlite3_bind_int64(st, 9, c0);
+            sqlite3_bind_int64(st, 10, c1);
             if (store_step_done(r->s, st, err)) return -1;
             for (int li = 0; li < r->n_rec; li++) {
                 st = r->ins_topk;
@@ -245,14 +263,22 @@ static int insert_run(Rec *r, char *err) {
         " corpus_path, corpus_checksum, corpus_bytes, options, layers, full_layers, ctx, top_k,"
         " n_examples, bos, n_docs, pid) VALUES ('running',?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         err);
-    if (!st) return -1;
+    /* paths are file names, any bytes: stored as their text form (utf8.h) */
+    char *dir = utf8_text_dup(r->m->dir, strlen(r->m->dir), NULL);
+    char *path = utf8_text_dup(r->o.corpus, strlen(r->o.corpus), NULL);
+    if (!st || !dir || !path) {
+        free(dir);
+        free(path);
+        sqlite3_finalize(st);
+        return st ? err_set(err, "out of memory") : -1;
+    }
     int i = 1;
-    sqlite3_bind_text(st, i++, r->m->dir, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, i++, dir, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, i++, mck, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, i++, config, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int(st, i++, r->L);
     sqlite3_bind_int(st, i++, r->F);
-    sqlite3_bind_text(st, i++, r->o.corpus, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, i++, path, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, i++, cck, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, i++, (sqlite3_int64)corpus_bytes(r->c));
     sqlite3_bind_text(st, i++, r->options_json, -1, SQLITE_TRANSIENT);
@@ -266,6 +292,8 @@ static int insert_run(Rec *r, char *err) {
     sqlite3_bind_int64(st, i++, (sqlite3_int64)getpid());
     int rc = store_step_done(r->s, st, err);
     sqlite3_finalize(st);
+    free(dir);
+    free(path);
     if (rc) return -1;
     r->run_id = sqlite3_last_insert_rowid(r->s->db);
     return 0;
@@ -457,22 +485,6 @@ static int pid_alive(long long pid) {
     return kill((pid_t)pid, 0) == 0 || errno == EPERM;
 }
 
-static int first_bad_utf8(const char *s, size_t n, size_t *at) {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = p[i];
-        int len = c < 0x80 ? 1 : (c >> 5) == 6 && c >= 0xc2 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 && c <= 0xf4 ? 4 : 0;
-        if (!len || i + (size_t)len > n) break;
-        int ok = 1;
-        for (int k = 1; k < len; k++) ok &= (p[i + k] & 0xc0) == 0x80;
-        if (!ok) break;
-        i += (size_t)len;
-    }
-    *at = i;
-    return i < n;
-}
-
 /* ---- the command -------------------------------------------------------- */
 
 static int usage_error(const char *msg) {
@@ -498,6 +510,8 @@ static void rec_free(Rec *r) {
     free(r->topk_buf);
     free(r->full_buf);
     free(r->state_buf);
+    utf8_buf_free(&r->doc_text);
+    utf8_buf_free(&r->tok_text);
     free(r->rec_layer);
     free(r->li_of);
     free(r->capture);
@@ -628,17 +642,22 @@ int cmd_record(int argc, char **argv) {
     }
     mask_json(r->capture, r->L, r->layers_json, sizeof r->layers_json);
     mask_json(r->full, r->L, r->full_json, sizeof r->full_json);
-    snprintf(r->options_json, sizeof r->options_json,
-             "{\"split\":\"%s\",\"ctx\":%d,\"top_k\":%d,\"examples\":%ld,\"layers\":%s,\"full\":%s,"
-             "\"bos\":%d}",
-             split_name(o->split), r->ctx, r->k, o->examples, r->layers_json, r->full_json, o->bos);
+    int olen = snprintf(r->options_json, sizeof r->options_json,
+                        "{\"split\":\"%s\",\"ctx\":%d,\"top_k\":%d,\"examples\":%ld,\"layers\":%s,"
+                        "\"full\":%s,\"bos\":%d}",
+                        split_name(o->split), r->ctx, r->k, o->examples, r->layers_json, r->full_json, o->bos);
+    if (olen < 0 || olen >= (int)sizeof r->options_json) {
+        err_set(err, "too many layers to record at once (%d)", r->n_rec);
+        goto fail;
+    }
     if (!o->quiet) {
-        size_t at;
         for (int i = 0; i < corpus_count(r->c); i++) {
             const Doc *d = corpus_doc(r->c, i);
-            if (first_bad_utf8(d->text, d->len, &at)) {
-                fprintf(stderr, "probe record: warning: '%s' is not valid UTF-8 (document %d, byte %zu); "
-                        "invalid bytes are tokenized as bytes\n", o->corpus, i, at);
+            size_t at = utf8_clean_prefix(d->text, d->len);
+            if (at < d->len) {
+                fprintf(stderr, "probe record: warning: '%s' is not valid UTF-8 %s(document %d, byte %zu); "
+                        "such bytes are tokenized as bytes and shown as U+FFFD in text columns\n",
+                        o->corpus, d->text[at] ? "" : "text: a NUL byte ", i, at);
                 break;
             }
         }
@@ -697,10 +716,10 @@ int cmd_record(int argc, char **argv) {
         goto fail;
     }
 
-    r->ins_doc = store_prepare(r->s, "INSERT INTO documents (run_id, doc_index, byte_offset, n_tokens, text) "
-                                     "VALUES (?,?,?,?,?)", err);
+    r->ins_doc = store_prepare(r->s, "INSERT INTO documents (run_id, doc_index, byte_offset, n_tokens, text, "
+                                     "text_bytes) VALUES (?,?,?,?,?,?)", err);
     r->ins_tok = store_prepare(r->s, "INSERT INTO tokens (id, run_id, doc_id, pos, token_id, token, "
-                                     "byte_start, byte_end) VALUES (?,?,?,?,?,?,?,?)", err);
+                                     "byte_start, byte_end, char_start, char_end) VALUES (?,?,?,?,?,?,?,?,?,?)", err);
     r->ins_topk = store_prepare(r->s, "INSERT INTO token_topk (token_row, layer, top) VALUES (?,?,?)", err);
     r->ins_full = store_prepare(r->s, "INSERT INTO token_full (token_row, layer, vec) VALUES (?,?,?)", err);
     r->put_state = store_prepare(r->s, "INSERT OR REPLACE INTO run_state (run_id, layer, state) VALUES (?,?,?)", err);

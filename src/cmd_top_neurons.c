@@ -6,7 +6,8 @@
  *
  * Reads neuron_stats (ranked through its (run_id, max|mean|frac_pos) indexes,
  * or the primary key range of one layer) and, per listed neuron, the first 5
- * ranks of neuron_top_examples: no scan over all neurons or tokens. */
+ * ranks of neuron_top_examples: no scan over all neurons or tokens. Strings
+ * in --json are valid UTF-8 whatever the database holds (json_add_text). */
 #include <cjson/cJSON.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -186,9 +187,9 @@ int cmd_top_neurons(int argc, char **argv) {
     if (json) {
         root = cJSON_CreateObject();
         cJSON_AddNumberToObject(root, "run", (double)run_id);
-        cJSON_AddStringToObject(root, "status", status);
-        cJSON_AddStringToObject(root, "model", model);
-        cJSON_AddStringToObject(root, "corpus", corpus);
+        json_add_text(root, "status", status);
+        json_add_text(root, "model", model);
+        json_add_text(root, "corpus", corpus);
         cJSON_AddNumberToObject(root, "tokens", (double)n_tokens);
         cJSON_AddStringToObject(root, "by", col);
         arr = cJSON_AddArrayToObject(root, "neurons");
@@ -240,12 +241,12 @@ int cmd_top_neurons(int argc, char **argv) {
                 cJSON_AddItemToArray(exs, e);
                 cJSON_AddNumberToObject(e, "rank", sqlite3_column_int(ex, 0));
                 cJSON_AddNumberToObject(e, "value", sqlite3_column_double(ex, 1));
-                cJSON_AddStringToObject(e, "token", tok ? tok : "");
+                json_add_text(e, "token", tok);
                 cJSON_AddNumberToObject(e, "token_id", sqlite3_column_int(ex, 3));
                 cJSON_AddNumberToObject(e, "doc", sqlite3_column_int(ex, 4));
                 cJSON_AddNumberToObject(e, "pos", sqlite3_column_int(ex, 5));
-                cJSON_AddStringToObject(e, "left_context", left ? left : "");
-                cJSON_AddStringToObject(e, "right_context", right ? right : "");
+                json_add_text(e, "left_context", left);
+                json_add_text(e, "right_context", right);
             } else {
                 char lc[128], t[128], rcx[128];
                 clip(lc, sizeof lc, left, 32, 1);

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "schema_sql.h"
+#include "utf8.h"
 #include "util.h"
 
 int store_fail(Store *s, int rc, char *err) {
@@ -86,6 +87,153 @@ static int check_header(const char *path, int *exists, char *err) {
     return 0;
 }
 
+/* ---- data steps of migrations ------------------------------------------------ */
+
+/* probe_text(X): the text form (utf8.h) of a TEXT value; any other value as
+ * it is. Registered only while a migration runs (views must not need it:
+ * they are read by every SQLite client). */
+static void sql_probe_text(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+    (void)argc;
+    if (sqlite3_value_type(argv[0]) != SQLITE_TEXT) {
+        sqlite3_result_value(ctx, argv[0]);
+        return;
+    }
+    const char *bytes = sqlite3_value_blob(argv[0]); /* the stored bytes, unconverted */
+    size_t len;
+    char *text = utf8_text_dup(bytes ? bytes : "", (size_t)sqlite3_value_bytes(argv[0]), &len);
+    if (!text) {
+        sqlite3_result_error_nomem(ctx);
+        return;
+    }
+    sqlite3_result_text64(ctx, text, len, free, SQLITE_UTF8);
+}
+
+/* Character spans of the tokens of every document, from its exact bytes. */
+static int migrate_char_spans(Store *s, char *err) {
+    sqlite3_stmt *docs = store_prepare(s, "SELECT id, text_bytes FROM documents ORDER BY id", err);
+    sqlite3_stmt *toks = docs ? store_prepare(s, "SELECT id, byte_start, byte_end FROM tokens WHERE doc_id = ?"
+                                                 " ORDER BY pos", err) : NULL;
+    sqlite3_stmt *upd = toks ? store_prepare(s, "UPDATE tokens SET char_start = ?, char_end = ? WHERE id = ?",
+                                             err) : NULL;
+    int64_t *tok = NULL; /* [cap] id, byte_start, byte_end of the document's tokens */
+    size_t cap = 0;
+    int rc = -1, r;
+    if (!upd) goto done;
+    while ((r = sqlite3_step(docs)) == SQLITE_ROW) {
+        const char *bytes = sqlite3_column_blob(docs, 1);
+        size_t n = (size_t)sqlite3_column_bytes(docs, 1), nt = 0;
+        sqlite3_bind_int64(toks, 1, sqlite3_column_int64(docs, 0));
+        /* read the tokens first: no update while a scan of tokens is open */
+        while ((r = sqlite3_step(toks)) == SQLITE_ROW) {
+            if (nt + 3 > cap) {
+                size_t ncap = cap ? cap * 2 : 3 * 1024;
+                int64_t *g = realloc(tok, sizeof *tok * ncap);
+                if (!g) {
+                    err_set(err, "out of memory migrating database '%s'", s->path);
+                    goto done;
+                }
+                tok = g;
+                cap = ncap;
+            }
+            for (int c = 0; c < 3; c++) tok[nt++] = sqlite3_column_int64(toks, c);
+        }
+        sqlite3_reset(toks);
+        if (r != SQLITE_DONE) {
+            store_fail(s, r, err);
+            goto done;
+        }
+        Utf8Cursor cur;
+        utf8_cursor_init(&cur, bytes ? bytes : "", bytes ? n : 0);
+        for (size_t i = 0; i < nt; i += 3) {
+            /* spans are untrusted: clamped to the document by the cursor */
+            int64_t b0 = tok[i + 1] < 0 ? 0 : tok[i + 1], b1 = tok[i + 2] < 0 ? 0 : tok[i + 2], c0, c1;
+            utf8_cursor_span(&cur, (size_t)b0, (size_t)b1, &c0, &c1);
+            sqlite3_bind_int64(upd, 1, c0);
+            sqlite3_bind_int64(upd, 2, c1);
+            sqlite3_bind_int64(upd, 3, tok[i]);
+            if (store_step_done(s, upd, err)) goto done;
+        }
+    }
+    if (r != SQLITE_DONE) {
+        store_fail(s, r, err);
+        goto done;
+    }
+    rc = 0;
+done:
+    free(tok);
+    sqlite3_finalize(docs);
+    sqlite3_finalize(toks);
+    sqlite3_finalize(upd);
+    return rc;
+}
+
+/* Every value of every column declared TEXT, in every table, replaced by its
+ * text form where it differs. */
+static int migrate_text_columns(Store *s, char *err) {
+    sqlite3_stmt *cols = store_prepare(s,
+        "SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p"
+        " WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+        " AND upper(p.type) LIKE '%TEXT%' ORDER BY m.name, p.cid", err);
+    if (!cols) return -1;
+    char **sql = NULL; /* one UPDATE per column, built before any runs */
+    int n = 0, cap = 0, rc = -1, r;
+    while ((r = sqlite3_step(cols)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **g = realloc(sql, sizeof *g * (size_t)cap);
+            if (!g) goto oom;
+            sql = g;
+        }
+        const char *t = (const char *)sqlite3_column_text(cols, 0), *c = (const char *)sqlite3_column_text(cols, 1);
+        sql[n] = sqlite3_mprintf("UPDATE \"%w\" SET \"%w\" = probe_text(\"%w\")"
+                                 " WHERE typeof(\"%w\") = 'text' AND \"%w\" <> probe_text(\"%w\")",
+                                 t, c, c, c, c, c);
+        if (!sql[n]) goto oom;
+        n++;
+    }
+    if (r != SQLITE_DONE) {
+        store_fail(s, r, err);
+        goto done;
+    }
+    sqlite3_finalize(cols);
+    cols = NULL;
+    for (int i = 0; i < n; i++)
+        if (store_exec(s, sql[i], err)) goto done;
+    rc = 0;
+    goto done;
+oom:
+    err_set(err, "out of memory migrating database '%s'", s->path);
+done:
+    sqlite3_finalize(cols);
+    for (int i = 0; i < n; i++) sqlite3_free(sql[i]);
+    free(sql);
+    return rc;
+}
+
+/* 060_text_utf8.sql: documents.text_bytes and the character spans from the
+ * bytes an older probe stored as TEXT, then every TEXT value as its text form
+ * (exact: nothing is lost, the bytes stay in text_bytes). */
+static int migrate_text_utf8(Store *s, char *err) {
+    int rc = sqlite3_create_function_v2(s->db, "probe_text", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+                                        sql_probe_text, NULL, NULL, NULL);
+    if (rc != SQLITE_OK) return store_fail(s, rc, err);
+    rc = store_exec(s, "UPDATE documents SET text_bytes = CAST(text AS BLOB)", err) ||
+         migrate_char_spans(s, err) || migrate_text_columns(s, err);
+    sqlite3_create_function_v2(s->db, "probe_text", 1, SQLITE_UTF8, NULL, NULL, NULL, NULL, NULL);
+    return rc ? -1 : 0;
+}
+
+/* Some migration steps change what a column holds, which their SQL cannot
+ * compute: after the named schema file has run, in the same transaction, its
+ * data step converts the rows an older probe wrote. On a new database the
+ * tables are empty and a step costs nothing. */
+static const struct {
+    const char *file;
+    int (*run)(Store *s, char *err);
+} data_steps[] = {
+    {"060_text_utf8.sql", migrate_text_utf8},
+};
+
 static int apply_schema(Store *s, long long from, char *err) {
     if (store_exec(s, "BEGIN IMMEDIATE", err)) return -1;
     for (int i = (int)from; i < schema_file_count; i++) {
@@ -101,6 +249,11 @@ static int apply_schema(Store *s, long long from, char *err) {
             sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
             return -1;
         }
+        for (size_t k = 0; k < sizeof data_steps / sizeof data_steps[0]; k++)
+            if (!strcmp(data_steps[k].file, schema_files[i].name) && data_steps[k].run(s, err)) {
+                sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+                return -1;
+            }
     }
     char sql[128];
     snprintf(sql, sizeof sql, "PRAGMA application_id = %d; PRAGMA user_version = %d; COMMIT",

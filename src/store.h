@@ -10,7 +10,9 @@
  * A probe database is an SQLite file with PRAGMA application_id = PROBE_APP_ID
  * and PRAGMA user_version = the number of schema files applied to it. Opening
  * for writing applies the embedded schema files it lacks, in name order, in
- * one transaction (each file is one migration step; all use IF NOT EXISTS).
+ * one transaction (each file is one migration step; a file that changes what
+ * a column holds has a data step in store.c that converts the rows an older
+ * probe wrote, e.g. 060_text_utf8.sql). Opening for reading never migrates.
  * A file that is not SQLite, an SQLite database of another application, one
  * written by a newer probe, a read-only or a locked one are refused with one
  * line naming the file. New databases use 16 KiB pages and WAL; every

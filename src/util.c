@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "utf8.h"
+
 int err_set(char *err, const char *fmt, ...) {
     if (err) {
         va_list ap;
@@ -141,4 +143,12 @@ int ids_read_json(const char *path, int32_t **ids, int *n, char *err) {
     *ids = out;
     *n = count;
     return 0;
+}
+
+int json_add_text(cJSON *obj, const char *key, const char *s) {
+    if (!s) s = "";
+    char *text = utf8_text_dup(s, strlen(s), NULL);
+    int ok = text && cJSON_AddStringToObject(obj, key, text) != NULL;
+    free(text);
+    return ok ? 0 : -1;
 }

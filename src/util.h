@@ -42,6 +42,13 @@ int parse_long(const char *s, long min, long max, long *out);
 /* Prints "probe: <msg>\n" to stderr. */
 void print_error(const char *msg);
 
+/* Adds s (any bytes up to a NUL; NULL reads as "") to a cJSON object as a
+ * string in its text form (utf8.h), so that printed JSON is valid UTF-8
+ * whatever a path, a database value or a token holds. 0, or -1 when out of
+ * memory. */
+struct cJSON;
+int json_add_text(struct cJSON *obj, const char *key, const char *s);
+
 /* Reads a JSON array of integer token ids from a file ("-" = stdin).
  * *ids is malloc'd (caller frees). */
 int ids_read_json(const char *path, int32_t **ids, int *n, char *err);
