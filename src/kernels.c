@@ -1,9 +1,9 @@
 /* kernels.c — see kernels.h. The matmuls are cblas_sgemm; everything else
  * is a plain loop written so that the compiler can vectorise it. Each
  * kernel splits its work over the compute team (parallel.h): rows for layer
- * norm, output columns or rows for the matmuls, heads for attention, equal
- * ranges for the activations. The split is static, so a result does not
- * depend on timing, only on the team size. */
+ * norm, fixed blocks for the matmuls, heads for attention, equal ranges for
+ * the activations. No element's order of summation depends on the team size
+ * or on timing: the same bits for any number of threads. */
 #include "kernels.h"
 
 #include <cblas.h>
@@ -143,23 +143,55 @@ typedef struct {
     float *c;
     const float *a, *b, *bias;
     int M, N, K, trans_b, accumulate;
+    GemmGrid g;
 } GemmJob;
 
-/* Which slice a thread takes: rows (tokens) when every thread gets enough of
- * them, output columns otherwise (a short window, the logits of one token).
- * Measured at GPT-2-small shapes on 2 threads, a row split runs as fast as
- * OpenBLAS's own threading (within 2%); a column split was up to 2x slower
- * at N = 2304 and 768. */
-static int gemm_split_columns(int M, int N, int nt) { return M < 64 * nt && N >= M; }
+/* Why the grid depends on the shape alone. OpenBLAS's kernels compute a tile
+ * at the edge of a call (rows or columns left over from the kernel's unroll)
+ * in a different order of summation from an interior tile, so the same
+ * element of C gets other bits when the matmul is cut into calls of other
+ * shapes (measured with OpenBLAS 0.3.21: Haswell kernels, [150 x 32] x
+ * [32 x 64] cut at row 75: 623 of 9,600 elements differ; SkylakeX kernels,
+ * [150 x 64] x [64 x 200] cut at row 72: the 8 edge columns differ; this is
+ * why a split by team size held on one CPU and failed on another). So the
+ * blocks are fixed by (M, N, K); every block is one sgemm call of the same
+ * shape at the same place whoever computes it, and threads only take
+ * blocks. One thread makes the same calls in the same order: the same bits
+ * for any team size.
+ *
+ * How many blocks: each call packs its own slice of the operands, so every
+ * extra row block re-packs B (the weights) and every extra column block
+ * re-packs A; too few blocks leave threads idle. GEMM_BLOCKS = 4 lets up to
+ * 4 threads share a matmul. Measured on GPT-2-small windows (M = 1024, 12
+ * layers, 2 threads, AVX-512 kernels): the forward pass with 2 row blocks
+ * ran at 1,565 tokens/s, with 4 at 1,500 (-4%), with 8 at 1,450 (-7%);
+ * 2 x 2 blocks instead of 4 x 1 gained nothing. Rows are cut first (blocks
+ * of at least GEMM_MIN_ROWS), then columns until there are GEMM_BLOCKS
+ * blocks (at least GEMM_MIN_COLS wide): a window of 1,024 tokens gets 4 x 1
+ * blocks of 256 rows, one token 1 x 4 column blocks. Sizes are multiples
+ * of 16, the last block takes the remainder. */
+static int clamp_blocks(int want, int size, int min_size) {
+    int most = size / min_size;
+    if (want > most) want = most;
+    return want < 1 ? 1 : want;
+}
 
-static void gemm_task(void *ctx, int tid, int nt) {
-    const GemmJob *j = ctx;
-    int m0 = 0, m1 = j->M, n0 = 0, n1 = j->N;
-    if (gemm_split_columns(j->M, j->N, nt))
-        parallel_slice(j->N, 16, tid, nt, &n0, &n1);
-    else
-        parallel_slice(j->M, 8, tid, nt, &m0, &m1);
-    if (m0 >= m1 || n0 >= n1) return;
+GemmGrid gemm_grid(int M, int N, int K) {
+    (void)K; /* K is the same for every block; kept so that a rule may use it */
+    int gm = clamp_blocks(GEMM_BLOCKS, M, GEMM_MIN_ROWS);
+    int gn = clamp_blocks(GEMM_BLOCKS / gm, N, GEMM_MIN_COLS);
+    GemmGrid g;
+    g.rows = ((M + gm - 1) / gm + 15) / 16 * 16;
+    g.cols = ((N + gn - 1) / gn + 15) / 16 * 16;
+    g.gm = (M + g.rows - 1) / g.rows;
+    g.gn = (N + g.cols - 1) / g.cols;
+    return g;
+}
+
+static void gemm_block(const GemmJob *j, int bi) {
+    int m0 = (bi / j->g.gn) * j->g.rows, n0 = (bi % j->g.gn) * j->g.cols;
+    int m1 = m0 + j->g.rows < j->M ? m0 + j->g.rows : j->M;
+    int n1 = n0 + j->g.cols < j->N ? n0 + j->g.cols : j->N;
     float *c = j->c + (size_t)m0 * j->N + n0;
     float beta = j->accumulate ? 1.0f : 0.0f;
     if (j->bias && !j->accumulate) {
@@ -180,14 +212,25 @@ static void gemm_task(void *ctx, int tid, int nt) {
         }
 }
 
+/* Thread tid takes a contiguous run of blocks (row-major: a thread's column
+ * blocks share its rows of A). */
+static void gemm_task(void *ctx, int tid, int nt) {
+    const GemmJob *j = ctx;
+    int b0, b1;
+    parallel_slice(j->g.gm * j->g.gn, 1, tid, nt, &b0, &b1);
+    for (int bi = b0; bi < b1; bi++) gemm_block(j, bi);
+}
+
 void matmul_forward(float *out, const float *x, const float *W, const float *bias, int T, int K,
                     int N, int accumulate) {
-    GemmJob j = {out, x, W, bias, T, N, K, 0, accumulate};
+    if (T <= 0 || N <= 0) return;
+    GemmJob j = {out, x, W, bias, T, N, K, 0, accumulate, gemm_grid(T, N, K)};
     parallel_run(gemm_task, &j);
 }
 
 void matmul_nt_forward(float *out, const float *x, const float *W, int T, int K, int N) {
-    GemmJob j = {out, x, W, NULL, T, N, K, 1, 0};
+    if (T <= 0 || N <= 0) return;
+    GemmJob j = {out, x, W, NULL, T, N, K, 1, 0, gemm_grid(T, N, K)};
     parallel_run(gemm_task, &j);
 }
 

@@ -12,6 +12,17 @@
 void layernorm_forward(float *out, const float *x, const float *w, const float *b, float eps, int T,
                        int C);
 
+/* How a matmul C[M x N] = A[M x K] B is cut into sgemm calls: gm x gn
+ * blocks of rows x cols (the last ones smaller), from the shape alone,
+ * never from the team size (see kernels.c). */
+#define GEMM_BLOCKS 4
+#define GEMM_MIN_ROWS 64
+#define GEMM_MIN_COLS 64
+typedef struct {
+    int rows, cols, gm, gn;
+} GemmGrid;
+GemmGrid gemm_grid(int M, int N, int K);
+
 /* out[T x N] = x[T x K] @ W[K x N] + bias[N]   (bias may be NULL).
  * With accumulate != 0 it computes out += x @ W + bias instead. */
 void matmul_forward(float *out, const float *x, const float *W, const float *bias, int T, int K,

@@ -83,6 +83,12 @@ static void *worker_main(void *arg) {
     }
 }
 
+/* OpenBLAS is held to one thread from the moment the program starts, not
+ * only from parallel_start: a matmul split by OpenBLAS's own threads is cut
+ * into calls of other shapes, and other shapes give other bits (kernels.c).
+ * Library constructors (OpenBLAS's own init) run before this one. */
+__attribute__((constructor)) static void blas_single_threaded(void) { openblas_set_num_threads(1); }
+
 static int usable_cpus(void) {
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof set, &set) == 0) {
@@ -118,9 +124,6 @@ int parallel_start(int nthreads, char *err) {
         team.n = i + 1; /* parallel_stop joins the ones started so far */
     }
     team.started = 1;
-    /* the team splits every matmul itself; OpenBLAS threads would only fight
-     * it (and with a team of 1, PROBE_THREADS=1 means one thread in all) */
-    openblas_set_num_threads(1);
     return 0;
 }
 

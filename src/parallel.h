@@ -9,8 +9,8 @@
  * of short phases (layer norm, a matmul, attention, GELU, the recorder), and
  * with OpenBLAS threading only the matmuls use the second core while its
  * thread spins through every single-threaded phase. The team runs every
- * phase on all cores; OpenBLAS is set to one thread and each team thread
- * calls it on its own slice (see kernels.c). Between phases the workers spin
+ * phase on all cores; OpenBLAS is held to one thread (from program start)
+ * and each team thread calls it on whole blocks (see kernels.c). Between phases the workers spin
  * briefly, then sleep, so a caller busy elsewhere (SQLite) gets its core.
  *
  * The caller of parallel_run is tid 0 and takes its share; it returns when
@@ -23,8 +23,8 @@
 typedef void (*ParallelTask)(void *ctx, int tid, int nthreads);
 
 /* Starts the team: nthreads > 0 exactly, 0 = $PROBE_THREADS when set, else
- * the CPUs this process may run on. Sets OpenBLAS to one thread (the team
- * splits the matmuls). Idempotent after the first success. */
+ * the CPUs this process may run on. Idempotent after the first success.
+ * (OpenBLAS is single-threaded from program start: parallel.c.) */
 int parallel_start(int nthreads, char *err);
 int parallel_threads(void); /* team size; 1 before parallel_start */
 void parallel_run(ParallelTask task, void *ctx);
