@@ -8,6 +8,13 @@ full 50257-way softmax, every token but each window's first scored), plus the ad
 unigram baseline if --corpus is given.
 
   scripts/eval_demo_model.py [--model models/demo] [--text examples/heldout_mobydick.txt]
+
+With --predict TEXT --out FILE it writes instead the reference for `probe predict
+--json TEXT` (tests/check_demo.c): the top-10 next tokens after <|endoftext|> + TEXT
+with their probabilities under the full softmax, as JSON. Regenerate it whenever
+models/demo changes:
+
+  scripts/eval_demo_model.py --predict "PROMPT" --out tests/fixtures/demo/predict.json
 """
 import argparse
 import json
@@ -50,6 +57,48 @@ def gelu_new(x):
     return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
 
 
+def final_logits(W, cfg, ids):
+    """ids: 1-D int array (one window). Returns the float64 logits [T x V] at every position."""
+    E, H, eps = cfg["n_embd"], cfg["n_head"], cfg["layer_norm_epsilon"]
+    T = len(ids)
+    x = W["wte.weight"][ids] + W["wpe.weight"][:T]
+    causal = np.triu(np.ones((T, T), dtype=bool), 1)
+    d = E // H
+    for i in range(cfg["n_layer"]):
+        g = lambda n: W["h.%d.%s" % (i, n)]  # noqa: E731
+        h = layer_norm(x, g("ln_1.weight"), g("ln_1.bias"), eps)
+        qkv = h @ g("attn.c_attn.weight") + g("attn.c_attn.bias")
+        q, k, v = [qkv[:, j * E:(j + 1) * E].reshape(T, H, d).transpose(1, 0, 2) for j in range(3)]
+        att = q @ k.transpose(0, 2, 1) / math.sqrt(d)
+        att[:, causal] = -np.inf
+        att = np.exp(att - att.max(-1, keepdims=True))
+        att /= att.sum(-1, keepdims=True)
+        a = (att @ v).transpose(1, 0, 2).reshape(T, E)
+        x = x + a @ g("attn.c_proj.weight") + g("attn.c_proj.bias")
+        h = layer_norm(x, g("ln_2.weight"), g("ln_2.bias"), eps)
+        x = x + gelu_new(h @ g("mlp.c_fc.weight") + g("mlp.c_fc.bias")) @ g("mlp.c_proj.weight") + g("mlp.c_proj.bias")
+    x = layer_norm(x, W["ln_f.weight"], W["ln_f.bias"], eps)
+    head = W.get("lm_head.weight", W["wte.weight"])
+    return (x @ head.T).astype(np.float64)
+
+
+def write_predict_reference(W, cfg, enc, text, out):
+    """The top-10 next tokens after <|endoftext|> + text (probe predict's window)."""
+    ids = np.array([50256] + enc.encode(text), dtype=np.int64)
+    W64 = {k: v.astype(np.float64) for k, v in W.items()}
+    lg = final_logits(W64, cfg, ids)[-1]
+    p = np.exp(lg - lg.max())
+    p /= p.sum()
+    top = np.argsort(-p, kind="stable")[:10]
+    ref = {"prompt": text, "how": "scripts/eval_demo_model.py --predict: float64 NumPy forward of "
+           "<|endoftext|> + the prompt, full 50257-way softmax at the last position",
+           "top": [{"id": int(i), "prob": float(p[i])} for i in top]}
+    with open(out, "w", encoding="utf-8") as f:
+        json.dump(ref, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+    print("wrote %s: %s" % (out, ", ".join("%d %.6f" % (e["id"], e["prob"]) for e in ref["top"][:5])))
+
+
 def forward_logprobs_of_next(W, cfg, ids):
     """ids: 1-D int array (one window). Returns -log p(ids[j+1] | ids[:j+1]) for all j."""
     E, H, eps = cfg["n_embd"], cfg["n_head"], cfg["layer_norm_epsilon"]
@@ -85,6 +134,8 @@ def main():
     ap.add_argument("--ctx", type=int, default=0, help="window (default: heldout_eval.json ctx or n_positions)")
     ap.add_argument("--max-tokens", type=int, default=0)
     ap.add_argument("--corpus", default="", help="dir with austen.txt web.txt kjv.txt for the unigram baseline")
+    ap.add_argument("--predict", help="write the predict reference for this prompt (with --out)")
+    ap.add_argument("--out", help="output file for --predict")
     a = ap.parse_args()
     cfg = json.load(open(os.path.join(a.model, "config.json")))
     header, W = read_safetensors(os.path.join(a.model, "model.safetensors"))
@@ -99,6 +150,11 @@ def main():
     ctx = a.ctx or ref.get("ctx") or cfg["n_positions"]
     enc = Encoder(json.load(open(os.path.join(a.model, "vocab.json"), encoding="utf-8")),
                   [tuple(l.split()) for l in open(os.path.join(a.model, "merges.txt"), encoding="utf-8").read().split("\n")[1:] if l.strip()])
+    if a.predict is not None:
+        if not a.out:
+            sys.exit("eval_demo_model.py: --predict needs --out FILE")
+        write_predict_reference(W, cfg, enc, a.predict, a.out)
+        return
     toks = np.array(enc.encode(open(a.text, encoding="utf-8").read()), dtype=np.int64)
     if a.max_tokens:
         toks = toks[:a.max_tokens]

@@ -63,15 +63,44 @@ START_TEST(test_heldout_loss_matches_pytorch) {
 }
 END_TEST
 
+/* `probe predict` on the bundled default model (no --model) against the
+ * float64 NumPy reference of scripts/eval_demo_model.py --predict
+ * (tests/fixtures/demo/predict.json, regenerated whenever models/demo
+ * changes): the same top-10 ids in the same order (near-ties excepted) and
+ * probabilities within 1e-5 absolute. */
 START_TEST(test_predict_and_info_on_default_model) {
-    char cmd[1024], out[16384];
-    /* no --model: the bundled default next to the binary */
+    char cmd[2048], out[16384], err[PROBE_ERR_LEN];
     snprintf(cmd, sizeof cmd, "env -u PROBE_MODEL %s info", probe_bin());
     ck_assert_int_eq(run_capture(cmd, out, sizeof out), 0);
     ck_assert_msg(strstr(out, "models/demo") != NULL, "%s", out);
-    snprintf(cmd, sizeof cmd, "env -u PROBE_MODEL %s predict --json 'And God said, Let there be'", probe_bin());
+
+    char *json;
+    size_t jlen;
+    ck_assert_msg(file_read_all("tests/fixtures/demo/predict.json", &json, &jlen, err) == 0, "%s", err);
+    cJSON *ref = cJSON_Parse(json);
+    ck_assert(ref != NULL);
+    const char *prompt = cJSON_GetObjectItem(ref, "prompt")->valuestring;
+    cJSON *want = cJSON_GetObjectItem(ref, "top");
+    ck_assert_int_eq(cJSON_GetArraySize(want), 10);
+    ck_assert(strchr(prompt, '\'') == NULL);
+    snprintf(cmd, sizeof cmd, "env -u PROBE_MODEL %s predict --json '%s' 2>/dev/null", probe_bin(), prompt);
     ck_assert_int_eq(run_capture(cmd, out, sizeof out), 0);
-    ck_assert_msg(strstr(out, "\"rank\": 10") != NULL, "%s", out);
+    cJSON *got = cJSON_Parse(out);
+    ck_assert_msg(got != NULL && cJSON_GetArraySize(got) == 10, "%s", out);
+    for (int i = 0; i < 10; i++) {
+        cJSON *w = cJSON_GetArrayItem(want, i), *g = cJSON_GetArrayItem(got, i);
+        int wid = cJSON_GetObjectItem(w, "id")->valueint, gid = cJSON_GetObjectItem(g, "id")->valueint;
+        double wp = cJSON_GetObjectItem(w, "prob")->valuedouble, gp = cJSON_GetObjectItem(g, "prob")->valuedouble;
+        ck_assert_int_eq(cJSON_GetObjectItem(g, "rank")->valueint, i + 1);
+        double gap_prev = i > 0 ? cJSON_GetObjectItem(cJSON_GetArrayItem(want, i - 1), "prob")->valuedouble - wp : 1;
+        double gap_next = i < 9 ? wp - cJSON_GetObjectItem(cJSON_GetArrayItem(want, i + 1), "prob")->valuedouble : 1;
+        if (gap_prev > 2e-5 && gap_next > 2e-5)
+            ck_assert_msg(gid == wid, "rank %d: probe says id %d, the reference %d", i + 1, gid, wid);
+        ck_assert_msg(fabs(gp - wp) < 1e-5, "rank %d: probe p = %.7f, the reference %.7f", i + 1, gp, wp);
+    }
+    cJSON_Delete(got);
+    cJSON_Delete(ref);
+    free(json);
 }
 END_TEST
 
