@@ -18,9 +18,14 @@ LDLIBS  := $(shell pkg-config --libs $(PKGS)) -lm -lpthread
 TEST_CFLAGS := $(shell pkg-config --cflags check)
 TEST_LIBS   := $(shell pkg-config --libs check)
 
+# Sources: src/main.c and one folder per layer (README, "Code map"); every
+# folder is on the include path, so headers are included by their name.
 BUILD   ?= build
 BIN     ?= probe
-SRCS    := $(wildcard src/*.c)
+SRCDIRS := $(sort $(dir $(wildcard src/*/*.c)))
+SRCS    := $(wildcard src/*.c src/*/*.c)
+HDRS    := $(wildcard src/*.h src/*/*.h)
+INCS    := -Isrc $(patsubst %/,-I%,$(SRCDIRS))
 GEN     := $(BUILD)/gen/schema_sql.c
 OBJS    := $(patsubst src/%.c,$(BUILD)/%.o,$(SRCS)) $(BUILD)/gen/schema_sql.o
 LIBOBJS := $(filter-out $(BUILD)/main.o,$(OBJS))
@@ -32,8 +37,9 @@ all: $(BIN)
 $(BIN): $(OBJS)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)
-	$(CC) $(CFLAGS) -Isrc -c -o $@ $<
+$(BUILD)/%.o: src/%.c $(HDRS) | $(BUILD)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(INCS) -c -o $@ $<
 
 # The schema is the one source of truth: every schema/*.sql, in name order,
 # is embedded into the binary by a generator (never retyped in C).
@@ -41,10 +47,10 @@ $(GEN): $(sort $(wildcard schema/*.sql)) scripts/embed_sql.sh | $(BUILD)
 	sh scripts/embed_sql.sh $(sort $(wildcard schema/*.sql)) > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/gen/schema_sql.o: $(GEN)
-	$(CC) $(CFLAGS) -Isrc -c -o $@ $<
+	$(CC) $(CFLAGS) $(INCS) -c -o $@ $<
 
 $(BUILD)/tests/%: tests/%.c tests/testutil.h $(LIBOBJS) $(BIN) | $(BUILD)
-	$(CC) $(CFLAGS) $(TEST_CFLAGS) -Isrc -Itests -o $@ $< $(LIBOBJS) $(LDLIBS) $(TEST_LIBS)
+	$(CC) $(CFLAGS) $(TEST_CFLAGS) $(INCS) -Itests -o $@ $< $(LIBOBJS) $(LDLIBS) $(TEST_LIBS)
 
 $(BUILD):
 	mkdir -p $(BUILD)/gen $(BUILD)/tests
@@ -59,6 +65,10 @@ asan:
 
 bench: $(BIN)
 	sh scripts/bench.sh
+
+# The bench's bare forward pass, linked against probe's own objects.
+$(BUILD)/bench_forward: scripts/bench_forward.c $(LIBOBJS)
+	$(CC) $(CFLAGS) $(INCS) -o $@ $< $(LIBOBJS) $(LDLIBS)
 
 # The README's first command: record the bundled corpus with the bundled
 # model into a fresh demo.db and show layer 5's top neurons.

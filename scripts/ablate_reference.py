@@ -25,7 +25,7 @@ as `probe record` records them. --dump-means FILE writes the means used.
 Token positions in the output are counted as in `probe record` (without
 the <|endoftext|>; with --ids, the index in the given ids).
 
-Corpus rules (SPEC section 5, src/corpus.h): documents are paragraphs
+Corpus rules (SPEC section 5, src/text/corpus.h): documents are paragraphs
 separated by blank lines; each starts with <|endoftext|> unless --no-bos; a
 document longer than ctx is cut into windows of ctx tokens advancing by
 ctx/2, the last one aligned to the end; each window owns the tokens after
@@ -155,7 +155,7 @@ def split_paragraphs(text):
 
 
 def windows(n, ctx):
-    """[(start, length, first_new)] as described in src/corpus.h."""
+    """[(start, length, first_new)] as described in src/text/corpus.h."""
     if n == 0:
         return []
     if n <= ctx:

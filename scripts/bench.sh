@@ -8,7 +8,7 @@
 # Builds, into bench-cache/ (ignored by git, kept between runs):
 #   sgemm_peak     scripts/sgemm_peak.c against OpenBLAS
 #   bench_forward  scripts/bench_forward.c against probe's own objects
-#                  (every build/*.o of src/*.c except main.o, and the schema)
+#                  (the Makefile's $(BUILD)/bench_forward target)
 # then runs scripts/bench_run.py, which generates the checkpoint and corpus
 # once, times everything and prints the table and the closing line
 #   record/peer=X.XX forward/ceiling=Y.YY db_overhead=Z.ZZ rss/weights=W.WW
@@ -28,20 +28,9 @@ if ! /usr/bin/python3 -c 'import numpy, torch' 2>/dev/null; then
     exit 1
 fi
 
-make -s probe
-OBJS=""
-for f in src/*.c; do
-    b=$(basename "$f" .c)
-    [ "$b" = main ] || OBJS="$OBJS $BUILD/$b.o"
-done
-OBJS="$OBJS $BUILD/gen/schema_sql.o"
-PKGS="openblas libcjson sqlite3"
-
-# shellcheck disable=SC2046,SC2086  # pkg-config output and $OBJS are word lists
+# bench_forward is built by the Makefile (same flags and objects as ./probe)
+make -s BUILD="$BUILD" probe "$BUILD/bench_forward"
+cp "$BUILD/bench_forward" "$CACHE/bench_forward"
 cc -O2 -o "$CACHE/sgemm_peak" scripts/sgemm_peak.c $(pkg-config --cflags --libs openblas)
-# the same flags as the Makefile's
-# shellcheck disable=SC2046,SC2086
-cc -O3 -g -std=c11 -Wall -Wextra -D_GNU_SOURCE -march=native $(pkg-config --cflags $PKGS) -Isrc \
-    -o "$CACHE/bench_forward" scripts/bench_forward.c $OBJS $(pkg-config --libs $PKGS) -lm -lpthread
 
 exec /usr/bin/python3 scripts/bench_run.py

@@ -1,6 +1,6 @@
 /* bench_forward.c — the bare forward pass of `probe record`, without the
  * database: the same corpus reading, tokenization and windows as record
- * (src/corpus.c), then model_forward on every window with all layers'
+ * (src/text/corpus.c), then model_forward on every window with all layers'
  * FFN post-activations handed to an observer that does nothing, and no
  * logits. This is the "forward" figure of `make bench`.
  *

@@ -3,7 +3,7 @@
 #
 #   sh scripts/bench_tokenizer.sh [TEXTFILE] [MODEL_DIR]
 #
-# Builds a small driver from src/tokenizer.c (not a test), then encodes the
+# Builds a small driver from src/text/tokenizer.c (not a test), then encodes the
 # text (default: the English fixture's input, ~1 MB) repeated to ~8 MB: a
 # cold pass with a fresh tokenizer (BPE cache empty) and a warm pass.
 set -e
@@ -53,6 +53,6 @@ int main(int argc, char **argv) {
     return 0;
 }
 C
-cc -O2 -std=c11 -D_GNU_SOURCE -march=native -Isrc $(pkg-config --cflags libcjson) -o "$TMP/bench" \
-    "$TMP/bench.c" src/tokenizer.c src/unicode_tables.c src/util.c $(pkg-config --libs libcjson) -lpthread
+cc -O2 -std=c11 -D_GNU_SOURCE -march=native -Isrc/text -Isrc/util $(pkg-config --cflags libcjson) -o "$TMP/bench" \
+    "$TMP/bench.c" src/text/tokenizer.c src/text/unicode_tables.c src/util/util.c src/util/utf8.c $(pkg-config --libs libcjson) -lpthread
 "$TMP/bench" "$TEXT" "$MODEL"

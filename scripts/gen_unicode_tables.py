@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""gen_unicode_tables.py — writes src/unicode_tables.c from the `regex` module.
+"""gen_unicode_tables.py — writes src/text/unicode_tables.c from the `regex` module.
 
 The GPT-2 pre-tokenizer (OpenAI encoder.py) uses the third-party `regex`
 module's \\p{L}, \\p{N} and \\s, so the classes are taken from that module
@@ -7,7 +7,7 @@ itself (not from unicodedata, not from ICU): every code point is tested
 against the three classes and consecutive runs with the same class are
 written as [lo, hi] ranges.
 
-    /usr/bin/python3 scripts/gen_unicode_tables.py > src/unicode_tables.c
+    /usr/bin/python3 scripts/gen_unicode_tables.py > src/text/unicode_tables.c
 """
 import sys
 

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "parallel.h"
 #include "util.h"
@@ -45,10 +46,8 @@ int main(int argc, char **argv) {
     for (int i = 0; i < N_COMMANDS; i++)
         if (!strcmp(argv[1], commands[i].name)) {
             char err[PROBE_ERR_LEN];
-            if (parallel_start(0, err)) {
-                fprintf(stderr, "probe: %s\n", err);
-                return PROBE_EXIT_USAGE;
-            }
+            cli_set_command(commands[i].name);
+            if (parallel_start(0, err)) return cli_error(PROBE_EXIT_USAGE, "%s", err);
             int rc = commands[i].fn(argc - 1, argv + 1);
             parallel_stop();
             return rc;

@@ -868,7 +868,7 @@ START_TEST(test_bad_input) {
     size_t len = strlen(out);
     ck_assert_msg(len > 0 && out[len - 1] == '\n' && !memchr(out, '\n', len - 1), "%s: not one line: %s", bc->name,
                   out);
-    ck_assert_msg(!strncmp(out, "probe: ", 7) && strstr(out, err), "%s: printed '%s', expected '%s'", bc->name, out,
+    ck_assert_msg(!strncmp(out, "probe info: ", 12) && strstr(out, err), "%s: printed '%s', expected '%s'", bc->name, out,
                   err);
     if (bc->setup == bad_dir_is_file) unlink(dir);
     else if (bc->setup != bad_missing_dir) tmp_remove(dir);

@@ -370,7 +370,7 @@ START_TEST(test_cli) {
 
     snprintf(cmd, sizeof cmd, "%s tokenize --bogus -", bin);
     ck_assert_int_eq(run_capture(cmd, out, sizeof out), 2);
-    ck_assert_ptr_nonnull(strstr(out, "unknown option '--bogus'"));
+    ck_assert_ptr_nonnull(strstr(out, "option '--bogus'"));
 
     snprintf(cmd, sizeof cmd, "%s tokenize --model", bin);
     ck_assert_int_eq(run_capture(cmd, out, sizeof out), 2);

@@ -102,16 +102,9 @@ int parallel_start(int nthreads, char *err) {
     if (team.started) return 0;
     int n = nthreads;
     if (n <= 0) {
-        const char *env = getenv("PROBE_THREADS");
-        if (env && *env) {
-            char *end;
-            long v = strtol(env, &end, 10);
-            if (*end || v < 1 || v > MAX_THREADS)
-                return err_set(err, "PROBE_THREADS=%s: expected a thread count 1..%d", env, MAX_THREADS);
-            n = (int)v;
-        } else {
-            n = usable_cpus();
-        }
+        long v;
+        if (env_long("PROBE_THREADS", 1, MAX_THREADS, 0, &v, err)) return -1;
+        n = v ? (int)v : usable_cpus();
     }
     if (n > MAX_THREADS) n = MAX_THREADS;
     team.n = 1;

@@ -31,6 +31,11 @@ double now_sec(void);
 #define PROBE_HASH_SEED 0xcbf29ce484222325ULL
 uint64_t hash64(const void *data, size_t len, uint64_t seed);
 
+/* A model or corpus checksum as the database stores it and `probe info`
+ * prints it: 16 lower-case hex digits. */
+#define PROBE_CHECKSUM_HEX 17
+void checksum_hex(uint64_t v, char out[PROBE_CHECKSUM_HEX]);
+
 /* The model directory a command uses: `opt` (from --model) when not NULL,
  * else $PROBE_MODEL when set and non-empty, else the bundled default
  * (models/demo next to the probe binary). Never NULL. */
@@ -39,8 +44,17 @@ const char *model_dir_resolve(const char *opt);
 /* Strict integer parse of the whole string into [min, max]. */
 int parse_long(const char *s, long min, long max, long *out);
 
-/* Prints "probe: <msg>\n" to stderr. */
+/* Prints "probe <command>: <msg>\n" to stderr ("probe: <msg>" before a
+ * command is named with error_prefix_set; the command layer does that, see
+ * cli.h). */
 void print_error(const char *msg);
+void error_prefix_set(const char *command);
+
+/* Reads the integer environment variable `name` into *out: dflt when unset
+ * or empty, else its whole value parsed in [min, max]; anything else is an
+ * error naming the variable and the accepted range (PROBE_* variables are
+ * validated alike, never silently ignored). */
+int env_long(const char *name, long min, long max, long dflt, long *out, char *err);
 
 /* Adds s (any bytes up to a NUL; NULL reads as "") to a cJSON object as a
  * string in its text form (utf8.h), so that printed JSON is valid UTF-8

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "kernels.h"
 #include "model.h"
@@ -66,25 +67,16 @@ int cmd_predict(int argc, char **argv) {
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
         case O_TOP:
-            if (parse_long(optarg, 1, 1000, &top)) {
-                fprintf(stderr, "probe predict: --top must be an integer in 1..1000, got '%s'\n", optarg);
-                return PROBE_EXIT_USAGE;
-            }
+            if (cli_parse_count("--top", optarg, 1, 1000, &top)) return PROBE_EXIT_USAGE;
             break;
         case O_NOBOS: bos = 0; break;
         case O_JSON: json = 1; break;
         case O_MODEL: model_opt = optarg; break;
-        case O_HELP: fputs(usage_text, stdout); return PROBE_EXIT_OK;
-        default:
-            fprintf(stderr, "probe predict: unknown or incomplete option '%s' (see probe predict --help)\n",
-                    argv[optind - 1]);
-            return PROBE_EXIT_USAGE;
+        case O_HELP: return cli_help(usage_text);
+        default: return cli_bad_option(argv);
         }
     }
-    if (optind != argc - 1) {
-        fprintf(stderr, "probe predict: give exactly one TEXT argument (see probe predict --help)\n");
-        return PROBE_EXIT_USAGE;
-    }
+    if (optind != argc - 1) return cli_usage_error("give exactly one TEXT argument");
     const char *text = argv[optind];
 
     char err[PROBE_ERR_LEN];

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "intervention.h"
 #include "kernels.h"
@@ -87,25 +88,13 @@ int cmd_trace(int argc, char **argv) {
         case O_ZERO: zero = optarg; break;
         case O_SET: set = optarg; break;
         case O_MODEL: model_opt = optarg; break;
-        case O_HELP: fputs(usage_text, stdout); return PROBE_EXIT_OK;
-        default:
-            fprintf(stderr, "probe trace: unknown or incomplete option '%s' (see probe trace --help)\n",
-                    argv[optind - 1]);
-            return PROBE_EXIT_USAGE;
+        case O_HELP: return cli_help(usage_text);
+        default: return cli_bad_option(argv);
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "probe trace: unexpected argument '%s'\n", argv[optind]);
-        return PROBE_EXIT_USAGE;
-    }
-    if (!!ids_path + !!text + !!file != 1) {
-        fprintf(stderr, "probe trace: give exactly one of --ids, --text, --file\n");
-        return PROBE_EXIT_USAGE;
-    }
-    if (!out) {
-        fprintf(stderr, "probe trace: --out DIR is required\n");
-        return PROBE_EXIT_USAGE;
-    }
+    if (optind < argc) return cli_extra_argument(argv[optind]);
+    if (!!ids_path + !!text + !!file != 1) return cli_usage_error("give exactly one of --ids, --text, --file");
+    if (!out) return cli_usage_error("--out DIR is required");
 
     char err[PROBE_ERR_LEN];
     int rc = PROBE_EXIT_RUNTIME;
@@ -132,8 +121,7 @@ int cmd_trace(int argc, char **argv) {
     if ((noffn_layers && parse_layer_list(noffn_layers, L, remove, err)) ||
         (zero && parse_neuron_list(zero, cfg, 0.0f, &edits, &n_edits, err)) ||
         (set && parse_neuron_sets(set, cfg, &edits, &n_edits, err))) {
-        fprintf(stderr, "probe trace: %s\n", err);
-        rc = PROBE_EXIT_USAGE;
+        rc = cli_usage_error("%s", err);
         goto done;
     }
 

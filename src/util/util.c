@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -110,7 +111,29 @@ int parse_long(const char *s, long min, long max, long *out) {
     return 0;
 }
 
-void print_error(const char *msg) { fprintf(stderr, "probe: %s\n", msg); }
+void checksum_hex(uint64_t v, char out[PROBE_CHECKSUM_HEX]) { snprintf(out, PROBE_CHECKSUM_HEX, "%016" PRIx64, v); }
+
+static const char *error_command;
+
+void error_prefix_set(const char *command) { error_command = command; }
+
+void print_error(const char *msg) {
+    if (error_command)
+        fprintf(stderr, "probe %s: %s\n", error_command, msg);
+    else
+        fprintf(stderr, "probe: %s\n", msg);
+}
+
+int env_long(const char *name, long min, long max, long dflt, long *out, char *err) {
+    const char *v = getenv(name);
+    if (!v || !*v) {
+        *out = dflt;
+        return 0;
+    }
+    if (parse_long(v, min, max, out))
+        return err_set(err, "%s=%s: expected an integer in %ld..%ld", name, v, min, max);
+    return 0;
+}
 
 int ids_read_json(const char *path, int32_t **ids, int *n, char *err) {
     char *text;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "model.h"
 #include "utf8.h"
@@ -94,7 +95,9 @@ static void print_json(const Model *m, const ParamCounts *pc, const char *dtype,
     json_str(m->dir);
     printf(",\n \"dtype\": \"%s\", \"file_bytes\": %zu, \"tensors\": %d, \"load_seconds\": %.6f,\n", dtype,
            st_file_size(m->st), st_count(m->st), load_s);
-    printf(" \"checksum\": \"%016llx\",\n", (unsigned long long)m->checksum);
+    char hex[PROBE_CHECKSUM_HEX];
+    checksum_hex(m->checksum, hex);
+    printf(" \"checksum\": \"%s\",\n", hex);
     printf(" \"config\": {\"n_layer\": %d, \"n_embd\": %d, \"n_head\": %d, \"n_inner\": %d, \"n_positions\": %d, "
            "\"vocab_size\": %d, \"layer_norm_epsilon\": %.7g, \"activation_function\": \"%s\"},\n",
            c->n_layer, c->n_embd, c->n_head, c->n_inner, c->n_positions, c->vocab_size,
@@ -122,17 +125,11 @@ int cmd_info(int argc, char **argv) {
         switch (o) {
         case O_JSON: json = 1; break;
         case O_MODEL: model_opt = optarg; break;
-        case O_HELP: fputs(usage_text, stdout); return PROBE_EXIT_OK;
-        default:
-            fprintf(stderr, "probe info: unknown or incomplete option '%s' (see probe info --help)\n",
-                    argv[optind - 1]);
-            return PROBE_EXIT_USAGE;
+        case O_HELP: return cli_help(usage_text);
+        default: return cli_bad_option(argv);
         }
     }
-    if (optind != argc) {
-        fprintf(stderr, "probe info: unexpected argument '%s' (see probe info --help)\n", argv[optind]);
-        return PROBE_EXIT_USAGE;
-    }
+    if (optind != argc) return cli_extra_argument(argv[optind]);
 
     char err[PROBE_ERR_LEN];
     double t0 = now_sec();

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "tokenizer.h"
 #include "util.h"
@@ -54,21 +55,10 @@ int cmd_tokenize(int argc, char **argv) {
         case 'd': decode = 1; break;
         case 'm': model = optarg; break;
         case 'h': usage(stdout); return PROBE_EXIT_OK;
-        case ':':
-            fprintf(stderr, "probe: option '%s' needs a value (see 'probe tokenize --help')\n",
-                    argv[optind - 1]);
-            return PROBE_EXIT_USAGE;
-        default:
-            fprintf(stderr, "probe: unknown option '%s' (see 'probe tokenize --help')\n",
-                    argv[optind - 1]);
-            return PROBE_EXIT_USAGE;
+        default: return cli_bad_option(argv); /* ':' (a missing value) and '?' alike */
         }
     }
-    if (argc - optind != 1) {
-        fprintf(stderr, "probe: tokenize needs exactly one FILE (or - for stdin)\n");
-        usage(stderr);
-        return PROBE_EXIT_USAGE;
-    }
+    if (argc - optind != 1) return cli_usage_error("give exactly one FILE (or - for stdin)");
     const char *input = argv[optind];
 
     char err[PROBE_ERR_LEN], vocab[PATH_MAX], merges[PATH_MAX];
