@@ -3,7 +3,7 @@
 #   make          builds ./probe
 #   make test     builds and runs every tests/check_*.c suite; non-zero on any failure
 #   make asan     the same suites under AddressSanitizer + UBSan
-#   make bench    benchmark against PyTorch and the FLOP ceiling (scripts/bench.sh)
+#   make bench    benchmark against PyTorch and the FLOP ceiling (scripts/bench/bench.sh)
 #
 # Dependencies come from pkg-config: openblas, libcjson, sqlite3, check.
 
@@ -64,10 +64,10 @@ asan:
 	$(MAKE) BUILD=build-asan BIN=build-asan/probe CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
 
 bench: $(BIN)
-	sh scripts/bench.sh
+	sh scripts/bench/bench.sh
 
 # The bench's bare forward pass, linked against probe's own objects.
-$(BUILD)/bench_forward: scripts/bench_forward.c $(LIBOBJS)
+$(BUILD)/bench_forward: scripts/bench/bench_forward.c $(LIBOBJS)
 	$(CC) $(CFLAGS) $(INCS) -o $@ $< $(LIBOBJS) $(LDLIBS)
 
 # The README's first command: record the bundled corpus with the bundled

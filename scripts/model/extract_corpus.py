@@ -427,7 +427,7 @@ def main():
     ap.add_argument("--out", default="/work/train/corpus")
     ap.add_argument("--debs", default="/work/train/debs")
     ap.add_argument("--no-download", action="store_true")
-    ap.add_argument("--examples", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"),
+    ap.add_argument("--examples", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples"),
                     help="where demo_corpus.txt and heldout_mobydick.txt go ('' = skip)")
     a = ap.parse_args()
     root = fetch(a.debs, not a.no_download)

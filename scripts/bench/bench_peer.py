@@ -4,11 +4,11 @@ user runs today to get GPT-2's FFN activations (TransformerLens
 blocks.L.mlp.hook_post, or hand-written forward hooks), on the same
 checkpoint and the same windows as `probe record`.
 
-    scripts/bench_peer.py MODEL_DIR WINDOWS          # timing
-    scripts/bench_peer.py MODEL_DIR WINDOWS --check TRACE_DIR
+    scripts/bench/bench_peer.py MODEL_DIR WINDOWS          # timing
+    scripts/bench/bench_peer.py MODEL_DIR WINDOWS --check TRACE_DIR
 
 MODEL_DIR is a Hugging Face GPT-2 directory (config.json, model.safetensors);
-WINDOWS is the file scripts/bench_forward.c writes (int32 records: len,
+WINDOWS is the file scripts/bench/bench_forward.c writes (int32 records: len,
 owned, ids[len]). A faithful GPT-2 (GPT2LMHeadModel's transformer, stopping
 after ln_f: no logits, like probe's forward with logits=NULL) in float32 under
 torch.inference_mode() with torch.set_num_threads(os.cpu_count()). Weights are

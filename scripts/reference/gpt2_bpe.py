@@ -12,11 +12,11 @@ import sys
 try:
     import regex
 except ImportError:
-    sys.exit("scripts/gpt2_bpe.py needs the Python module regex: install Debian's python3-regex "
+    sys.exit("scripts/reference/gpt2_bpe.py needs the Python module regex: install Debian's python3-regex "
              "(apt-get install python3-regex)")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_DIR = os.path.join(HERE, "..", "models", "gpt2-tokenizer")
+DEFAULT_DIR = os.path.join(HERE, "..", "..", "models", "gpt2-tokenizer")
 PAT = regex.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""")
 
 

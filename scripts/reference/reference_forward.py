@@ -5,7 +5,7 @@ Reads a Hugging Face model directory with its own safetensors parser (json +
 numpy, no code shared with probe), runs the same interventions, and writes
 the same files as `probe trace`: ffn_L.npy, logits.npy, loss.npy, ids.json.
 
-    /usr/bin/python3 scripts/reference_forward.py --model DIR --ids ids.json \
+    /usr/bin/python3 scripts/reference/reference_forward.py --model DIR --ids ids.json \
         --out ref/ [--no-ffn] [--no-ffn-layers 3,5] [--zero 3:100] [--set 5:7=1.5]
 
 Computed in float64 with torch, then stored as float32, so probe's float32

@@ -1,7 +1,7 @@
 /* sgemm_peak.c — OpenBLAS single-precision GEMM throughput at the shapes a
  * GPT-2-small forward pass uses on a window of 1024 tokens.
  *
- *   cc -O2 -o bench-cache/sgemm_peak scripts/sgemm_peak.c $(pkg-config --cflags --libs openblas)
+ *   cc -O2 -o bench-cache/sgemm_peak scripts/bench/sgemm_peak.c $(pkg-config --cflags --libs openblas)
  *   bench-cache/sgemm_peak [REPS]        # REPS timed calls per shape, best kept
  *
  * Prints one line per shape, "sgemm NAME M K N GFLOPS SECONDS", where the
@@ -9,7 +9,7 @@
  * cblas_sgemm is called for y = x W with HF's [in x out] weights) and
  * GFLOPS = 2 M K N / best time. OpenBLAS runs with its default thread count
  * (all cores unless OPENBLAS_NUM_THREADS says otherwise), printed first.
- * Part of `make bench` (scripts/bench.sh); not a test. */
+ * Part of `make bench` (scripts/bench/bench.sh); not a test. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,9 +1,9 @@
 #!/usr/bin/python3
-"""bench_run.py — the driver of `make bench` (called by scripts/bench.sh after
+"""bench_run.py — the driver of `make bench` (called by scripts/bench/bench.sh after
 it has built ./probe, bench-cache/sgemm_peak and bench-cache/bench_forward).
 
 In one run on this machine, with everything cached in bench-cache/:
-  1. a GPT-2-small-shaped random F32 checkpoint (scripts/make_checkpoint.py:
+  1. a GPT-2-small-shaped random F32 checkpoint (scripts/fixtures/make_checkpoint.py:
      12 layers, 768 wide, 12 heads, n_inner 3072, 1024 positions, 50257 ids),
      and an English corpus of BENCH_WINDOWS (16) documents of 1023 tokens, so
      that with <|endoftext|> each is exactly one window of 1024 = --ctx;
@@ -15,7 +15,7 @@ In one run on this machine, with everything cached in bench-cache/:
      bench_forward: the same windows through probe's model_forward with all 12
      layers captured to a no-op observer and no logits (load excluded, one
      warm-up window untimed);
-  4. the PyTorch peer (scripts/bench_peer.py) on the same windows, with hooks
+  4. the PyTorch peer (scripts/bench/bench_peer.py) on the same windows, with hooks
      copying all 12 FFN post-activations to NumPy (load excluded, one warm-up
      window untimed), and a check that it computes what probe computes
      (probe trace on the first window vs the peer, max relative error);
@@ -43,7 +43,7 @@ import time
 
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 CACHE = os.path.join(REPO, "bench-cache")
 PROBE = os.path.join(REPO, "probe")
 TOKDIR = os.path.join(REPO, "models", "gpt2-tokenizer")  # GPT-2's vocab.json, merges.txt
@@ -107,7 +107,7 @@ def checkpoint():
         pass
     log(f"generating {d} (once; cached)")
     shutil.rmtree(d, ignore_errors=True)
-    subprocess.run([PY, os.path.join(REPO, "scripts", "make_checkpoint.py"), d] + args, check=True)
+    subprocess.run([PY, os.path.join(REPO, "scripts", "fixtures", "make_checkpoint.py"), d] + args, check=True)
     with open(stamp, "w") as f:
         json.dump(args, f)
     return d
@@ -267,7 +267,7 @@ def main():
     cmds = {
         "forward": [os.path.join(CACHE, "bench_forward"), ckpt, corp, str(CTX), windows_bin],
         "record": [PROBE, "record", corp, "--model", ckpt, "--db", db, "--quiet", "--ctx", str(CTX)],
-        "peer": [PY, os.path.join(REPO, "scripts", "bench_peer.py"), ckpt, windows_bin],
+        "peer": [PY, os.path.join(REPO, "scripts", "bench", "bench_peer.py"), ckpt, windows_bin],
     }
     res = {k: [] for k in cmds}  # name -> [(tokens/s, wall, rss)]
     rounds = {k: [None] * RUNS for k in cmds}  # name -> per round (tokens/s, wall, rss) or None

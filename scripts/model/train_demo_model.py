@@ -4,8 +4,8 @@ public-domain narrative English (Austen, World English Bible, King James Bible),
 Moby Dick held out. Writes models/demo/{config.json,model.safetensors,vocab.json,
 merges.txt,README.md,heldout_eval.json} with no human step.
 
-  scripts/extract_corpus.py                 # -> /work/train/corpus/*.txt
-  scripts/train_demo_model.py --steps N [--deadline HH:MM] [--bench]
+  scripts/model/extract_corpus.py                 # -> /work/train/corpus/*.txt
+  scripts/model/train_demo_model.py --steps N [--deadline HH:MM] [--bench]
 
 Softmax trick (exact, not an approximation): the training books use K distinct GPT-2
 ids. Training uses K output rows plus ONE shared row u standing for each of the
@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.abspath(os.path.join(HERE, ".."))
-sys.path.insert(0, HERE)
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "scripts", "reference"))
 from gpt2_bpe import Encoder  # noqa: E402
 
 V = 50257
@@ -565,7 +565,7 @@ def write_readme(a, cfg, curve, step, tokens_seen, t_train, stop_reason, K, toks
     w = lines.append
     w("# probe demo model\n")
     w("A small GPT-2 (Hugging Face `GPT2LMHeadModel` layout) trained from scratch by "
-      "`scripts/train_demo_model.py` on public-domain narrative English, so that its neurons "
+      "`scripts/model/train_demo_model.py` on public-domain narrative English, so that its neurons "
       "are learned features. It is the default model of `probe` (used when neither `--model` nor "
       "`$PROBE_MODEL` is given). Written automatically by the training script.\n")
     w("## Architecture\n")
@@ -584,7 +584,7 @@ def write_readme(a, cfg, curve, step, tokens_seen, t_train, stop_reason, K, toks
     w("| file | `model.safetensors`, %s, %d bytes; no `h.N.attn.bias` buffers |" % (a.dtype, size))
     w("")
     w("## Data\n")
-    w("Extracted from Debian packages by `scripts/extract_corpus.py` (see `examples/README` and `NOTICE`):\n")
+    w("Extracted from Debian packages by `scripts/model/extract_corpus.py` (see `examples/README` and `NOTICE`):\n")
     w("| book | package | GPT-2 tokens | use |\n|---|---|---|---|")
     w("| Jane Austen's six novels | r-cran-janeaustenr | %d | train |" % len(toks["austen"]))
     w("| World English Bible (with deuterocanon) | sword-text-web | %d | train |" % len(toks["web"]))
@@ -605,8 +605,8 @@ def write_readme(a, cfg, curve, step, tokens_seen, t_train, stop_reason, K, toks
       "%d ids never seen in training, entered with logit `h.u + ln(%d)`. The exported `wte` has "
       "all never-seen rows equal to `u`, so this is exactly the full 50257-way softmax of the "
       "exported model (not an approximation); it is merely cheaper to train.\n" % (V - K, V - K))
-    w("Reproduce (after `scripts/extract_corpus.py`):\n")
-    w("```\n/usr/bin/python3 scripts/train_demo_model.py --n-layer %d --n-embd %d --n-head %d --ctx %d "
+    w("Reproduce (after `scripts/model/extract_corpus.py`):\n")
+    w("```\n/usr/bin/python3 scripts/model/train_demo_model.py --n-layer %d --n-embd %d --n-head %d --ctx %d "
       "--batch %d --lr %g --min-lr %g --warmup %d --wd %g --seed %d --threads %d --dtype %s "
       "--steps %d --schedule-steps %d%s\n```\n" % (L, E, H, a.ctx, a.batch, a.lr, a.min_lr, a.warmup,
                                                    a.wd, a.seed, a.threads, a.dtype, step, sched, resched))

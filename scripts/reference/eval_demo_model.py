@@ -7,14 +7,14 @@ models/demo/heldout_eval.json (consecutive non-overlapping windows of `ctx` toke
 full 50257-way softmax, every token but each window's first scored), plus the add-one
 unigram baseline if --corpus is given.
 
-  scripts/eval_demo_model.py [--model models/demo] [--text examples/heldout_mobydick.txt]
+  scripts/reference/eval_demo_model.py [--model models/demo] [--text examples/heldout_mobydick.txt]
 
 With --predict TEXT --out FILE it writes instead the reference for `probe predict
 --json TEXT` (tests/check_demo.c): the top-10 next tokens after <|endoftext|> + TEXT
 with their probabilities under the full softmax, as JSON. Regenerate it whenever
 models/demo changes:
 
-  scripts/eval_demo_model.py --predict "PROMPT" --out tests/fixtures/demo/predict.json
+  scripts/reference/eval_demo_model.py --predict "PROMPT" --out tests/fixtures/demo/predict.json
 """
 import argparse
 import json
@@ -26,7 +26,7 @@ import sys
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.abspath(os.path.join(HERE, ".."))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, HERE)
 from gpt2_bpe import Encoder  # noqa: E402
 
@@ -90,7 +90,7 @@ def write_predict_reference(W, cfg, enc, text, out):
     p = np.exp(lg - lg.max())
     p /= p.sum()
     top = np.argsort(-p, kind="stable")[:10]
-    ref = {"prompt": text, "how": "scripts/eval_demo_model.py --predict: float64 NumPy forward of "
+    ref = {"prompt": text, "how": "scripts/reference/eval_demo_model.py --predict: float64 NumPy forward of "
            "<|endoftext|> + the prompt, full 50257-way softmax at the last position",
            "top": [{"id": int(i), "prob": float(p[i])} for i in top]}
     with open(out, "w", encoding="utf-8") as f:

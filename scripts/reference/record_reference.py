@@ -1,15 +1,15 @@
 #!/usr/bin/python3
 """Independent reference for `probe record`: what the database must contain.
 
-Splits the corpus into paragraphs, tokenizes with scripts/gpt2_bpe.py (a
+Splits the corpus into paragraphs, tokenizes with scripts/reference/gpt2_bpe.py (a
 re-implementation of OpenAI's encoder.py), cuts windows, runs each window
-through scripts/reference_forward.py's float64 forward pass (its own
+through scripts/reference/reference_forward.py's float64 forward pass (its own
 safetensors reader; no code shared with probe), keeps the tokens each window
 owns, and computes per (layer, neuron) the statistics, the top-N examples
 and per token the top-k neurons. Writes one JSON file the check suite
 compares against (tests/check_record.c).
 
-    /usr/bin/python3 scripts/record_reference.py --model tests/fixtures/models/tiny-f32 \
+    /usr/bin/python3 scripts/reference/record_reference.py --model tests/fixtures/models/tiny-f32 \
         --corpus tests/fixtures/record/corpus.txt --ctx 16 --examples 8 --top-k 4 \
         --full 1 --out tests/fixtures/record/expected.json
 

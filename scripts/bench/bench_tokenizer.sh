@@ -1,13 +1,13 @@
 #!/bin/sh
 # bench_tokenizer.sh — tokenizer throughput (MB/s) on English text.
 #
-#   sh scripts/bench_tokenizer.sh [TEXTFILE] [MODEL_DIR]
+#   sh scripts/bench/bench_tokenizer.sh [TEXTFILE] [MODEL_DIR]
 #
 # Builds a small driver from src/text/tokenizer.c (not a test), then encodes the
 # text (default: the English fixture's input, ~1 MB) repeated to ~8 MB: a
 # cold pass with a fresh tokenizer (BPE cache empty) and a warm pass.
 set -e
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 TEXT=${1:-}
 MODEL=${2:-models/gpt2-tokenizer}
 TMP=$(mktemp -d)

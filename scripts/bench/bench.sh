@@ -6,15 +6,15 @@
 #   BENCH_QUICK=1 make bench        # smoke test: 2 windows, 1 run (numbers meaningless)
 #
 # Builds, into bench-cache/ (ignored by git, kept between runs):
-#   sgemm_peak     scripts/sgemm_peak.c against OpenBLAS
-#   bench_forward  scripts/bench_forward.c against probe's own objects
+#   sgemm_peak     scripts/bench/sgemm_peak.c against OpenBLAS
+#   bench_forward  scripts/bench/bench_forward.c against probe's own objects
 #                  (the Makefile's $(BUILD)/bench_forward target)
-# then runs scripts/bench_run.py, which generates the checkpoint and corpus
+# then runs scripts/bench/bench_run.py, which generates the checkpoint and corpus
 # once, times everything and prints the table and the closing line
 #   record/peer=X.XX forward/ceiling=Y.YY db_overhead=Z.ZZ rss/weights=W.WW
 # Run it on an otherwise idle machine: the figures are only as quiet as it is.
 set -e
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 CACHE=bench-cache
 mkdir -p "$CACHE"
@@ -31,6 +31,6 @@ fi
 # bench_forward is built by the Makefile (same flags and objects as ./probe)
 make -s BUILD="$BUILD" probe "$BUILD/bench_forward"
 cp "$BUILD/bench_forward" "$CACHE/bench_forward"
-cc -O2 -o "$CACHE/sgemm_peak" scripts/sgemm_peak.c $(pkg-config --cflags --libs openblas)
+cc -O2 -o "$CACHE/sgemm_peak" scripts/bench/sgemm_peak.c $(pkg-config --cflags --libs openblas)
 
-exec /usr/bin/python3 scripts/bench_run.py
+exec /usr/bin/python3 scripts/bench/bench_run.py

@@ -3,7 +3,7 @@
 metrics, in float64 NumPy, sharing no code with probe (its own safetensors
 reader, forward pass, corpus splitting and windowing).
 
-    /usr/bin/python3 scripts/ablate_reference.py --model DIR \
+    /usr/bin/python3 scripts/reference/ablate_reference.py --model DIR \
         (--corpus FILE [--ctx N] [--no-bos] | --ids FILE.json) \
         [--no-ffn | --layers 3,5-7 | --neurons 5:123,5:456 | --sweep-layers] \
         [--mode zero|mean --means FILE.json] [--tokens] > expected.json

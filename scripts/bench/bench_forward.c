@@ -6,7 +6,7 @@
  *
  *   bench_forward MODEL_DIR CORPUS CTX [WINDOWS_OUT]
  *
- * Built by scripts/bench.sh against probe's own objects (the build/ objects except
+ * Built by scripts/bench/bench.sh against probe's own objects (the build/ objects except
  * main.o), so it runs exactly the engine that ./probe runs. Documents are
  * paragraphs (record's default), each gets <|endoftext|> in front, and is cut
  * with windows_plan(n, CTX). One window (the first) is run once untimed as a
