@@ -1,26 +1,24 @@
-/* cmd_top_neurons.c — `probe top-neurons`: rank recorded neurons by their
+/* top_neurons.c — `probe top-neurons`: rank recorded neurons by their
  * statistics, each with its top activating tokens in context.
  *
  *   probe top-neurons --db probe.db --layer 5 --by mean --limit 10
  *   probe top-neurons --json | jq '.neurons[0].examples'
  *
- * Reads neuron_stats (ranked through its (run_id, max|mean|frac_pos) indexes,
- * or the primary key range of one layer) and, per listed neuron, the first 5
- * ranks of neuron_top_examples: no scan over all neurons or tokens. Strings
- * in --json are valid UTF-8 whatever the database holds (json_add_text). */
+ * Parses the options and wires the query (db/neuron_query.h) to a renderer
+ * (neuron_render.h): the table, or --json. */
 #include <cjson/cJSON.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "commands.h"
+#include "neuron_query.h"
+#include "neuron_render.h"
 #include "store.h"
 #include "util.h"
-
-#define TOP_EXAMPLES 5
 
 static const char *usage_text =
     "usage: probe top-neurons [options]\n"
@@ -37,257 +35,114 @@ static const char *usage_text =
     "  --json          JSON for programs instead of a table\n"
     "  --help          this text\n";
 
-static int usage_error(const char *msg) {
-    fprintf(stderr, "probe top-neurons: %s (see probe top-neurons --help)\n", msg);
-    return PROBE_EXIT_USAGE;
-}
+typedef struct {
+    const char *db;
+    long run, layer, limit; /* run, layer: -1 = default */
+    NeuronOrder by;
+    int json;
+} TopOptions;
 
-/* Copies at most max bytes of s (the last ones when tail), cut at UTF-8
- * character boundaries, with newlines and tabs as spaces. */
-static void clip(char *out, size_t cap, const char *s, size_t max, int tail) {
-    size_t n = s ? strlen(s) : 0, a = 0, b = n;
-    if (n > max) {
-        if (tail) {
-            a = n - max;
-            while (a < n && ((unsigned char)s[a] & 0xc0) == 0x80) a++;
-        } else {
-            b = max;
-            while (b > 0 && ((unsigned char)s[b] & 0xc0) == 0x80) b--;
-        }
-    }
-    size_t o = 0;
-    for (size_t i = a; i < b && o + 1 < cap; i++) out[o++] = s[i] == '\n' || s[i] == '\r' || s[i] == '\t' ? ' ' : s[i];
-    out[o] = '\0';
-}
-
-
-int cmd_top_neurons(int argc, char **argv) {
+/* Fills *o from argv. Returns -1 when the command should go on, else the
+ * exit code (--help, or a usage error already printed). */
+static int parse_options(int argc, char **argv, TopOptions *o) {
     enum { O_DB = 1, O_RUN, O_LAYER, O_BY, O_LIMIT, O_JSON, O_HELP };
     static const struct option opts[] = {
         {"db", required_argument, 0, O_DB},       {"run", required_argument, 0, O_RUN},
         {"layer", required_argument, 0, O_LAYER}, {"by", required_argument, 0, O_BY},
         {"limit", required_argument, 0, O_LIMIT}, {"json", no_argument, 0, O_JSON},
         {"help", no_argument, 0, O_HELP},         {0, 0, 0, 0}};
-    const char *db = "probe.db", *by = "max";
-    long run = -1, layer = -1, limit = 20;
-    int json = 0, c;
+    *o = (TopOptions){.db = "probe.db", .run = -1, .layer = -1, .limit = 20, .by = NEURON_BY_MAX};
+    int c;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case O_DB: db = optarg; break;
+        case O_DB: o->db = optarg; break;
         case O_RUN:
-            if (parse_long(optarg, 1, 2147483647L, &run)) return usage_error("--run must be a run id");
+            if (cli_parse_run(optarg, &o->run)) return PROBE_EXIT_USAGE;
             break;
         case O_LAYER:
-            if (parse_long(optarg, 0, 100000, &layer)) return usage_error("--layer must be a layer number");
+            if (cli_parse_layer(optarg, &o->layer)) return PROBE_EXIT_USAGE;
             break;
         case O_BY:
-            if (strcmp(optarg, "max") && strcmp(optarg, "mean") && strcmp(optarg, "frac"))
-                return usage_error("--by must be max, mean or frac");
-            by = optarg;
+            if (neuron_order_parse(optarg, &o->by))
+                return cli_usage_error("--by must be max, mean or frac, not '%s'", optarg);
             break;
         case O_LIMIT:
-            if (parse_long(optarg, 1, 1000000, &limit)) return usage_error("--limit must be a positive integer");
+            if (cli_parse_count("--limit", optarg, 1, 1000000, &o->limit)) return PROBE_EXIT_USAGE;
             break;
-        case O_JSON: json = 1; break;
-        case O_HELP: fputs(usage_text, stdout); return PROBE_EXIT_OK;
-        default: {
-            char msg[256];
-            snprintf(msg, sizeof msg, "unknown or incomplete option '%s'", argv[optind - 1]);
-            return usage_error(msg);
-        }
+        case O_JSON: o->json = 1; break;
+        case O_HELP: return cli_help(usage_text);
+        default: return cli_bad_option(argv);
         }
     }
-    if (optind < argc) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "unexpected argument '%s'", argv[optind]);
-        return usage_error(msg);
-    }
+    if (optind < argc) return cli_extra_argument(argv[optind]);
+    return -1;
+}
 
-    char err[PROBE_ERR_LEN];
-    int rc = PROBE_EXIT_RUNTIME, usage = 0;
-    sqlite3_stmt *st = NULL, *ex = NULL;
-    cJSON *root = NULL;
-    Store *s = store_open(db, STORE_READ, err);
-    if (!s) goto fail;
+static int print_json(const NeuronRun *run, NeuronOrder by, const NeuronRows *rows) {
+    cJSON *root = cJSON_CreateObject();
+    char *text = NULL;
+    if (root && !neuron_json_add_run(root, run) && cJSON_AddStringToObject(root, "by", neuron_order_column(by)) &&
+        !neuron_json_add_rows(cJSON_AddArrayToObject(root, "neurons"), rows))
+        text = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!text) return -1;
+    puts(text);
+    free(text);
+    return 0;
+}
 
-    /* the run */
-    st = store_prepare(s,
-                       run > 0 ? "SELECT id, status, n_layer, layers, model_dir, corpus_path, n_tokens "
-                                 "FROM runs WHERE id = ?"
-                               : "SELECT id, status, n_layer, layers, model_dir, corpus_path, n_tokens "
-                                 "FROM runs WHERE status = 'complete' ORDER BY id DESC LIMIT 1",
-                       err);
-    if (!st) goto fail;
-    if (run > 0) sqlite3_bind_int64(st, 1, run);
-    int r = sqlite3_step(st);
-    if (r != SQLITE_ROW) {
-        if (r != SQLITE_DONE) {
-            store_fail(s, r, err);
-        } else if (run > 0) {
-            err_set(err, "database '%s' has no run %ld", db, run);
-            usage = 1;
-        } else {
-            err_set(err, "database '%s' has no complete run (record one, or pick one with --run)", db);
-        }
-        goto fail;
-    }
-    int64_t run_id = sqlite3_column_int64(st, 0);
-    char status[16], layers[512], model[1024], corpus[1024];
-    snprintf(status, sizeof status, "%s", (const char *)sqlite3_column_text(st, 1));
-    int n_layer = sqlite3_column_int(st, 2);
-    snprintf(layers, sizeof layers, "%s", (const char *)sqlite3_column_text(st, 3));
-    snprintf(model, sizeof model, "%s", (const char *)sqlite3_column_text(st, 4));
-    snprintf(corpus, sizeof corpus, "%s", (const char *)sqlite3_column_text(st, 5));
-    int64_t n_tokens = sqlite3_column_int64(st, 6);
-    sqlite3_finalize(st);
-    st = NULL;
-    if (layer >= n_layer) {
-        err_set(err, "--layer %ld out of range 0..%d (run %" PRId64 ")", layer, n_layer - 1, run_id);
-        usage = 1;
-        goto fail;
-    }
-    if (layer >= 0) {
-        char needle[16];
-        int hit = 0;
-        snprintf(needle, sizeof needle, "%ld", layer);
-        for (char *p = layers; (p = strstr(p, needle)) != NULL; p++) {
-            char before = p == layers ? '[' : p[-1], after = p[strlen(needle)];
-            if ((before == '[' || before == ',') && (after == ']' || after == ',')) hit = 1;
-        }
-        if (!hit) {
-            err_set(err, "layer %ld was not recorded in run %" PRId64 " (layers %s)", layer, run_id, layers);
-            usage = 1;
-            goto fail;
-        }
-    }
-    if (!json && strcmp(status, "complete"))
-        fprintf(stderr, "probe top-neurons: warning: run %" PRId64 " is %s; statistics cover the tokens recorded so far\n",
-                run_id, status);
+static void print_table(const NeuronRun *run, const TopOptions *o, const NeuronRows *rows) {
+    printf("run %" PRId64 " (%s): %s on '%s', %" PRId64 " tokens; ranked by %s%s\n\n", run->id, run->status,
+           run->model_dir, run->corpus_path, run->n_tokens, neuron_order_column(o->by),
+           o->layer >= 0 ? "" : " over all recorded layers");
+    neuron_table_print(stdout, rows);
+    if (rows->n == 0) printf("(no statistics: the run recorded no tokens)\n");
+}
 
-    const char *col = !strcmp(by, "max") ? "max" : !strcmp(by, "mean") ? "mean" : "frac_pos";
-    char sql[512];
-    snprintf(sql, sizeof sql,
-             "SELECT layer, neuron, count, mean, variance, min, max, frac_pos FROM neuron_stats "
-             "WHERE run_id = ?1 %s ORDER BY %s DESC, layer, neuron LIMIT ?3",
-             layer >= 0 ? "AND layer = ?2" : "AND ?2 IS NULL", col);
-    st = store_prepare(s, sql, err);
-    ex = store_prepare(s,
-                       "SELECT rank, value, token, token_id, doc_index, pos, left_context, right_context "
-                       "FROM neuron_top_examples WHERE run_id = ? AND layer = ? AND neuron = ? "
-                       "ORDER BY rank LIMIT " "5",
-                       err);
-    if (!st || !ex) goto fail;
-    sqlite3_bind_int64(st, 1, run_id);
-    if (layer >= 0) sqlite3_bind_int(st, 2, (int)layer);
-    sqlite3_bind_int(st, 3, (int)limit);
+/* Checks --layer against the run: usage errors. 0 when fine. */
+static int check_layer(const NeuronRun *run, long layer) {
+    if (layer < 0) return 0;
+    if (layer >= run->n_layer)
+        return cli_usage_error("--layer %ld out of range 0..%d (run %" PRId64 ")", layer, run->n_layer - 1, run->id);
+    if (!neuron_run_has_layer(run, (int)layer))
+        return cli_usage_error("layer %ld was not recorded in run %" PRId64 " (layers %s)", layer, run->id,
+                               run->layers_text);
+    return 0;
+}
 
-    cJSON *arr = NULL;
-    if (json) {
-        root = cJSON_CreateObject();
-        cJSON_AddNumberToObject(root, "run", (double)run_id);
-        json_add_text(root, "status", status);
-        json_add_text(root, "model", model);
-        json_add_text(root, "corpus", corpus);
-        cJSON_AddNumberToObject(root, "tokens", (double)n_tokens);
-        cJSON_AddStringToObject(root, "by", col);
-        arr = cJSON_AddArrayToObject(root, "neurons");
-    } else {
-        printf("run %" PRId64 " (%s): %s on '%s', %" PRId64 " tokens; ranked by %s%s\n\n", run_id, status, model,
-               corpus, n_tokens, col, layer >= 0 ? "" : " over all recorded layers");
-        printf("%4s  %-9s %-24s %9s %9s %9s %7s\n", "rank", "neuron", "hook", "max", "mean", "std", "frac>0");
-    }
-    int rank = 0;
-    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        rank++;
-        int l = sqlite3_column_int(st, 0), n = sqlite3_column_int(st, 1);
-        double cnt = sqlite3_column_double(st, 2), mean = sqlite3_column_double(st, 3);
-        double var = sqlite3_column_double(st, 4), mn = sqlite3_column_double(st, 5);
-        double mx = sqlite3_column_double(st, 6), frac = sqlite3_column_double(st, 7);
-        char name[32], hook[48];
-        snprintf(name, sizeof name, "%d:%d", l, n);
-        snprintf(hook, sizeof hook, "blocks.%d.mlp.hook_post", l);
-        cJSON *obj = NULL, *exs = NULL;
-        if (json) {
-            obj = cJSON_CreateObject();
-            cJSON_AddItemToArray(arr, obj);
-            cJSON_AddNumberToObject(obj, "rank", rank);
-            cJSON_AddNumberToObject(obj, "layer", l);
-            cJSON_AddNumberToObject(obj, "neuron", n);
-            cJSON_AddStringToObject(obj, "name", name);
-            cJSON_AddStringToObject(obj, "hook", hook);
-            cJSON_AddNumberToObject(obj, "count", cnt);
-            cJSON_AddNumberToObject(obj, "mean", mean);
-            cJSON_AddNumberToObject(obj, "variance", var);
-            cJSON_AddNumberToObject(obj, "min", mn);
-            cJSON_AddNumberToObject(obj, "max", mx);
-            cJSON_AddNumberToObject(obj, "frac_pos", frac);
-            exs = cJSON_AddArrayToObject(obj, "examples");
-        } else {
-            printf("%4d  %-9s %-24s %9.4f %9.4f %9.4f %7.4f\n", rank, name, hook, mx, mean,
-                   var > 0 ? sqrt(var) : 0.0, frac);
-        }
-        sqlite3_bind_int64(ex, 1, run_id);
-        sqlite3_bind_int(ex, 2, l);
-        sqlite3_bind_int(ex, 3, n);
-        int r2;
-        while ((r2 = sqlite3_step(ex)) == SQLITE_ROW) {
-            const char *tok = (const char *)sqlite3_column_text(ex, 2);
-            const char *left = (const char *)sqlite3_column_text(ex, 6);
-            const char *right = (const char *)sqlite3_column_text(ex, 7);
-            if (json) {
-                cJSON *e = cJSON_CreateObject();
-                cJSON_AddItemToArray(exs, e);
-                cJSON_AddNumberToObject(e, "rank", sqlite3_column_int(ex, 0));
-                cJSON_AddNumberToObject(e, "value", sqlite3_column_double(ex, 1));
-                json_add_text(e, "token", tok);
-                cJSON_AddNumberToObject(e, "token_id", sqlite3_column_int(ex, 3));
-                cJSON_AddNumberToObject(e, "doc", sqlite3_column_int(ex, 4));
-                cJSON_AddNumberToObject(e, "pos", sqlite3_column_int(ex, 5));
-                json_add_text(e, "left_context", left);
-                json_add_text(e, "right_context", right);
-            } else {
-                char lc[128], t[128], rcx[128];
-                clip(lc, sizeof lc, left, 32, 1);
-                clip(t, sizeof t, tok, 40, 0);
-                clip(rcx, sizeof rcx, right, 20, 0);
-                /* "..." where text was cut (token_context keeps 60 bytes before, 30 after) */
-                size_t ll = left ? strlen(left) : 0, rl = right ? strlen(right) : 0;
-                printf("      %9.4f  %s%s[[%s]]%s%s\n", sqlite3_column_double(ex, 1),
-                       ll > 32 ? "..." : "", lc, t, rcx, rl > 20 ? "..." : "");
-            }
-        }
-        sqlite3_reset(ex);
-        if (r2 != SQLITE_DONE) {
-            store_fail(s, r2, err);
-            goto fail;
-        }
-    }
-    if (r != SQLITE_DONE) {
-        store_fail(s, r, err);
-        goto fail;
-    }
-    if (json) {
-        char *text = cJSON_Print(root);
-        if (!text) {
-            err_set(err, "out of memory");
-            goto fail;
-        }
-        puts(text);
-        free(text);
-    } else if (rank == 0) {
-        printf("(no statistics: the run recorded no tokens)\n");
+/* Finds the run, checks --layer, queries and prints. Returns the exit code,
+ * or -1 with err (a runtime error). */
+static int list(Store *s, const TopOptions *o, char *err) {
+    NeuronRun run = {0};
+    NeuronRows rows = {0};
+    int rc = neuron_run_find(s, o->run > 0 ? o->run : 0, &run, err);
+    if (rc == -2) return cli_usage_error("%s", err);
+    if (rc) return -1;
+    if ((rc = check_layer(&run, o->layer))) goto done;
+    if (!o->json && strcmp(run.status, "complete"))
+        cli_error(0, "warning: run %" PRId64 " is %s; statistics cover the tokens recorded so far", run.id, run.status);
+    rc = -1;
+    if (neuron_query_top(s, &run, (int)o->layer, o->by, (int)o->limit, &rows, err)) goto done;
+    if (o->json ? print_json(&run, o->by, &rows) : (print_table(&run, o, &rows), 0)) {
+        err_set(err, "out of memory");
+        goto done;
     }
     rc = PROBE_EXIT_OK;
-    goto done;
-fail:
-    fprintf(stderr, "probe top-neurons: %s\n", err);
-    rc = usage ? PROBE_EXIT_USAGE : PROBE_EXIT_RUNTIME;
 done:
-    cJSON_Delete(root);
-    sqlite3_finalize(st);
-    sqlite3_finalize(ex);
-    store_close(s);
+    neuron_rows_free(&rows);
+    neuron_run_free(&run);
     return rc;
+}
+
+int cmd_top_neurons(int argc, char **argv) {
+    TopOptions o;
+    int rc = parse_options(argc, argv, &o);
+    if (rc >= 0) return rc;
+    char err[PROBE_ERR_LEN];
+    Store *s = store_open(o.db, STORE_READ, err);
+    rc = s ? list(s, &o, err) : -1;
+    store_close(s);
+    return rc >= 0 ? rc : cli_error(PROBE_EXIT_RUNTIME, "%s", err);
 }

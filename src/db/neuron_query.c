@@ -1,0 +1,222 @@
+/* neuron_query.c — see neuron_query.h. */
+#include "neuron_query.h"
+
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+/* A malloc'd copy of a text column ("" for NULL); NULL when out of memory. */
+static char *column_dup(sqlite3_stmt *st, int i) {
+    const char *s = (const char *)sqlite3_column_text(st, i);
+    return strdup(s ? s : "");
+}
+
+/* ---- the run ------------------------------------------------------------ */
+
+void neuron_run_free(NeuronRun *run) {
+    if (!run) return;
+    free(run->status);
+    free(run->model_dir);
+    free(run->corpus_path);
+    free(run->layers_text);
+    free(run->layers);
+    memset(run, 0, sizeof *run);
+}
+
+/* Parses runs.layers (a JSON array of layer numbers) into run->layers. */
+static int parse_layers(NeuronRun *run, const char *db, char *err) {
+    cJSON *arr = cJSON_Parse(run->layers_text);
+    int n = cJSON_IsArray(arr) ? cJSON_GetArraySize(arr) : -1, rc = -1;
+    if (n < 0) goto bad;
+    run->layers = malloc(sizeof *run->layers * (size_t)(n ? n : 1));
+    if (!run->layers) {
+        err_set(err, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        const cJSON *v = cJSON_GetArrayItem(arr, i);
+        double d = cJSON_IsNumber(v) ? v->valuedouble : -1;
+        if (!(d >= 0 && d < run->n_layer) || d != (double)(int)d) goto bad;
+        run->layers[i] = (int)d;
+    }
+    run->n_layers = n;
+    rc = 0;
+    goto done;
+bad:
+    err_set(err, "run %" PRId64 " in '%s' has a malformed list of recorded layers: %s", run->id, db,
+            run->layers_text);
+done:
+    cJSON_Delete(arr);
+    return rc;
+}
+
+int neuron_run_find(Store *s, int64_t want, NeuronRun *out, char *err) {
+    NeuronRun run = {0};
+    int rc = -1;
+    sqlite3_stmt *st = store_prepare(s,
+                                     want > 0 ? "SELECT id, status, n_layer, layers, model_dir, corpus_path, n_tokens "
+                                                "FROM runs WHERE id = ?"
+                                              : "SELECT id, status, n_layer, layers, model_dir, corpus_path, n_tokens "
+                                                "FROM runs WHERE status = 'complete' ORDER BY id DESC LIMIT 1",
+                                     err);
+    if (!st) return -1;
+    if (want > 0) sqlite3_bind_int64(st, 1, want);
+    int r = sqlite3_step(st);
+    if (r != SQLITE_ROW) {
+        if (r != SQLITE_DONE) {
+            store_fail(s, r, err);
+        } else if (want > 0) {
+            err_set(err, "database '%s' has no run %" PRId64, s->path, want);
+            rc = -2;
+        } else {
+            err_set(err, "database '%s' has no complete run (record one, or pick one with --run)", s->path);
+        }
+        goto done;
+    }
+    run.id = sqlite3_column_int64(st, 0);
+    run.n_layer = sqlite3_column_int(st, 2);
+    run.n_tokens = sqlite3_column_int64(st, 6);
+    if (!(run.status = column_dup(st, 1)) || !(run.layers_text = column_dup(st, 3)) ||
+        !(run.model_dir = column_dup(st, 4)) || !(run.corpus_path = column_dup(st, 5))) {
+        err_set(err, "out of memory");
+        goto done;
+    }
+    if (parse_layers(&run, s->path, err)) goto done;
+    *out = run;
+    memset(&run, 0, sizeof run);
+    rc = 0;
+done:
+    sqlite3_finalize(st);
+    neuron_run_free(&run);
+    return rc;
+}
+
+int neuron_run_has_layer(const NeuronRun *run, int layer) {
+    for (int i = 0; i < run->n_layers; i++)
+        if (run->layers[i] == layer) return 1;
+    return 0;
+}
+
+/* ---- the ranking -------------------------------------------------------- */
+
+int neuron_order_parse(const char *s, NeuronOrder *out) {
+    if (!strcmp(s, "max")) *out = NEURON_BY_MAX;
+    else if (!strcmp(s, "mean")) *out = NEURON_BY_MEAN;
+    else if (!strcmp(s, "frac")) *out = NEURON_BY_FRAC;
+    else return -1;
+    return 0;
+}
+
+const char *neuron_order_column(NeuronOrder by) {
+    return by == NEURON_BY_MEAN ? "mean" : by == NEURON_BY_FRAC ? "frac_pos" : "max";
+}
+
+void neuron_rows_free(NeuronRows *rows) {
+    if (!rows) return;
+    for (int i = 0; i < rows->n; i++)
+        for (int k = 0; k < rows->rows[i].n_examples; k++) {
+            NeuronExample *e = &rows->rows[i].examples[k];
+            free(e->token);
+            free(e->left_context);
+            free(e->right_context);
+        }
+    free(rows->rows);
+    rows->rows = NULL;
+    rows->n = 0;
+}
+
+/* Reads the top examples of row->layer:row->neuron with the prepared
+ * statement ex (binds run, layer, neuron; its limit is bound once); resets
+ * ex. */
+static int read_examples(Store *s, sqlite3_stmt *ex, int64_t run_id, NeuronRow *row, char *err) {
+    sqlite3_bind_int64(ex, 1, run_id);
+    sqlite3_bind_int(ex, 2, row->layer);
+    sqlite3_bind_int(ex, 3, row->neuron);
+    int r;
+    while ((r = sqlite3_step(ex)) == SQLITE_ROW && row->n_examples < NEURON_EXAMPLES) {
+        NeuronExample *e = &row->examples[row->n_examples++];
+        e->rank = sqlite3_column_int(ex, 0);
+        e->value = sqlite3_column_double(ex, 1);
+        e->token_id = sqlite3_column_int(ex, 3);
+        e->doc = sqlite3_column_int(ex, 4);
+        e->pos = sqlite3_column_int(ex, 5);
+        if (!(e->token = column_dup(ex, 2)) || !(e->left_context = column_dup(ex, 6)) ||
+            !(e->right_context = column_dup(ex, 7))) {
+            sqlite3_reset(ex);
+            return err_set(err, "out of memory");
+        }
+    }
+    sqlite3_reset(ex);
+    if (r != SQLITE_DONE && r != SQLITE_ROW) return store_fail(s, r, err);
+    return 0;
+}
+
+/* Appends the current row of st (neuron_stats columns) to rows. */
+static NeuronRow *row_add(NeuronRows *rows, int *cap, sqlite3_stmt *st) {
+    if (rows->n == *cap) {
+        int ncap = *cap ? *cap * 2 : 32;
+        NeuronRow *g = realloc(rows->rows, sizeof *g * (size_t)ncap);
+        if (!g) return NULL;
+        rows->rows = g;
+        *cap = ncap;
+    }
+    NeuronRow *row = &rows->rows[rows->n++];
+    memset(row, 0, sizeof *row);
+    row->layer = sqlite3_column_int(st, 0);
+    row->neuron = sqlite3_column_int(st, 1);
+    row->count = sqlite3_column_double(st, 2);
+    row->mean = sqlite3_column_double(st, 3);
+    row->variance = sqlite3_column_double(st, 4);
+    row->min = sqlite3_column_double(st, 5);
+    row->max = sqlite3_column_double(st, 6);
+    row->frac_pos = sqlite3_column_double(st, 7);
+    return row;
+}
+
+int neuron_query_top(Store *s, const NeuronRun *run, int layer, NeuronOrder by, int limit, NeuronRows *out,
+                     char *err) {
+    NeuronRows rows = {0};
+    int cap = 0, rc = -1, r;
+    char sql[512];
+    /* the column name comes from the enum, never from the user */
+    snprintf(sql, sizeof sql,
+             "SELECT layer, neuron, count, mean, variance, min, max, frac_pos FROM neuron_stats "
+             "WHERE run_id = ?1 %s ORDER BY %s DESC, layer, neuron LIMIT ?3",
+             layer >= 0 ? "AND layer = ?2" : "AND ?2 IS NULL", neuron_order_column(by));
+    sqlite3_stmt *st = store_prepare(s, sql, err);
+    sqlite3_stmt *ex = st ? store_prepare(s,
+                                          "SELECT rank, value, token, token_id, doc_index, pos, left_context, "
+                                          "right_context FROM neuron_top_examples "
+                                          "WHERE run_id = ? AND layer = ? AND neuron = ? ORDER BY rank LIMIT ?4",
+                                          err)
+                          : NULL;
+    if (!st || !ex) goto done;
+    sqlite3_bind_int64(st, 1, run->id);
+    if (layer >= 0) sqlite3_bind_int(st, 2, layer);
+    sqlite3_bind_int(st, 3, limit);
+    sqlite3_bind_int(ex, 4, NEURON_EXAMPLES);
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        NeuronRow *row = row_add(&rows, &cap, st);
+        if (!row) {
+            err_set(err, "out of memory");
+            goto done;
+        }
+        if (read_examples(s, ex, run->id, row, err)) goto done;
+    }
+    if (r != SQLITE_DONE) {
+        store_fail(s, r, err);
+        goto done;
+    }
+    *out = rows;
+    memset(&rows, 0, sizeof rows);
+    rc = 0;
+done:
+    sqlite3_finalize(st);
+    sqlite3_finalize(ex);
+    neuron_rows_free(&rows);
+    return rc;
+}
