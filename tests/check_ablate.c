@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "ablate.h"
+#include "conditions.h"
 #include "intervention.h"
 #include "model.h"
 #include "store.h"
@@ -177,6 +178,49 @@ START_TEST(test_sweep) {
     uint8_t r0[2] = {1, 0}, r1[2] = {0, 1};
     ForwardHooks h[2] = {{.remove_ffn = r0}, {.remove_ffn = r1}};
     check_fixture("expected_ids_sweep.json", h, 2);
+}
+END_TEST
+
+/* The conditions of each kind: labels, masks, hooks and, in mean mode, the
+ * means as edit values; a bad list is refused with the item named. */
+START_TEST(test_conditions_build) {
+    char err[PROBE_ERR_LEN];
+    const ModelConfig *cfg = &model->cfg; /* 2 layers of 128 neurons */
+    Conditions cs = {0};
+    ConditionSpec sweep = {COND_SWEEP_LAYERS, NULL}, layers = {COND_LAYERS, "0-1"}, no_ffn = {COND_NO_FFN, NULL};
+    ConditionSpec neurons = {COND_NEURONS, "1:5,0:3"}, bad = {COND_LAYERS, "2"};
+    ck_assert_msg(conditions_build(&cs, &sweep, cfg, NULL, err) == 0, "%s", err);
+    ck_assert_int_eq(cs.n, 2);
+    ck_assert_str_eq(cs.c[1].label, "layer 1");
+    ck_assert_int_eq(cs.c[1].layer, 1);
+    ck_assert(cs.c[1].remove[0] == 0 && cs.c[1].remove[1] == 1 && cs.c[1].layers[1] == 1);
+    ck_assert(cs.c[1].hooks.remove_ffn == cs.c[1].remove && cs.c[1].hooks.n_edits == 0);
+    conditions_free(&cs);
+    ck_assert_msg(conditions_build(&cs, &layers, cfg, NULL, err) == 0, "%s", err);
+    ck_assert_int_eq(cs.n, 1);
+    ck_assert_str_eq(cs.c[0].label, "layers 0-1");
+    ck_assert(cs.c[0].layer == -1 && cs.c[0].remove[0] == 1 && cs.c[0].remove[1] == 1);
+    conditions_free(&cs);
+    float means[2 * 128];
+    for (int i = 0; i < 2 * 128; i++) means[i] = 0.5f * (float)i;
+    ck_assert_msg(conditions_build(&cs, &neurons, cfg, means, err) == 0, "%s", err);
+    ck_assert_str_eq(cs.c[0].label, "neurons 1:5,0:3");
+    ck_assert_int_eq(cs.c[0].hooks.n_edits, 2);
+    ck_assert(cs.c[0].edits[0].layer == 1 && cs.c[0].edits[0].neuron == 5 && cs.c[0].edits[0].value == means[133]);
+    ck_assert(cs.c[0].edits[1].value == means[3] && cs.c[0].layers[0] == 0 && cs.c[0].layers[1] == 0);
+    uint8_t need[2] = {0, 0};
+    conditions_layers_needed(&cs, 2, need);
+    ck_assert(need[0] == 1 && need[1] == 1);
+    conditions_free(&cs);
+    ck_assert_msg(conditions_build(&cs, &no_ffn, cfg, means, err) == 0, "%s", err);
+    ck_assert_str_eq(cs.c[0].label, "no-ffn");
+    ck_assert_int_eq(cs.c[0].n_edits, 256);
+    ck_assert(cs.c[0].remove[0] == 0 && cs.c[0].layers[0] == 1 && cs.c[0].edits[200].value == means[200]);
+    conditions_free(&cs);
+    ck_assert_int_eq(conditions_build(&cs, &bad, cfg, NULL, err), -1);
+    ck_assert_msg(strstr(err, "bad layer '2': layer out of range 0..1"), "%s", err);
+    conditions_free(&cs);
+    ck_assert_str_eq(condition_kind_name(COND_SWEEP_LAYERS), "sweep-layers");
 }
 END_TEST
 
@@ -457,14 +501,18 @@ START_TEST(test_cmd_bad_specs) {
         {"--neurons 1:-3", "bad neuron '1:-3'"},
         {"--layers -1", "bad layer"},
         {"--layers 3-", "bad layer range '3-'"},
-        {"--layers 2", "bad layer '2': layer out of range 0..1"},
+        {"--layers 2", "probe ablate: bad layer '2': layer out of range 0..1 (see probe ablate --help)"},
         {"--layers 1,,0", "empty item"},
         {"", "give exactly one of"},
         {"--no-ffn --layers 1", "give exactly one of"},
-        {"--sweep heads", "bad --sweep 'heads'"},
-        {"--no-ffn --mode half", "bad --mode 'half'"},
-        {"--no-ffn --ctx 65", "bad --ctx 65"},
-        {"--no-ffn --ctx 1", "bad --ctx '1'"},
+        {"--sweep heads", "probe ablate: --sweep must be layers, not 'heads'"},
+        {"--no-ffn --mode half", "probe ablate: --mode must be zero or mean, not 'half'"},
+        {"--no-ffn --ctx 65", "probe ablate: --ctx 65 out of range 2..64"},
+        {"--no-ffn --ctx 1", "probe ablate: --ctx must be an integer in 2..1048576, not '1'"},
+        {"--no-ffn --run x", "probe ablate: --run must be a run id"},
+        {"--no-ffn --mode mean --stats-run 0", "probe ablate: --stats-run must be an integer >= 1"},
+        {"--no-ffn --split words", "probe ablate: --split must be paragraph, line or file"},
+        {"--no-ffn extra", "probe ablate: unexpected argument 'extra'"},
         {"--no-ffn --bogus", "unknown or incomplete option '--bogus'"},
         {"--no-ffn --run 1", "not both"},
     };
@@ -770,6 +818,7 @@ Suite *ablate_suite(void) {
     tcase_add_test(lib, test_neurons_zero);
     tcase_add_test(lib, test_sweep);
     tcase_add_test(lib, test_noop_exact);
+    tcase_add_test(lib, test_conditions_build);
     tcase_add_test(lib, test_kl_row);
     tcase_add_test(lib, test_logsumexp);
     tcase_add_test(lib, test_ctx_range);

@@ -1,0 +1,135 @@
+/* doc_source.c — see doc_source.h. */
+#include "doc_source.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "run_tokens.h"
+#include "util.h"
+
+struct DocSource {
+    int bos, count, next;
+    int32_t *ids; /* [cap] the current document */
+    size_t cap;
+    /* corpus file */
+    Corpus *corpus;
+    const Tokenizer *tok;
+    TokBuf buf;
+    /* recorded run: a cursor over all its tokens in document order, one
+     * token read ahead (the first of the next document) */
+    RunTokens *rt;
+    int ahead, ahead_doc;
+    int32_t ahead_id;
+};
+
+DocSource *doc_source_corpus(const char *path, SplitMode split, const Tokenizer *tok, int bos, char *err) {
+    DocSource *s = calloc(1, sizeof *s);
+    if (!s) {
+        err_set(err, "out of memory");
+        return NULL;
+    }
+    s->corpus = corpus_open(path, split, err);
+    if (!s->corpus) goto fail;
+    s->tok = tok;
+    s->bos = bos;
+    s->count = corpus_count(s->corpus);
+    if (s->count == 0) {
+        err_set(err, "empty corpus '%s': no documents", path);
+        goto fail;
+    }
+    return s;
+fail:
+    doc_source_free(s);
+    return NULL;
+}
+
+DocSource *doc_source_run(Store *st, int64_t run, char *err) {
+    DocSource *s = calloc(1, sizeof *s);
+    if (!s) {
+        err_set(err, "out of memory");
+        return NULL;
+    }
+    s->rt = run_tokens_open(st, run, &s->bos, &s->count, err);
+    if (!s->rt) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void doc_source_free(DocSource *s) {
+    if (!s) return;
+    corpus_free(s->corpus);
+    tok_buf_free(&s->buf);
+    run_tokens_close(s->rt);
+    free(s->ids);
+    free(s);
+}
+
+int doc_source_count(const DocSource *s) { return s->count; }
+
+int doc_source_bos(const DocSource *s) { return s->bos; }
+
+uint64_t doc_source_checksum(const DocSource *s) { return s->corpus ? corpus_checksum(s->corpus) : 0; }
+
+/* Makes room for ids[0..k]. */
+static int reserve(DocSource *s, size_t k, char *err) {
+    if (k < s->cap) return 0;
+    size_t cap = s->cap ? s->cap * 2 : 1024;
+    while (cap <= k) cap *= 2;
+    int32_t *g = realloc(s->ids, sizeof *g * cap);
+    if (!g) return err_set(err, "out of memory");
+    s->ids = g;
+    s->cap = cap;
+    return 0;
+}
+
+static int push(DocSource *s, size_t k, int32_t id, char *err) {
+    if (reserve(s, k, err)) return -1;
+    s->ids[k] = id;
+    return 0;
+}
+
+/* The next document of a recorded run into s->ids; sets *n. */
+static int next_from_run(DocSource *s, int *n, int *doc, char *err) {
+    if (!s->ahead) {
+        int got = run_tokens_next(s->rt, &s->ahead_doc, &s->ahead_id, err);
+        if (got <= 0) return got;
+    }
+    size_t k = 0;
+    *doc = s->ahead_doc;
+    if (s->bos && push(s, k++, TOK_EOT, err)) return -1;
+    int got, d = 0;
+    int32_t id = 0;
+    if (push(s, k++, s->ahead_id, err)) return -1;
+    while ((got = run_tokens_next(s->rt, &d, &id, err)) == 1 && d == *doc)
+        if (push(s, k++, id, err)) return -1;
+    if (got < 0) return -1;
+    s->ahead = got == 1;
+    s->ahead_doc = d;
+    s->ahead_id = id;
+    s->next++;
+    *n = (int)k;
+    return 1;
+}
+
+/* The next document of the corpus, tokenized, into s->ids; sets *n. */
+static int next_from_corpus(DocSource *s, int *n, int *doc, char *err) {
+    if (s->next >= s->count) return 0;
+    *doc = s->next;
+    const Doc *d = corpus_doc(s->corpus, s->next++);
+    size_t k = 0;
+    s->buf.n = 0;
+    if (tok_encode(s->tok, d->text, d->len, &s->buf)) return err_set(err, "out of memory tokenizing");
+    if (s->bos && push(s, k++, TOK_EOT, err)) return -1;
+    if (reserve(s, k + s->buf.n, err)) return -1;
+    memcpy(s->ids + k, s->buf.ids, sizeof *s->ids * s->buf.n);
+    *n = (int)(k + s->buf.n);
+    return 1;
+}
+
+int doc_source_next(DocSource *s, int32_t **ids, int *n, int *doc, char *err) {
+    int got = s->rt ? next_from_run(s, n, doc, err) : next_from_corpus(s, n, doc, err);
+    if (got == 1) *ids = s->ids;
+    return got;
+}
