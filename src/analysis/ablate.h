@@ -76,6 +76,7 @@ int ablator_measure(Ablator *a, const ForwardHooks *hooks, TokenEffect *effects,
 /* Tokens predicted in the current window (T - from). */
 int ablator_count(const Ablator *a);
 
+/* The reported figures of running sums t (all zero when t->n is 0). */
 void ablate_figures(const AblateTotals *t, AblateFigures *f);
 
 /* ---- per-row metrics (exposed for tests) ------------------------------ */
