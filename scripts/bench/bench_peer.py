@@ -12,11 +12,12 @@ WINDOWS is the file scripts/bench/bench_forward.c writes (int32 records: len,
 owned, ids[len]). A faithful GPT-2 (GPT2LMHeadModel's transformer, stopping
 after ln_f: no logits, like probe's forward with logits=NULL) in float32 under
 torch.inference_mode() with torch.set_num_threads(os.cpu_count()). Weights are
-read from the safetensors file (own reader: the `safetensors` package is not
-installed) straight into contiguous tensors in HF's Conv1D orientation
-[in x out], used with torch.addmm exactly as HF's Conv1D does. Attention is
-the standard batched-heads form (torch 1.13 has no scaled_dot_product_attention):
-one baddbmm with a precomputed additive causal mask, softmax, one bmm.
+read from the safetensors file (by scripts/reference/gpt2_ref.py: the
+`safetensors` package is not installed) straight into contiguous tensors in
+HF's Conv1D orientation [in x out], used with torch.addmm exactly as HF's
+Conv1D does. Attention is the standard batched-heads form (torch 1.13 has no
+scaled_dot_product_attention): one baddbmm with a precomputed additive causal
+mask, softmax, one bmm.
 
 Capture: a forward hook on every layer's activation module (the hook_post
 point) copies the [T x n_inner] post-activation into a preallocated CPU NumPy
@@ -34,7 +35,6 @@ import argparse
 import json
 import math
 import os
-import struct
 import sys
 import time
 
@@ -43,32 +43,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
+from gpt2_ref import read_safetensors  # noqa: E402
+
 
 def load_safetensors(path):
-    """name -> float32 torch tensor (own copy, contiguous). F32/F16/BF16."""
-    with open(path, "rb") as f:
-        (hlen,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(hlen))
-        base = 8 + hlen
-        out = {}
-        for name, info in header.items():
-            if name == "__metadata__":
-                continue
-            a, b = info["data_offsets"]
-            f.seek(base + a)
-            raw = f.read(b - a)
-            dt = info["dtype"]
-            if dt == "F32":
-                x = np.frombuffer(raw, dtype="<f4")
-            elif dt == "F16":
-                x = np.frombuffer(raw, dtype="<f2").astype(np.float32)
-            elif dt == "BF16":
-                x = (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
-            else:
-                raise SystemExit(f"bench_peer: unsupported dtype {dt} for {name}")
-            out[name] = torch.from_numpy(x.reshape(info["shape"]).copy())
-    # keys with or without the "transformer." prefix
-    return {k[len("transformer."):] if k.startswith("transformer.") else k: v for k, v in out.items()}
+    """name -> float32 torch tensor (own copy, contiguous), without the
+    "transformer." prefix: gpt2_ref.read_safetensors (F32/F16/BF16)."""
+    return {k: torch.from_numpy(v) for k, v in read_safetensors(path, np.float32).items()}
 
 
 class Conv1D(nn.Module):

@@ -43,6 +43,9 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
+from gpt2_bpe import vocab_bytes  # noqa: E402  (standard library only)
+
 REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 CACHE = os.path.join(REPO, "bench-cache")
 PROBE = os.path.join(REPO, "probe")
@@ -128,24 +131,6 @@ def english_text():
     return "\n\n".join(parts), lic
 
 
-def token_bytes_table(tokdir):
-    """id -> bytes of each token of GPT-2's byte-level vocab.json: the inverse
-    of GPT-2's bytes_to_unicode (encoder.py), standard library only."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
-        list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    byte_of = {chr(c): b for b, c in zip(bs, cs)}
-    with open(os.path.join(tokdir, "vocab.json"), encoding="utf-8") as f:
-        vocab = json.load(f)
-    return {i: bytes(byte_of[ch] for ch in tok) for tok, i in vocab.items()}
-
-
 def tokenize(text):
     """GPT-2 token ids of text, by `probe tokenize` (the project's own BPE)."""
     p = subprocess.run([PROBE, "tokenize", "--model", TOKDIR, "-"], input=text.encode("utf-8"),
@@ -166,7 +151,7 @@ def corpus(n_docs, path=None):
     # pre-tokenizer attaches a single space to the word after it and never
     # splits across whitespace, so in " w1 w2 ..." each word's tokens are those
     # of " " + w alone, and exactly the first of them begins with a space.
-    tb = token_bytes_table(TOKDIR)
+    tb = vocab_bytes(TOKDIR)
     counts = []
     for t in tokenize(" " + " ".join(words)):
         if tb[t][:1] == b" ":

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Independent reference for `probe ablate`: the same interventions and
-metrics, in float64 NumPy, sharing no code with probe (its own safetensors
-reader, forward pass, corpus splitting and windowing).
+metrics, in float64 NumPy, sharing no code with probe (safetensors reader,
+forward pass, corpus splitting and windowing of gpt2_ref.py).
 
     /usr/bin/python3 scripts/reference/ablate_reference.py --model DIR \
         (--corpus FILE [--ctx N] [--no-bos] | --ids FILE.json) \
@@ -13,9 +13,10 @@ and ablated cross-entropy in nats, KL(baseline || ablated) over the full
 vocabulary, and whether the two argmaxes agree. Per condition: the means of
 those, perplexities and delta loss (see probe ablate --help).
 
-Interventions (as probe): removing a layer's FFN = its output (c_proj and
-its bias) is not added to the residual; zero / mean ablation of a neuron =
-its post-activation is set to 0 / its mean for every token. With --mode mean,
+Interventions (as probe; gpt2_ref.GPT2.forward): removing a layer's FFN =
+its output (c_proj and its bias) is not added to the residual; zero / mean
+ablation of a neuron = its post-activation is set to 0 / its mean for every
+token. With --mode mean,
 --layers / --no-ffn / --sweep-layers set every neuron of the layer to its
 mean instead of removing the FFN. --means FILE is a JSON object {"L":
 [means of the n_inner neurons of layer L], ...}; --means corpus computes
@@ -37,154 +38,16 @@ import argparse
 import json
 import math
 import os
-import struct
 import subprocess
 import sys
 import tempfile
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-EOT = 50256
+from gpt2_ref import EOT, GPT2, log_softmax, paragraphs, parse_layers, parse_neurons, windows
 
 
-# ---- model ---------------------------------------------------------------
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        raw = f.read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n])
-    body = raw[8 + n:]
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        b, e = info["data_offsets"]
-        buf = body[b:e]
-        dt = info["dtype"]
-        if dt == "BF16":
-            arr = (np.frombuffer(buf, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
-        elif dt == "F16":
-            arr = np.frombuffer(buf, dtype="<f2")
-        elif dt == "F32":
-            arr = np.frombuffer(buf, dtype="<f4")
-        else:
-            continue
-        key = name[len("transformer."):] if name.startswith("transformer.") else name
-        out[key] = arr.astype(np.float64).reshape(info["shape"])
-    return out
-
-
-def layer_norm(x, w, b, eps):
-    mu = x.mean(-1, keepdims=True)
-    var = ((x - mu) ** 2).mean(-1, keepdims=True)
-    return (x - mu) / np.sqrt(var + eps) * w + b
-
-
-def activation(name):
-    if name == "gelu_new":
-        return lambda x: 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
-    if name == "gelu":
-        from math import erf
-        verf = np.vectorize(erf)
-        return lambda x: 0.5 * x * (1.0 + verf(x / math.sqrt(2.0)))
-    if name == "relu":
-        return lambda x: np.maximum(x, 0.0)
-    raise SystemExit(f"unknown activation {name}")
-
-
-class Model:
-    def __init__(self, d):
-        self.cfg = json.load(open(os.path.join(d, "config.json")))
-        self.w = read_safetensors(os.path.join(d, "model.safetensors"))
-        c = self.cfg
-        self.L, self.C, self.NH = c["n_layer"], c["n_embd"], c["n_head"]
-        self.F = c.get("n_inner") or 4 * self.C
-        self.P = c["n_positions"]
-        self.eps = c.get("layer_norm_epsilon", 1e-5)
-        self.act = activation(c.get("activation_function", "gelu_new"))
-        self.head = self.w.get("lm_head.weight", self.w["wte.weight"])
-
-    def forward(self, ids, remove=(), edits=(), acts=None):
-        """Logits [T x V] with the FFN of layers in `remove` not added and
-        edits [(layer, neuron, value)] applied to the post-activation; when
-        acts is a list, the post-activation of each layer is appended."""
-        w, C, NH = self.w, self.C, self.NH
-        T, hs = len(ids), self.C // self.NH
-        x = w["wte.weight"][ids] + w["wpe.weight"][:T]
-        causal = np.triu(np.ones((T, T), dtype=bool), 1)
-        for l in range(self.L):
-            p = f"h.{l}."
-            h = layer_norm(x, w[p + "ln_1.weight"], w[p + "ln_1.bias"], self.eps)
-            qkv = h @ w[p + "attn.c_attn.weight"] + w[p + "attn.c_attn.bias"]
-            q, k, v = (qkv[:, i * C:(i + 1) * C].reshape(T, NH, hs).transpose(1, 0, 2) for i in range(3))
-            s = q @ k.transpose(0, 2, 1) / math.sqrt(hs)
-            s[:, causal] = -np.inf
-            s = np.exp(s - s.max(-1, keepdims=True))
-            s /= s.sum(-1, keepdims=True)
-            o = (s @ v).transpose(1, 0, 2).reshape(T, C)
-            x = x + o @ w[p + "attn.c_proj.weight"] + w[p + "attn.c_proj.bias"]
-            h = layer_norm(x, w[p + "ln_2.weight"], w[p + "ln_2.bias"], self.eps)
-            f = self.act(h @ w[p + "mlp.c_fc.weight"] + w[p + "mlp.c_fc.bias"])
-            for (el, en, ev) in edits:
-                if el == l:
-                    f[:, en] = ev
-            if acts is not None:
-                acts.append(f.copy())
-            if l not in remove:
-                x = x + f @ w[p + "mlp.c_proj.weight"] + w[p + "mlp.c_proj.bias"]
-        x = layer_norm(x, w["ln_f.weight"], w["ln_f.bias"], self.eps)
-        return x @ self.head.T
-
-
-# ---- corpus --------------------------------------------------------------
-
-def split_paragraphs(text):
-    docs, cur = [], []
-    for line in text.split("\n"):
-        if line.strip() == "":
-            if cur:
-                docs.append("\n".join(cur))
-                cur = []
-        else:
-            cur.append(line)
-    if cur:
-        docs.append("\n".join(cur))
-    return docs
-
-
-def windows(n, ctx):
-    """[(start, length, first_new)] as described in src/text/corpus.h."""
-    if n == 0:
-        return []
-    if n <= ctx:
-        return [(0, n, 0)]
-    out, start, owned_to = [], 0, 0
-    step = ctx // 2
-    while True:
-        if start + ctx >= n:
-            start = n - ctx
-            out.append((start, ctx, owned_to))
-            return out
-        out.append((start, ctx, owned_to))
-        owned_to = start + ctx
-        start += step
-
-
-# ---- specs ---------------------------------------------------------------
-
-def parse_layers(spec):
-    out = []
-    for item in spec.split(","):
-        a, _, b = item.partition("-")
-        out += list(range(int(a), int(b or a) + 1))
-    return sorted(set(out))
-
-
-def parse_neurons(spec):
-    return [tuple(int(x) for x in item.split(":")) for item in spec.split(",")]
-
+# ---- conditions ----------------------------------------------------------
 
 def conditions(a, model, means):
     """[(spec, remove set, edits)]"""
@@ -207,11 +70,6 @@ def conditions(a, model, means):
 
 
 # ---- metrics -------------------------------------------------------------
-
-def log_softmax(z):
-    m = z.max(-1, keepdims=True)
-    return z - m - np.log(np.exp(z - m).sum(-1, keepdims=True))
-
 
 def token_effects(base_logits, abl_logits, ids, frm):
     """Per predicted token j in [frm, T): (j, id, base loss, abl loss, kl, agree)."""
@@ -273,16 +131,16 @@ def main():
     ap.add_argument("--check-trace", metavar="PROBE", help="also recompute from `PROBE trace` logits")
     a = ap.parse_args()
 
-    model = Model(a.model)
+    model = GPT2(a.model)
     ctx = a.ctx or model.P
     if a.ids:
         docs = [json.load(open(a.ids))]
     else:
-        sys.path.insert(0, HERE)
         from gpt2_bpe import Encoder
         enc = Encoder.load()
-        text = open(a.corpus, encoding="utf-8", errors="surrogateescape").read()
-        docs = [([] if a.no_bos else [EOT]) + enc.encode(d) for d in split_paragraphs(text)]
+        data = open(a.corpus, "rb").read()
+        docs = [([] if a.no_bos else [EOT]) + enc.encode(raw.decode("utf-8", "surrogateescape"))
+                for _, raw in paragraphs(data)]
 
     means = None
     if a.mode == "mean" and a.means == "corpus":

@@ -4,20 +4,26 @@
 Uses the `regex` module and models/gpt2-tokenizer/{vocab.json,merges.txt}.
   from gpt2_bpe import Encoder; enc = Encoder.load(); ids = enc.encode(text)
 As a script: gpt2_bpe.py FILE|-  prints the ids of the file's text as a JSON array.
+bytes_to_unicode and vocab_bytes need only the standard library (regex is
+imported by the first Encoder).
 """
 import json
 import os
 import sys
 
-try:
-    import regex
-except ImportError:
-    sys.exit("scripts/reference/gpt2_bpe.py needs the Python module regex: install Debian's python3-regex "
-             "(apt-get install python3-regex)")
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_DIR = os.path.join(HERE, "..", "..", "models", "gpt2-tokenizer")
-PAT = regex.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""")
+PAT_TEXT = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+
+
+def pre_tokenizer():
+    """encoder.py's pre-tokenizing pattern, compiled with the `regex` module."""
+    try:
+        import regex
+    except ImportError:
+        sys.exit("scripts/reference/gpt2_bpe.py needs the Python module regex: install Debian's "
+                 "python3-regex (apt-get install python3-regex)")
+    return regex.compile(PAT_TEXT)
 
 
 def bytes_to_unicode():
@@ -33,6 +39,14 @@ def bytes_to_unicode():
     return dict(zip(bs, [chr(c) for c in cs]))
 
 
+def vocab_bytes(d=DEFAULT_DIR):
+    """id -> bytes of every token of d/vocab.json (standard library only)."""
+    byte_of = {c: b for b, c in bytes_to_unicode().items()}
+    with open(os.path.join(d, "vocab.json"), encoding="utf-8") as f:
+        vocab = json.load(f)
+    return {i: bytes(byte_of[ch] for ch in tok) for tok, i in vocab.items()}
+
+
 def get_pairs(word):
     return set(zip(word, word[1:]))
 
@@ -45,6 +59,7 @@ class Encoder:
         self.byte_decoder = {v: k for k, v in self.byte_encoder.items()}
         self.bpe_ranks = dict(zip(bpe_merges, range(len(bpe_merges))))
         self.cache = {}
+        self.pat = pre_tokenizer()
 
     @classmethod
     def load(cls, d=DEFAULT_DIR):
@@ -92,11 +107,22 @@ class Encoder:
         return word
 
     def encode(self, text):
+        """GPT-2 ids of a str. Surrogate escapes (U+DC80..U+DCFF, from
+        bytes.decode("utf-8", "surrogateescape")) stand for invalid bytes:
+        neither letter, number nor space, they leave as their original bytes."""
         ids = []
-        for tok in regex.findall(PAT, text):
-            tok = "".join(self.byte_encoder[b] for b in tok.encode("utf-8"))
+        for tok in self.pat.findall(text):
+            tok = "".join(self.byte_encoder[b] for b in tok.encode("utf-8", "surrogateescape"))
             ids.extend(self.encoder[t] for t in self.bpe(tok).split(" "))
         return ids
+
+    def encode_bytes(self, data):
+        """GPT-2 ids of raw bytes, valid UTF-8 or not (see encode)."""
+        return self.encode(data.decode("utf-8", "surrogateescape"))
+
+    def token_bytes(self, i):
+        """The bytes of token id i."""
+        return bytes(self.byte_decoder[c] for c in self.decoder[i])
 
     def decode(self, ids):
         text = "".join(self.decoder[i] for i in ids)

@@ -1,13 +1,12 @@
 #!/usr/bin/python3
 """Independent reference for `probe record`: what the database must contain.
 
-Splits the corpus into paragraphs, tokenizes with scripts/reference/gpt2_bpe.py (a
+Splits the corpus into paragraphs, tokenizes with gpt2_bpe.py (a
 re-implementation of OpenAI's encoder.py), cuts windows, runs each window
-through scripts/reference/reference_forward.py's float64 forward pass (its own
-safetensors reader; no code shared with probe), keeps the tokens each window
-owns, and computes per (layer, neuron) the statistics, the top-N examples
-and per token the top-k neurons. Writes one JSON file the check suite
-compares against (tests/check_record.c).
+through gpt2_ref.py's float64 forward pass (no code shared with probe),
+keeps the tokens each window owns, and computes per (layer, neuron) the
+statistics, the top-N examples and per token the top-k neurons. Writes one
+JSON file the check suite compares against (tests/check_record.c).
 
     /usr/bin/python3 scripts/reference/record_reference.py --model tests/fixtures/models/tiny-f32 \
         --corpus tests/fixtures/record/corpus.txt --ctx 16 --examples 8 --top-k 4 \
@@ -26,56 +25,11 @@ Rules (the ones documented by `probe record --help` and corpus.h):
 """
 import argparse
 import json
-import os
-import sys
 
 import numpy as np
-import torch
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-from gpt2_bpe import Encoder  # noqa: E402
-from reference_forward import forward, load_safetensors  # noqa: E402
-
-EOT = 50256
-
-
-def paragraphs(data):
-    """(byte offset, bytes) of each paragraph of the corpus bytes."""
-    docs, start, end = [], None, None
-    pos = 0
-    for line in data.split(b"\n"):
-        blank = line.strip(b" \t\r\n\f\v") == b""
-        if blank:
-            if start is not None:
-                docs.append((start, data[start:end]))
-            start = None
-        else:
-            if start is None:
-                start = pos
-            end = pos + len(line) - (1 if line.endswith(b"\r") else 0)
-        pos += len(line) + 1
-    if start is not None:
-        docs.append((start, data[start:end]))
-    return docs
-
-
-def windows(n, ctx):
-    """[(start, length, first_owned)] for a sequence of n tokens."""
-    if n <= ctx:
-        return [(0, n, 0)]
-    stride = max(ctx // 2, 1)
-    starts = []
-    s = 0
-    while s + ctx < n:
-        starts.append(s)
-        s += stride
-    starts.append(n - ctx)
-    out, prev_end = [], 0
-    for s in starts:
-        out.append((s, ctx, prev_end))
-        prev_end = s + ctx
-    return out
+from gpt2_bpe import Encoder
+from gpt2_ref import EOT, GPT2, paragraphs, windows
 
 
 def main():
@@ -89,10 +43,9 @@ def main():
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
 
-    cfg = json.load(open(os.path.join(a.model, "config.json")))
-    w = load_safetensors(os.path.join(a.model, "model.safetensors"))
+    model = GPT2(a.model)
     enc = Encoder.load(a.model)
-    L = cfg["n_layer"]
+    L = model.L
     data = open(a.corpus, "rb").read()
 
     tokens = []  # per token: doc, pos, id, byte_start, byte_end
@@ -100,18 +53,18 @@ def main():
     docs = paragraphs(data)
     for di, (offset, raw) in enumerate(docs):
         ids = enc.encode(raw.decode("utf-8"))
-        lens = [len(bytes(enc.byte_decoder[c] for c in enc.decoder[i])) for i in ids]
+        lens = [len(enc.token_bytes(i)) for i in ids]
         starts = np.concatenate([[0], np.cumsum(lens)]).astype(int)
         assert starts[-1] == len(raw)
         for p, tid in enumerate(ids):
             tokens.append([di, p, tid, int(starts[p]), int(starts[p + 1])])
         seq = [EOT] + ids
         for (s, n, first) in windows(len(seq), a.ctx):
-            with torch.no_grad():
-                ffn, _, _ = forward(cfg, w, seq[s : s + n])
+            ffn = []
+            model.forward(seq[s:s + n], acts=ffn)
             own = max(first, 1) - s
             for l in range(L):
-                acts[l].append(ffn[l][own:].numpy().astype(np.float32))
+                acts[l].append(ffn[l][own:].astype(np.float32))
 
     out = {"model": a.model, "corpus": a.corpus, "ctx": a.ctx, "examples": a.examples,
            "top_k": a.top_k, "n_docs": len(docs), "doc_offsets": [d[0] for d in docs],
@@ -120,7 +73,7 @@ def main():
         A = np.concatenate(acts[l]).astype(np.float64)  # [n x F]
         n, F = A.shape
         assert n == len(tokens)
-        order = lambda col: sorted(range(n), key=lambda t: (-col[t], t))
+        order = lambda col: sorted(range(n), key=lambda t: (-col[t], t))  # noqa: E731
         examples = []
         for j in range(F):
             top = order(A[:, j])[: a.examples]
