@@ -4,6 +4,7 @@
 #   make test     builds and runs every tests/check_*.c suite; non-zero on any failure
 #   make asan     the same suites under AddressSanitizer + UBSan
 #   make bench    benchmark against PyTorch and the FLOP ceiling (scripts/bench/bench.sh)
+#   make fixtures regenerates every committed test fixture (scripts/fixtures/gen_all_fixtures.sh)
 #
 # Dependencies come from pkg-config: openblas, libcjson, sqlite3, check.
 
@@ -31,7 +32,7 @@ OBJS    := $(patsubst src/%.c,$(BUILD)/%.o,$(SRCS)) $(BUILD)/gen/schema_sql.o
 LIBOBJS := $(filter-out $(BUILD)/main.o,$(OBJS))
 TESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/check_*.c))
 
-.PHONY: all test asan bench demo clean
+.PHONY: all test asan bench fixtures demo clean
 all: $(BIN)
 
 $(BIN): $(OBJS)
@@ -65,6 +66,11 @@ asan:
 
 bench: $(BIN)
 	sh scripts/bench/bench.sh
+
+# Every file under tests/fixtures from its generator (NumPy and regex, no
+# probe), then `git status --short tests/fixtures`: empty when nothing changed.
+fixtures:
+	sh scripts/fixtures/gen_all_fixtures.sh
 
 # The bench's bare forward pass, linked against probe's own objects.
 $(BUILD)/bench_forward: scripts/bench/bench_forward.c $(LIBOBJS)

@@ -3,12 +3,15 @@
 #
 #   sh scripts/install_deps.sh            # to build, `make demo` and `make test`
 #   sh scripts/install_deps.sh --bench    # also what `make bench` needs
+#   sh scripts/install_deps.sh --fixtures # also what `make fixtures` needs
 #
 # Build and test: a C compiler and make (build-essential), pkg-config, OpenBLAS,
 # cJSON, SQLite 3 (library and the sqlite3 shell), check (the unit-test
 # framework) and python3 (the tests read the database through /usr/bin/python3's
 # standard sqlite3 module). --bench adds Debian's python3-numpy and
-# python3-torch (the PyTorch peer and the checkpoint generator).
+# python3-torch (the PyTorch peer and the checkpoint generator). --fixtures
+# adds python3-numpy, python3-regex (the references and generators of
+# scripts/fixtures/) and nodejs + npm (the tokenizer's cross-check).
 #
 # Runs `apt-get update`, then `apt-get install -y --no-install-recommends ...`,
 # non-interactively: directly as root, otherwise through sudo. Used by the
@@ -17,15 +20,17 @@ set -e
 
 PKGS="build-essential pkg-config libopenblas-dev libcjson-dev libsqlite3-dev check sqlite3 python3"
 BENCH_PKGS="python3-numpy python3-torch"
+FIXTURE_PKGS="python3-numpy python3-regex nodejs npm"
 
 usage() {
     cat <<EOF
-usage: sh scripts/install_deps.sh [--bench]
+usage: sh scripts/install_deps.sh [--bench] [--fixtures]
 
 Installs, with apt-get (as root, else through sudo), the Debian packages that
 probe needs to build and test:
   $PKGS
   --bench     also what \`make bench\` needs: $BENCH_PKGS
+  --fixtures  also what \`make fixtures\` needs: $FIXTURE_PKGS
   -h, --help  this help
 EOF
 }
@@ -33,6 +38,7 @@ EOF
 for arg in "$@"; do
     case "$arg" in
         --bench) PKGS="$PKGS $BENCH_PKGS" ;;
+        --fixtures) PKGS="$PKGS $FIXTURE_PKGS" ;;
         -h|--help) usage; exit 0 ;;
         *) echo "install_deps.sh: unknown option '$arg' (see --help)" >&2; exit 2 ;;
     esac
