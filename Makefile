@@ -44,8 +44,8 @@ $(BUILD)/%.o: src/%.c $(HDRS) | $(BUILD)
 
 # The schema is the one source of truth: every schema/*.sql, in name order,
 # is embedded into the binary by a generator (never retyped in C).
-$(GEN): $(sort $(wildcard schema/*.sql)) scripts/embed_sql.sh | $(BUILD)
-	sh scripts/embed_sql.sh $(sort $(wildcard schema/*.sql)) > $@.tmp && mv $@.tmp $@
+$(GEN): $(sort $(wildcard schema/*.sql)) scripts/build/embed_sql.sh | $(BUILD)
+	sh scripts/build/embed_sql.sh $(sort $(wildcard schema/*.sql)) > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/gen/schema_sql.o: $(GEN)
 	$(CC) $(CFLAGS) $(INCS) -c -o $@ $<
