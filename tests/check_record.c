@@ -531,6 +531,28 @@ START_TEST(test_sigint) {
 }
 END_TEST
 
+/* Every PROBE_* variable record reads is validated alike: a bad value is a
+ * usage error naming the variable, before anything is written; an empty
+ * one means unset. */
+START_TEST(test_bad_env) {
+    static const char *bad[] = {
+        "PROBE_RECORD_BATCH_DOCS=abc",       "PROBE_RECORD_BATCH_DOCS=0",
+        "PROBE_RECORD_BATCH_DOCS=12x",       "PROBE_RECORD_CRASH_AFTER_DOCS=-1",
+        "PROBE_RECORD_CRASH_AFTER_DOCS=two", "PROBE_BUSY_TIMEOUT_MS=soon",
+        "PROBE_BUSY_TIMEOUT_MS=-5",          "PROBE_BUSY_TIMEOUT_MS=99999999",
+    };
+    const char *db = tpath("env.db");
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_msg(record_ref(db, bad[i]) == 2, "%s: %s", bad[i], out);
+        ck_assert_msg(strstr(out, bad[i]) && strstr(out, "expected an integer in"), "%s: %s", bad[i], out);
+        ck_assert_msg(strncmp(out, "probe record: ", 14) == 0, "%s", out);
+        ck_assert(!file_exists(db));
+    }
+    ck_assert_msg(record_ref(db, "PROBE_RECORD_BATCH_DOCS= PROBE_BUSY_TIMEOUT_MS=") == 0, "%s", out);
+    ck_assert_int_eq(q_int_path(db, "SELECT count(*) FROM runs WHERE status = 'complete'"), 1);
+}
+END_TEST
+
 /* ---- bad input ------------------------------------------------------------ */
 
 START_TEST(test_bad_input) {
@@ -775,6 +797,7 @@ int main(void) {
     tcase_add_test(tc, test_sigint);
     tcase_add_test(tc, test_thread_counts_agree);
     tcase_add_test(tc, test_bad_input);
+    tcase_add_test(tc, test_bad_env);
     tcase_add_test(tc, test_options);
     tcase_add_test(tc, test_top_neurons);
     tcase_add_test(tc, test_cookbook);

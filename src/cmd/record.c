@@ -1,17 +1,25 @@
-/* cmd_record.c — `probe record CORPUS`: stream a corpus through the model and
+/* record.c — `probe record CORPUS`: stream a corpus through the model and
  * record FFN activations into a SQLite database.
  *
  *   probe record book.txt --db probe.db --layers 0-5 --full 5
  *   sqlite3 probe.db "SELECT * FROM neuron_top_examples WHERE layer = 5 AND neuron = 1234"
  *
- * Flow: every document is tokenized (after an <|endoftext|> unless --no-bos),
- * cut into windows (corpus.h), and each window runs through the model once;
- * the forward pass hands each recorded layer's post-activation to the
- * Recorder, which aggregates statistics and top examples in memory and
- * produces each owned token's top-k neurons. Tokens and their top-k rows are
- * inserted with reused prepared statements inside one write transaction per
- * batch (whole documents, about every BATCH_SECONDS). Each batch commit also
- * saves the Recorder's state (run_state) and the run's progress, so after a crash
+ * Phases, each with an explicit outcome:
+ *
+ *   parse_options   options and PROBE_* variables        -> go on, or exit (help, usage error)
+ *   set_up          corpus, model, layers, recorder       -> go on, or exit 1 / 2
+ *   open_run        the database and the run              -> NEW / RESUME / DONE / FAILED
+ *   record_loop     documents in batches                  -> COMPLETE / INTERRUPTED / STOPPED / FAILED
+ *   finish          report; after STOPPED or FAILED, save the last commit's results -> exit code
+ *
+ * Every document is tokenized (after an <|endoftext|> unless --no-bos), cut
+ * into windows (corpus.h), and each window runs through the model once; the
+ * forward pass hands each recorded layer's post-activation to the Recorder,
+ * which aggregates statistics and top examples in memory and produces each
+ * owned token's top-k neurons. Tokens and their top-k rows go to the
+ * database (results.h) inside one write transaction per batch (whole
+ * documents, about every BATCH_SECONDS). Each batch commit also saves the
+ * Recorder's state and the run's progress (runs.h), so after a crash
  * `--resume` continues from the last committed document with exact
  * aggregates. Statistics and top examples are written when the run stops
  * (complete, or interrupted by SIGINT/SIGTERM: the current batch is rolled
@@ -30,12 +38,15 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "corpus.h"
 #include "intervention.h"
 #include "model.h"
 #include "progress.h"
 #include "recorder.h"
+#include "results.h"
+#include "runs.h"
 #include "store.h"
 #include "tokenizer.h"
 #include "utf8.h"
@@ -73,12 +84,12 @@ static const char *usage_text =
     "and --resume continues it. Recording a corpus that the database already holds\n"
     "completely (same model and options) does nothing.\n";
 
-/* ---- signals ---------------------------------------------------------- */
-
 /* Seconds of work per transaction. A commit also rewrites the recorder's
  * state (about 16 MB for GPT-2 small): every 3 s that was 2% of a run; a
  * crash or Ctrl-C loses at most this much work, which --resume redoes. */
 #define BATCH_SECONDS 10.0
+
+/* ---- signals ---------------------------------------------------------- */
 
 static volatile sig_atomic_t g_stop;
 
@@ -87,20 +98,29 @@ static void on_signal(int sig) {
     signal(sig, SIG_DFL); /* a second Ctrl-C kills at once (the database stays consistent) */
 }
 
-/* ---- options ------------------------------------------------------------ */
+static void signals_catch(void) {
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+static void signals_restore(void) {
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+}
+
+/* ---- state of a recording ------------------------------------------------ */
 
 typedef struct {
     const char *corpus, *db, *model, *layers, *full;
     SplitMode split;
     long ctx, top_k, examples;
     int bos, resume, quiet;
+    long batch_docs;  /* PROBE_RECORD_BATCH_DOCS: commit every N documents (0: every BATCH_SECONDS) */
+    long crash_after; /* PROBE_RECORD_CRASH_AFTER_DOCS: SIGKILL after the commit covering N (0: never) */
 } Opts;
-
-static const char *split_name(SplitMode m) {
-    return m == SPLIT_LINE ? "line" : m == SPLIT_FILE ? "file" : "paragraph";
-}
-
-/* ---- the recording ------------------------------------------------------ */
 
 typedef struct {
     Opts o;
@@ -109,19 +129,18 @@ typedef struct {
     Corpus *c;
     Recorder *rec;
     int L, F, k, ctx, n_rec;
-    int *rec_layer; /* [n_rec] model layer of recorded layer li */
-    int *li_of;     /* [L] li, or -1 */
+    int *rec_layer;          /* [n_rec] model layer of recorded layer li */
+    int *li_of;              /* [L] li, or -1 */
     uint8_t *capture, *full; /* [L] */
     char options_json[2048], layers_json[512], full_json[512];
     int64_t run_id;
     int new_run;      /* the run row is not committed yet */
     int docs_done;    /* committed */
     int64_t n_tokens; /* committed */
+    int64_t tokens0;  /* committed before this session */
     int64_t next_row; /* rowid of the next token */
     double seconds0;  /* seconds spent by earlier sessions */
     double t_start;
-    /* statements */
-    sqlite3_stmt *ins_doc, *ins_tok, *ins_topk, *ins_full, *put_state, *upd_run;
     /* buffers */
     TokBuf tb;
     int32_t *seq;
@@ -132,373 +151,14 @@ typedef struct {
     uint8_t *topk_buf;  /* [n_rec x ctx x k x 6] */
     uint16_t *full_buf; /* [n_rec x ctx x F] when any --full */
     uint8_t *state_buf;
+    Example *examples;  /* [examples] a neuron's, from the recorder */
+    ExampleRow *ex_rows; /* [examples] the same for the database */
+    int states_loaded;  /* load_state's count */
     Utf8Buf doc_text, tok_text; /* text forms (utf8.h) of a document and a token */
     int own_off, n_own;
 } Rec;
 
-static void rec_observe(void *user, int layer, const float *act, int T, int F) {
-    Rec *r = user;
-    (void)T;
-    int li = r->li_of[layer];
-    if (li < 0 || r->n_own == 0) return;
-    size_t tk = (size_t)r->ctx * r->k * RECORDER_TOPK_BYTES;
-    recorder_add(r->rec, li, act + (size_t)r->own_off * F, r->n_own, r->rows,
-                 r->topk_buf + (size_t)li * tk,
-                 r->full[layer] ? r->full_buf + (size_t)li * r->ctx * F : NULL);
-}
-
-
-/* Tokenizes, runs and inserts one document. */
-static int record_doc(Rec *r, int di, char *err) {
-    const Doc *d = corpus_doc(r->c, di);
-    r->tb.n = 0;
-    if (tok_encode(r->m->tok, d->text, d->len, &r->tb))
-        return err_set(err, "out of memory tokenizing document %d", di);
-    int n = (int)r->tb.n, bos = r->o.bos, ns = n + bos;
-    if ((size_t)ns > r->seq_cap) {
-        size_t cap = (size_t)ns * 2;
-        int32_t *p = realloc(r->seq, cap * sizeof *p);
-        if (!p) return err_set(err, "out of memory for document %d", di);
-        r->seq = p;
-        r->seq_cap = cap;
-    }
-    if (bos) r->seq[0] = TOK_EOT;
-    memcpy(r->seq + bos, r->tb.ids, (size_t)n * sizeof(int32_t));
-    int nw = windows_count(ns, r->ctx);
-    if (nw > r->win_cap) {
-        Window *w = realloc(r->win, (size_t)nw * 2 * sizeof *w);
-        if (!w) return err_set(err, "out of memory for document %d", di);
-        r->win = w;
-        r->win_cap = nw * 2;
-    }
-    windows_plan(ns, r->ctx, r->win);
-
-    /* documents.text is the text form (valid UTF-8, schema 060), text_bytes the
-     * exact bytes that byte spans index; for a valid document both bind the
-     * same buffer */
-    size_t text_len;
-    const char *text = utf8_text_in(&r->doc_text, d->text, d->len, &text_len);
-    if (!text) return err_set(err, "out of memory for document %d", di);
-    sqlite3_stmt *st = r->ins_doc;
-    sqlite3_bind_int64(st, 1, r->run_id);
-    sqlite3_bind_int(st, 2, di);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)d->offset);
-    sqlite3_bind_int(st, 4, n);
-    sqlite3_bind_text(st, 5, text, (int)text_len, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 6, d->text, (int)d->len, SQLITE_STATIC);
-    if (store_step_done(r->s, st, err)) return -1;
-    Utf8Cursor chars; /* character spans of the tokens, in token order */
-    utf8_cursor_init(&chars, d->text, d->len);
-    int64_t doc_id = sqlite3_last_insert_rowid(r->s->db);
-    int64_t first_row = r->next_row;
-    r->next_row += n;
-
-    ForwardHooks hooks = {.capture = r->capture, .observe = rec_observe, .user = r};
-    const size_t tk = (size_t)r->k * RECORDER_TOPK_BYTES;
-    for (int w = 0; w < nw; w++) {
-        if (g_stop) return 1;
-        const Window *win = &r->win[w];
-        int own_start = win->first_new > bos ? win->first_new : bos;
-        int own_end = win->start + win->len;
-        r->n_own = own_end - own_start;
-        if (r->n_own <= 0) continue;
-        r->own_off = own_start - win->start;
-        for (int t = 0; t < r->n_own; t++) r->rows[t] = first_row + (own_start - bos + t);
-        if (model_forward(r->m, r->seq + win->start, win->len, &hooks, NULL, err)) return -1;
-        for (int t = 0; t < r->n_own; t++) {
-            int ti = own_start - bos + t;
-            uint32_t b0 = r->tb.start[ti];
-            uint32_t b1 = ti + 1 < n ? r->tb.start[ti + 1] : (uint32_t)d->len;
-            int64_t c0, c1;
-            utf8_cursor_span(&chars, b0, b1, &c0, &c1);
-            size_t tl;
-            const char *tt = utf8_text_in(&r->tok_text, d->text + b0, b1 - b0, &tl);
-            if (!tt) return err_set(err, "out of memory for document %d", di);
-            st = r->ins_tok;
-            sqlite3_bind_int64(st, 1, r->rows[t]);
-            sqlite3_bind_int64(st, 2, r->run_id);
-            sqlite3_bind_int64(st, 3, doc_id);
-            sqlite3_bind_int(st, 4, ti);
-            sqlite3_bind_int(st, 5, r->tb.ids[ti]);
-            sqlite3_bind_text(st, 6, tt, (int)tl, SQLITE_STATIC);
-            sqlite3_bind_int(st, 7, (int)b0);
-            sqlite3_bind_int(st, 8, (int)b1);
-            sqlite3_bind_int64(st, 9, c0);
-            sqlite3_bind_int64(st, 10, c1);
-            if (store_step_done(r->s, st, err)) return -1;
-            for (int li = 0; li < r->n_rec; li++) {
-                st = r->ins_topk;
-                sqlite3_bind_int64(st, 1, r->rows[t]);
-                sqlite3_bind_int(st, 2, r->rec_layer[li]);
-                sqlite3_bind_blob(st, 3, r->topk_buf + ((size_t)li * r->ctx + t) * tk, (int)tk,
-                                  SQLITE_STATIC);
-                if (store_step_done(r->s, st, err)) return -1;
-                if (!r->full[r->rec_layer[li]]) continue;
-                st = r->ins_full;
-                sqlite3_bind_int64(st, 1, r->rows[t]);
-                sqlite3_bind_int(st, 2, r->rec_layer[li]);
-                sqlite3_bind_blob(st, 3, r->full_buf + ((size_t)li * r->ctx + t) * r->F,
-                                  r->F * 2, SQLITE_STATIC);
-                if (store_step_done(r->s, st, err)) return -1;
-            }
-        }
-    }
-    return 0;
-}
-
-/* Creates the run row (inside the first batch's transaction). */
-static int insert_run(Rec *r, char *err) {
-    const ModelConfig *cfg = &r->m->cfg;
-    char config[512], mck[17], cck[17];
-    snprintf(config, sizeof config,
-             "{\"n_layer\":%d,\"n_embd\":%d,\"n_head\":%d,\"n_inner\":%d,\"n_positions\":%d,"
-             "\"vocab_size\":%d,\"layer_norm_epsilon\":%g,\"activation_function\":\"%s\"}",
-             cfg->n_layer, cfg->n_embd, cfg->n_head, cfg->n_inner, cfg->n_positions,
-             cfg->vocab_size, (double)cfg->layer_norm_epsilon, cfg->activation_name);
-    snprintf(mck, sizeof mck, "%016" PRIx64, r->m->checksum);
-    snprintf(cck, sizeof cck, "%016" PRIx64, corpus_checksum(r->c));
-    sqlite3_stmt *st = store_prepare(
-        r->s,
-        "INSERT INTO runs (status, model_dir, model_checksum, model_config, n_layer, n_inner,"
-        " corpus_path, corpus_checksum, corpus_bytes, options, layers, full_layers, ctx, top_k,"
-        " n_examples, bos, n_docs, pid) VALUES ('running',?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        err);
-    /* paths are file names, any bytes: stored as their text form (utf8.h) */
-    char *dir = utf8_text_dup(r->m->dir, strlen(r->m->dir), NULL);
-    char *path = utf8_text_dup(r->o.corpus, strlen(r->o.corpus), NULL);
-    if (!st || !dir || !path) {
-        free(dir);
-        free(path);
-        sqlite3_finalize(st);
-        return st ? err_set(err, "out of memory") : -1;
-    }
-    int i = 1;
-    sqlite3_bind_text(st, i++, dir, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, i++, mck, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, i++, config, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int(st, i++, r->L);
-    sqlite3_bind_int(st, i++, r->F);
-    sqlite3_bind_text(st, i++, path, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, i++, cck, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, i++, (sqlite3_int64)corpus_bytes(r->c));
-    sqlite3_bind_text(st, i++, r->options_json, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, i++, r->layers_json, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, i++, r->full_json, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int(st, i++, r->ctx);
-    sqlite3_bind_int(st, i++, r->k);
-    sqlite3_bind_int(st, i++, (int)r->o.examples);
-    sqlite3_bind_int(st, i++, r->o.bos);
-    sqlite3_bind_int(st, i++, corpus_count(r->c));
-    sqlite3_bind_int64(st, i++, (sqlite3_int64)getpid());
-    int rc = store_step_done(r->s, st, err);
-    sqlite3_finalize(st);
-    free(dir);
-    free(path);
-    if (rc) return -1;
-    r->run_id = sqlite3_last_insert_rowid(r->s->db);
-    return 0;
-}
-
-/* Starts a batch: write transaction, next token row. */
-static int batch_begin(Rec *r, char *err) {
-    if (store_exec(r->s, "BEGIN IMMEDIATE", err)) return -1;
-    sqlite3_stmt *st = store_prepare(r->s, "SELECT coalesce(max(id), 0) + 1 FROM tokens", err);
-    if (!st) return -1;
-    int rc = sqlite3_step(st);
-    r->next_row = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW) return store_fail(r->s, rc, err);
-    return 0;
-}
-
-/* Saves aggregate state and progress into the open transaction. */
-static int save_progress(Rec *r, int docs_done, int64_t n_tokens, const char *status, char *err) {
-    int complete = !strcmp(status, "complete"); /* no state to keep */
-    for (int li = 0; li < r->n_rec && !complete; li++) {
-        recorder_state_save(r->rec, li, r->state_buf);
-        sqlite3_stmt *st = r->put_state;
-        sqlite3_bind_int64(st, 1, r->run_id);
-        sqlite3_bind_int(st, 2, r->rec_layer[li]);
-        sqlite3_bind_blob64(st, 3, r->state_buf, recorder_state_size(r->rec), SQLITE_STATIC);
-        if (store_step_done(r->s, st, err)) return -1;
-    }
-    double secs = r->seconds0 + now_sec() - r->t_start;
-    sqlite3_stmt *st = r->upd_run;
-    sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, docs_done);
-    sqlite3_bind_int64(st, 3, n_tokens);
-    sqlite3_bind_double(st, 4, secs);
-    if (secs > 0) sqlite3_bind_double(st, 5, (double)n_tokens / secs);
-    sqlite3_bind_int64(st, 6, r->run_id);
-    return store_step_done(r->s, st, err);
-}
-
-/* Writes neuron_stats and neuron_examples of the run (replacing old ones). */
-static int write_results(Rec *r, char *err) {
-    char sql[256];
-    snprintf(sql, sizeof sql,
-             "DELETE FROM neuron_stats WHERE run_id = %" PRId64 ";"
-             "DELETE FROM neuron_examples WHERE run_id = %" PRId64,
-             r->run_id, r->run_id);
-    if (store_exec(r->s, sql, err)) return -1;
-    sqlite3_stmt *ss = store_prepare(r->s, "INSERT INTO neuron_stats VALUES (?,?,?,?,?,?,?,?,?)", err);
-    sqlite3_stmt *se = store_prepare(r->s, "INSERT INTO neuron_examples VALUES (?,?,?,?,?,?)", err);
-    /* a neuron with a full list is written by one statement of N rows (about
-     * twice as fast as N single-row inserts); run, layer and neuron are bound
-     * once for all rows (?1, ?2, ?3), ranks are literals, and each row binds
-     * only its token and value */
-    const int N = (int)r->o.examples;
-    const char *head = "INSERT INTO neuron_examples VALUES ";
-    char *multi = malloc(strlen(head) + (size_t)N * 40 + 1);
-    sqlite3_stmt *sm = NULL;
-    int oom = multi == NULL;
-    if (multi) {
-        size_t o = (size_t)sprintf(multi, "%s", head);
-        for (int e = 0; e < N; e++)
-            o += (size_t)sprintf(multi + o, "%s(?1,?2,?3,%d,?%d,?%d)", e ? "," : "", e + 1, 4 + 2 * e,
-                                 5 + 2 * e);
-        sm = store_prepare(r->s, multi, err);
-        free(multi);
-    }
-    Example *ex = malloc(sizeof *ex * (size_t)N);
-    int rc = -1;
-    if (!ss || !se || !sm || !ex) {
-        if (!ex || oom) err_set(err, "out of memory writing results");
-        goto done;
-    }
-    for (int li = 0; li < r->n_rec; li++) {
-        if (recorder_count(r->rec, li) == 0) continue;
-        int layer = r->rec_layer[li];
-        for (int j = 0; j < r->F; j++) {
-            NeuronStats ns;
-            recorder_stats(r->rec, li, j, &ns);
-            sqlite3_bind_int64(ss, 1, r->run_id);
-            sqlite3_bind_int(ss, 2, layer);
-            sqlite3_bind_int(ss, 3, j);
-            sqlite3_bind_int64(ss, 4, ns.count);
-            sqlite3_bind_double(ss, 5, ns.mean);
-            sqlite3_bind_double(ss, 6, ns.variance);
-            sqlite3_bind_double(ss, 7, ns.min);
-            sqlite3_bind_double(ss, 8, ns.max);
-            sqlite3_bind_double(ss, 9, ns.frac_pos);
-            if (store_step_done(r->s, ss, err)) goto done;
-            int n;
-            recorder_examples(r->rec, li, j, ex, &n);
-            if (n == N) {
-                sqlite3_bind_int64(sm, 1, r->run_id);
-                sqlite3_bind_int(sm, 2, layer);
-                sqlite3_bind_int(sm, 3, j);
-                for (int e = 0; e < n; e++) {
-                    sqlite3_bind_int64(sm, 4 + 2 * e, ex[e].token_row);
-                    sqlite3_bind_double(sm, 5 + 2 * e, ex[e].value);
-                }
-                if (store_step_done(r->s, sm, err)) goto done;
-                continue;
-            }
-            for (int e = 0; e < n; e++) {
-                sqlite3_bind_int64(se, 1, r->run_id);
-                sqlite3_bind_int(se, 2, layer);
-                sqlite3_bind_int(se, 3, j);
-                sqlite3_bind_int(se, 4, e + 1);
-                sqlite3_bind_int64(se, 5, ex[e].token_row);
-                sqlite3_bind_double(se, 6, ex[e].value);
-                if (store_step_done(r->s, se, err)) goto done;
-            }
-        }
-    }
-    rc = 0;
-done:
-    free(ex);
-    sqlite3_finalize(ss);
-    sqlite3_finalize(se);
-    sqlite3_finalize(sm);
-    return rc;
-}
-
-/* Restores the recorder from the last committed state of the run. */
-static int load_state(Rec *r, char *err) {
-    sqlite3_stmt *st = store_prepare(r->s, "SELECT layer, state FROM run_state WHERE run_id = ?", err);
-    if (!st) return -1;
-    sqlite3_bind_int64(st, 1, r->run_id);
-    int found = 0, rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int layer = sqlite3_column_int(st, 0);
-        if (layer < 0 || layer >= r->L || r->li_of[layer] < 0) continue;
-        const void *blob = sqlite3_column_blob(st, 1);
-        size_t len = (size_t)sqlite3_column_bytes(st, 1);
-        if (recorder_state_load(r->rec, r->li_of[layer], blob, len, err)) {
-            sqlite3_finalize(st);
-            return -1;
-        }
-        found++;
-    }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) return store_fail(r->s, rc, err);
-    if (r->docs_done > 0 && found != r->n_rec)
-        return err_set(err, "database '%s': run %" PRId64 " has no saved state for every layer; cannot resume",
-                       r->s->path, r->run_id);
-    return 0;
-}
-
-/* Finds a run with this identity. Returns 1 and fills id/status/docs/pid
- * when found, 0 when none, -1 on error. With `other_options`, finds an
- * unfinished run of the same model and corpus whose options differ. */
-static int find_run(Rec *r, int other_options, int64_t *id, char *status, int *docs, int64_t *tokens,
-                    double *secs, long long *pid, char *opts_out, char *err) {
-    char mck[17], cck[17];
-    snprintf(mck, sizeof mck, "%016" PRIx64, r->m->checksum);
-    snprintf(cck, sizeof cck, "%016" PRIx64, corpus_checksum(r->c));
-    sqlite3_stmt *st = store_prepare(
-        r->s,
-        other_options
-            ? "SELECT id, status, docs_done, n_tokens, seconds, pid, options FROM runs WHERE "
-              "model_checksum = ? AND corpus_checksum = ? AND options <> ? AND status <> 'complete' "
-              "ORDER BY id DESC LIMIT 1"
-            : "SELECT id, status, docs_done, n_tokens, seconds, pid, options FROM runs WHERE "
-              "model_checksum = ? AND corpus_checksum = ? AND options = ? "
-              "ORDER BY status = 'complete' DESC, id DESC LIMIT 1",
-        err);
-    if (!st) return -1;
-    sqlite3_bind_text(st, 1, mck, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, cck, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 3, r->options_json, -1, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(st), found = 0;
-    if (rc == SQLITE_ROW) {
-        found = 1;
-        *id = sqlite3_column_int64(st, 0);
-        snprintf(status, 16, "%s", (const char *)sqlite3_column_text(st, 1));
-        *docs = sqlite3_column_int(st, 2);
-        *tokens = sqlite3_column_int64(st, 3);
-        *secs = sqlite3_column_double(st, 4);
-        *pid = sqlite3_column_int64(st, 5);
-        if (opts_out) snprintf(opts_out, 2048, "%s", (const char *)sqlite3_column_text(st, 6));
-    } else if (rc != SQLITE_DONE) {
-        store_fail(r->s, rc, err);
-        found = -1;
-    }
-    sqlite3_finalize(st);
-    return found;
-}
-
-static int pid_alive(long long pid) {
-    if (pid <= 0 || pid == (long long)getpid()) return 0;
-    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
-}
-
-/* ---- the command -------------------------------------------------------- */
-
-static int usage_error(const char *msg) {
-    fprintf(stderr, "probe record: %s (see probe record --help)\n", msg);
-    return PROBE_EXIT_USAGE;
-}
-
 static void rec_free(Rec *r) {
-    sqlite3_finalize(r->ins_doc);
-    sqlite3_finalize(r->ins_tok);
-    sqlite3_finalize(r->ins_topk);
-    sqlite3_finalize(r->ins_full);
-    sqlite3_finalize(r->put_state);
-    sqlite3_finalize(r->upd_run);
     store_close(r->s);
     recorder_free(r->rec);
     corpus_free(r->c);
@@ -510,12 +170,75 @@ static void rec_free(Rec *r) {
     free(r->topk_buf);
     free(r->full_buf);
     free(r->state_buf);
+    free(r->examples);
+    free(r->ex_rows);
     utf8_buf_free(&r->doc_text);
     utf8_buf_free(&r->tok_text);
     free(r->rec_layer);
     free(r->li_of);
     free(r->capture);
     free(r->full);
+}
+
+/* ---- phase 1: options ------------------------------------------------------- */
+
+/* Parses argv and the PROBE_RECORD_* variables into o. 0 to go on; 1 to
+ * stop with *exit_code (after --help, or a usage error already printed). */
+static int parse_options(int argc, char **argv, Opts *o, int *exit_code) {
+    enum { O_DB = 1, O_MODEL, O_SPLIT, O_CTX, O_TOPK, O_EX, O_FULL, O_LAYERS, O_RESUME, O_QUIET, O_NOBOS, O_HELP };
+    static const struct option opts[] = {
+        {"db", required_argument, 0, O_DB},         {"model", required_argument, 0, O_MODEL},
+        {"split", required_argument, 0, O_SPLIT},   {"ctx", required_argument, 0, O_CTX},
+        {"top-k", required_argument, 0, O_TOPK},    {"examples", required_argument, 0, O_EX},
+        {"full", required_argument, 0, O_FULL},     {"layers", required_argument, 0, O_LAYERS},
+        {"resume", no_argument, 0, O_RESUME},       {"quiet", no_argument, 0, O_QUIET},
+        {"no-bos", no_argument, 0, O_NOBOS},        {"help", no_argument, 0, O_HELP},
+        {0, 0, 0, 0}};
+    *o = (Opts){.db = "probe.db", .split = SPLIT_PARAGRAPH, .ctx = 0, .top_k = 16, .examples = 32, .bos = 1};
+    *exit_code = PROBE_EXIT_USAGE;
+    int c, bad = 0;
+    optind = 1;
+    opterr = 0;
+    while (!bad && (c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case O_DB: o->db = optarg; break;
+        case O_MODEL: o->model = optarg; break;
+        case O_SPLIT: bad = cli_parse_split(optarg, &o->split); break;
+        case O_CTX: bad = cli_parse_count("--ctx", optarg, 1, 1 << 20, &o->ctx); break;
+        case O_TOPK: bad = cli_parse_count("--top-k", optarg, 1, 256, &o->top_k); break;
+        case O_EX: bad = cli_parse_count("--examples", optarg, 1, 1024, &o->examples); break;
+        case O_FULL: o->full = optarg; break;
+        case O_LAYERS: o->layers = optarg; break;
+        case O_RESUME: o->resume = 1; break;
+        case O_QUIET: o->quiet = 1; break;
+        case O_NOBOS: o->bos = 0; break;
+        case O_HELP: *exit_code = cli_help(usage_text); return 1;
+        default: cli_bad_option(argv); return 1;
+        }
+    }
+    if (bad) return 1;
+    if (optind >= argc) {
+        cli_usage_error("missing CORPUS");
+        return 1;
+    }
+    if (optind + 1 < argc) {
+        cli_extra_argument(argv[optind + 1]);
+        return 1;
+    }
+    o->corpus = argv[optind];
+    char err[PROBE_ERR_LEN];
+    if (env_long("PROBE_RECORD_BATCH_DOCS", 1, 1L << 30, 0, &o->batch_docs, err) ||
+        env_long("PROBE_RECORD_CRASH_AFTER_DOCS", 1, 1L << 30, 0, &o->crash_after, err) || store_env_check(err)) {
+        cli_error(PROBE_EXIT_USAGE, "%s", err);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- phase 2: set up -------------------------------------------------------- */
+
+static const char *split_name(SplitMode m) {
+    return m == SPLIT_LINE ? "line" : m == SPLIT_FILE ? "file" : "paragraph";
 }
 
 /* Builds "[0,1,2]" from a mask. */
@@ -530,140 +253,79 @@ static void mask_json(const uint8_t *mask, int L, char *out, size_t cap) {
     if (o < cap) snprintf(out + o, cap - o, "]");
 }
 
-int cmd_record(int argc, char **argv) {
-    enum { O_DB = 1, O_MODEL, O_SPLIT, O_CTX, O_TOPK, O_EX, O_FULL, O_LAYERS, O_RESUME, O_QUIET, O_NOBOS, O_HELP };
-    static const struct option opts[] = {
-        {"db", required_argument, 0, O_DB},         {"model", required_argument, 0, O_MODEL},
-        {"split", required_argument, 0, O_SPLIT},   {"ctx", required_argument, 0, O_CTX},
-        {"top-k", required_argument, 0, O_TOPK},    {"examples", required_argument, 0, O_EX},
-        {"full", required_argument, 0, O_FULL},     {"layers", required_argument, 0, O_LAYERS},
-        {"resume", no_argument, 0, O_RESUME},       {"quiet", no_argument, 0, O_QUIET},
-        {"no-bos", no_argument, 0, O_NOBOS},        {"help", no_argument, 0, O_HELP},
-        {0, 0, 0, 0}};
-    Rec R = {0}, *r = &R;
-    Opts *o = &r->o;
-    *o = (Opts){.db = "probe.db", .split = SPLIT_PARAGRAPH, .ctx = 0, .top_k = 16, .examples = 32, .bos = 1};
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case O_DB: o->db = optarg; break;
-        case O_MODEL: o->model = optarg; break;
-        case O_SPLIT:
-            if (!strcmp(optarg, "paragraph")) o->split = SPLIT_PARAGRAPH;
-            else if (!strcmp(optarg, "line")) o->split = SPLIT_LINE;
-            else if (!strcmp(optarg, "file")) o->split = SPLIT_FILE;
-            else return usage_error("--split must be paragraph, line or file");
-            break;
-        case O_CTX:
-            if (parse_long(optarg, 1, 1 << 20, &o->ctx)) return usage_error("--ctx must be a positive integer");
-            break;
-        case O_TOPK:
-            if (parse_long(optarg, 1, 256, &o->top_k)) return usage_error("--top-k must be 1..256");
-            break;
-        case O_EX:
-            if (parse_long(optarg, 1, 1024, &o->examples)) return usage_error("--examples must be 1..1024");
-            break;
-        case O_FULL: o->full = optarg; break;
-        case O_LAYERS: o->layers = optarg; break;
-        case O_RESUME: o->resume = 1; break;
-        case O_QUIET: o->quiet = 1; break;
-        case O_NOBOS: o->bos = 0; break;
-        case O_HELP: fputs(usage_text, stdout); return PROBE_EXIT_OK;
-        default: {
-            char msg[256];
-            snprintf(msg, sizeof msg, "unknown or incomplete option '%s'", argv[optind - 1]);
-            return usage_error(msg);
-        }
-        }
-    }
-    if (optind >= argc) return usage_error("missing CORPUS");
-    if (optind + 1 < argc) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "unexpected argument '%s'", argv[optind + 1]);
-        return usage_error(msg);
-    }
-    o->corpus = argv[optind];
-
-    char err[PROBE_ERR_LEN];
-    int rc = PROBE_EXIT_RUNTIME, usage = 0, interrupted = 0;
-    Progress *prog = NULL;
-
-    /* everything that can fail on input is checked before the database is touched */
-    r->c = corpus_open(o->corpus, o->split, err);
-    if (!r->c) goto fail;
-    r->m = model_load(model_dir_resolve(o->model), err);
-    if (!r->m) goto fail;
+/* The options checked against the model: --ctx, --top-k, --layers, --full,
+ * and the options JSON that identifies the run. *usage = 1 for an error of
+ * the user's options. */
+static int set_up_layers(Rec *r, int *usage, char *err) {
+    const Opts *o = &r->o;
     const ModelConfig *cfg = &r->m->cfg;
     r->L = cfg->n_layer;
     r->F = cfg->n_inner;
-    if (r->F > 65535) {
-        err_set(err, "model '%s' has %d FFN neurons per layer; record supports at most 65535", r->m->dir, r->F);
-        goto fail;
-    }
-    if (o->ctx > cfg->n_positions) {
-        err_set(err, "--ctx %ld is above the model's n_positions %d", o->ctx, cfg->n_positions);
-        usage = 1;
-        goto fail;
-    }
+    if (r->F > 65535)
+        return err_set(err, "model '%s' has %d FFN neurons per layer; record supports at most 65535", r->m->dir,
+                       r->F);
+    *usage = 1;
+    if (o->ctx > cfg->n_positions)
+        return err_set(err, "--ctx %ld is above the model's n_positions %d", o->ctx, cfg->n_positions);
     r->ctx = o->ctx ? (int)o->ctx : cfg->n_positions;
-    if (o->top_k > r->F) {
-        err_set(err, "--top-k %ld is above the model's %d neurons per layer", o->top_k, r->F);
-        usage = 1;
-        goto fail;
-    }
+    if (o->top_k > r->F) return err_set(err, "--top-k %ld is above the model's %d neurons per layer", o->top_k, r->F);
     r->k = (int)o->top_k;
+    *usage = 0;
     r->capture = calloc((size_t)r->L, 1);
     r->full = calloc((size_t)r->L, 1);
     r->li_of = malloc(sizeof(int) * (size_t)r->L);
     r->rec_layer = malloc(sizeof(int) * (size_t)r->L);
-    if (!r->capture || !r->full || !r->li_of || !r->rec_layer) goto oom;
+    if (!r->capture || !r->full || !r->li_of || !r->rec_layer) return err_set(err, "out of memory");
+    *usage = 1;
     if (o->layers) {
-        if (parse_layer_list(o->layers, r->L, r->capture, err)) {
-            usage = 1;
-            goto fail;
-        }
+        if (parse_layer_list(o->layers, r->L, r->capture, err)) return -1;
     } else {
         memset(r->capture, 1, (size_t)r->L);
     }
-    if (o->full && parse_layer_list(o->full, r->L, r->full, err)) {
-        usage = 1;
-        goto fail;
-    }
+    if (o->full && parse_layer_list(o->full, r->L, r->full, err)) return -1;
     for (int l = 0; l < r->L; l++) {
         r->li_of[l] = r->capture[l] ? r->n_rec : -1;
         if (r->capture[l]) r->rec_layer[r->n_rec++] = l;
-        if (r->full[l] && !r->capture[l]) {
-            err_set(err, "--full layer %d is not recorded (add it to --layers)", l);
-            usage = 1;
-            goto fail;
-        }
+        if (r->full[l] && !r->capture[l]) return err_set(err, "--full layer %d is not recorded (add it to --layers)", l);
     }
+    *usage = 0;
     mask_json(r->capture, r->L, r->layers_json, sizeof r->layers_json);
     mask_json(r->full, r->L, r->full_json, sizeof r->full_json);
     int olen = snprintf(r->options_json, sizeof r->options_json,
                         "{\"split\":\"%s\",\"ctx\":%d,\"top_k\":%d,\"examples\":%ld,\"layers\":%s,"
                         "\"full\":%s,\"bos\":%d}",
                         split_name(o->split), r->ctx, r->k, o->examples, r->layers_json, r->full_json, o->bos);
-    if (olen < 0 || olen >= (int)sizeof r->options_json) {
-        err_set(err, "too many layers to record at once (%d)", r->n_rec);
-        goto fail;
-    }
-    if (!o->quiet) {
-        for (int i = 0; i < corpus_count(r->c); i++) {
-            const Doc *d = corpus_doc(r->c, i);
-            size_t at = utf8_clean_prefix(d->text, d->len);
-            if (at < d->len) {
-                fprintf(stderr, "probe record: warning: '%s' is not valid UTF-8 %s(document %d, byte %zu); "
-                        "such bytes are tokenized as bytes and shown as U+FFFD in text columns\n",
-                        o->corpus, d->text[at] ? "" : "text: a NUL byte ", i, at);
-                break;
-            }
+    if (olen < 0 || olen >= (int)sizeof r->options_json)
+        return err_set(err, "too many layers to record at once (%d)", r->n_rec);
+    return 0;
+}
+
+/* Warns (once) about the first byte of the corpus that is not valid UTF-8. */
+static void warn_invalid_utf8(const Rec *r) {
+    for (int i = 0; i < corpus_count(r->c); i++) {
+        const Doc *d = corpus_doc(r->c, i);
+        size_t at = utf8_clean_prefix(d->text, d->len);
+        if (at < d->len) {
+            cli_error(0, "warning: '%s' is not valid UTF-8 %s(document %d, byte %zu); "
+                      "such bytes are tokenized as bytes and shown as U+FFFD in text columns",
+                      r->o.corpus, d->text[at] ? "" : "text: a NUL byte ", i, at);
+            return;
         }
     }
+}
 
-    r->rec = recorder_new(r->n_rec, r->F, (int)o->examples, r->k, err);
+/* Everything that can fail on input, checked before the database is
+ * touched: the corpus, the model, the options against the model; then the
+ * recorder and the buffers. 0, or an exit code after printing the error. */
+static int set_up(Rec *r) {
+    char err[PROBE_ERR_LEN];
+    int usage = 0;
+    r->c = corpus_open(r->o.corpus, r->o.split, err);
+    if (!r->c) goto fail;
+    r->m = model_load(model_dir_resolve(r->o.model), err);
+    if (!r->m || set_up_layers(r, &usage, err)) goto fail;
+    if (!r->o.quiet) warn_invalid_utf8(r);
+    r->rec = recorder_new(r->n_rec, r->F, (int)r->o.examples, r->k, err);
     if (!r->rec) goto fail;
     int any_full = 0;
     for (int l = 0; l < r->L; l++) any_full |= r->full[l];
@@ -671,223 +333,440 @@ int cmd_record(int argc, char **argv) {
     r->topk_buf = malloc((size_t)r->n_rec * r->ctx * r->k * RECORDER_TOPK_BYTES);
     r->full_buf = any_full ? malloc(sizeof(uint16_t) * (size_t)r->n_rec * r->ctx * r->F) : NULL;
     r->state_buf = malloc(recorder_state_size(r->rec));
-    if (!r->rows || !r->topk_buf || (any_full && !r->full_buf) || !r->state_buf) goto oom;
+    r->examples = malloc(sizeof(Example) * (size_t)r->o.examples);
+    r->ex_rows = malloc(sizeof(ExampleRow) * (size_t)r->o.examples);
+    if (!r->rows || !r->topk_buf || (any_full && !r->full_buf) || !r->state_buf || !r->examples || !r->ex_rows) {
+        err_set(err, "out of memory");
+        goto fail;
+    }
+    return 0;
+fail:
+    return cli_error(usage ? PROBE_EXIT_USAGE : PROBE_EXIT_RUNTIME, "%s", err);
+}
 
-    /* the database */
-    if (o->resume && access(o->db, F_OK) != 0) {
-        err_set(err, "cannot resume: database '%s' does not exist", o->db);
-        goto fail;
+/* ---- what a commit writes ------------------------------------------------------ */
+
+/* Writes the results of a run that stops: neuron_stats and neuron_examples
+ * from the recorder (replacing old ones). */
+static int write_results(Rec *r, char *err) {
+    NeuronWriter *w = results_neurons_begin(r->s, r->run_id, (int)r->o.examples, err);
+    if (!w) return -1;
+    for (int li = 0; li < r->n_rec; li++) {
+        if (recorder_count(r->rec, li) == 0) continue;
+        for (int j = 0; j < r->F; j++) {
+            NeuronStats ns;
+            recorder_stats(r->rec, li, j, &ns);
+            NeuronStatsRow row = {ns.count, ns.mean, ns.variance, ns.min, ns.max, ns.frac_pos};
+            int n;
+            recorder_examples(r->rec, li, j, r->examples, &n);
+            for (int e = 0; e < n; e++) r->ex_rows[e] = (ExampleRow){r->examples[e].token_row, r->examples[e].value};
+            if (results_neurons_add(w, r->rec_layer[li], j, &row, r->ex_rows, n, err)) {
+                results_neurons_end(w);
+                return -1;
+            }
+        }
     }
-    r->s = store_open(o->db, STORE_WRITE, err);
-    if (!r->s) goto fail;
-    int64_t id;
-    char status[16], other_opts[2048];
-    int docs;
-    int64_t toks;
-    double secs;
-    long long pid;
-    int found = find_run(r, 0, &id, status, &docs, &toks, &secs, &pid, NULL, err);
-    if (found < 0) goto fail;
-    if (found && !strcmp(status, "complete")) {
-        fprintf(stderr, "probe record: '%s' already holds complete run %" PRId64
-                " of '%s' with this model and options; nothing recorded\n", o->db, id, o->corpus);
-        rc = PROBE_EXIT_OK;
-        goto done;
+    results_neurons_end(w);
+    return 0;
+}
+
+/* Saves the recorder's state (unless complete) and the run's progress into
+ * the open transaction. */
+static int save_progress(Rec *r, int docs_done, int64_t n_tokens, RunStatus status, char *err) {
+    for (int li = 0; li < r->n_rec && status != RUN_COMPLETE; li++) {
+        recorder_state_save(r->rec, li, r->state_buf);
+        if (runs_state_save(r->s, r->run_id, r->rec_layer[li], r->state_buf, recorder_state_size(r->rec), err))
+            return -1;
     }
-    if (found && pid_alive(pid) && !strcmp(status, "running")) {
-        err_set(err, "database '%s': run %" PRId64 " of this corpus is being recorded by process %lld",
-                o->db, id, pid);
-        goto fail;
+    RunProgress p = {status, docs_done, n_tokens, r->seconds0 + now_sec() - r->t_start};
+    return runs_progress(r->s, r->run_id, &p, err);
+}
+
+/* Ends the open batch: a run that stops (complete or interrupted) gets its
+ * neuron results, a complete one loses its saved state; then progress and
+ * COMMIT. */
+static int commit_batch(Rec *r, int docs_done, int64_t n_tokens, RunStatus status, char *err) {
+    if (status != RUN_RUNNING && write_results(r, err)) return -1;
+    if (status == RUN_COMPLETE && runs_state_clear(r->s, r->run_id, err)) return -1;
+    if (save_progress(r, docs_done, n_tokens, status, err) || store_commit(r->s, err)) return -1;
+    r->new_run = 0;
+    r->docs_done = docs_done;
+    r->n_tokens = n_tokens;
+    return 0;
+}
+
+/* Starts a batch: write transaction, next token row. */
+static int batch_begin(Rec *r, char *err) {
+    return store_begin(r->s, err) || results_next_token_row(r->s, &r->next_row, err) ? -1 : 0;
+}
+
+/* runs_state_load's callback: one saved layer into the recorder. */
+static int load_layer(void *user, int layer, const void *state, size_t len, char *err) {
+    Rec *r = user;
+    if (layer < 0 || layer >= r->L || r->li_of[layer] < 0) return 0; /* not recorded: ignored */
+    if (recorder_state_load(r->rec, r->li_of[layer], state, len, err)) return -1;
+    r->states_loaded++;
+    return 0;
+}
+
+/* Restores the recorder from the last committed state of the run. */
+static int load_state(Rec *r, char *err) {
+    r->states_loaded = 0;
+    if (runs_state_load(r->s, r->run_id, load_layer, r, err)) return -1;
+    if (r->docs_done > 0 && r->states_loaded != r->n_rec)
+        return err_set(err, "database '%s': run %" PRId64 " has no saved state for every layer; cannot resume",
+                       r->s->path, r->run_id);
+    return 0;
+}
+
+/* ---- one document ------------------------------------------------------------ */
+
+/* The forward pass's observer: a recorded layer's activations of the
+ * window's owned tokens go to the recorder. */
+static void rec_observe(void *user, int layer, const float *act, int T, int F) {
+    Rec *r = user;
+    (void)T;
+    int li = r->li_of[layer];
+    if (li < 0 || r->n_own == 0) return;
+    size_t tk = (size_t)r->ctx * r->k * RECORDER_TOPK_BYTES;
+    recorder_add(r->rec, li, act + (size_t)r->own_off * F, r->n_own, r->rows, r->topk_buf + (size_t)li * tk,
+                 r->full[layer] ? r->full_buf + (size_t)li * r->ctx * F : NULL);
+}
+
+/* Tokenizes document di into r->tb and r->seq (after the BOS) and plans its
+ * windows into r->win; *nw is their number. */
+static int doc_prepare(Rec *r, const Doc *d, int di, int *nw, char *err) {
+    r->tb.n = 0;
+    if (tok_encode(r->m->tok, d->text, d->len, &r->tb)) return err_set(err, "out of memory tokenizing document %d", di);
+    int n = (int)r->tb.n, bos = r->o.bos, ns = n + bos;
+    if ((size_t)ns > r->seq_cap) {
+        size_t cap = (size_t)ns * 2;
+        int32_t *p = realloc(r->seq, cap * sizeof *p);
+        if (!p) return err_set(err, "out of memory for document %d", di);
+        r->seq = p;
+        r->seq_cap = cap;
+    }
+    if (bos) r->seq[0] = TOK_EOT;
+    memcpy(r->seq + bos, r->tb.ids, (size_t)n * sizeof(int32_t));
+    *nw = windows_count(ns, r->ctx);
+    if (*nw > r->win_cap) {
+        Window *w = realloc(r->win, (size_t)*nw * 2 * sizeof *w);
+        if (!w) return err_set(err, "out of memory for document %d", di);
+        r->win = w;
+        r->win_cap = *nw * 2;
+    }
+    windows_plan(ns, r->ctx, r->win);
+    return 0;
+}
+
+/* documents.text is the text form (valid UTF-8, schema 060), text_bytes the
+ * exact bytes that byte spans index; for a valid document both are the
+ * same buffer. */
+static int doc_insert(Rec *r, const Doc *d, int di, int64_t *doc_id, char *err) {
+    size_t text_len;
+    const char *text = utf8_text_in(&r->doc_text, d->text, d->len, &text_len);
+    if (!text) return err_set(err, "out of memory for document %d", di);
+    DocumentRow row = {.run_id = r->run_id, .doc_index = di, .byte_offset = (int64_t)d->offset,
+                       .n_tokens = (int)r->tb.n, .text = text, .text_len = text_len, .bytes = d->text,
+                       .n_bytes = d->len};
+    return results_add_document(r->s, &row, doc_id, err);
+}
+
+/* Writes the owned tokens of the window just run (the first at sequence
+ * position own_start): their rows, top-k and full vectors. chars walks the
+ * document's character spans in token order. */
+static int window_write(Rec *r, const Doc *d, int64_t doc_id, int own_start, Utf8Cursor *chars, char *err) {
+    const int n = (int)r->tb.n;
+    const size_t tk = (size_t)r->k * RECORDER_TOPK_BYTES;
+    for (int t = 0; t < r->n_own; t++) {
+        int ti = own_start - r->o.bos + t;
+        uint32_t b0 = r->tb.start[ti], b1 = ti + 1 < n ? r->tb.start[ti + 1] : (uint32_t)d->len;
+        TokenRow row = {.row = r->rows[t], .run_id = r->run_id, .doc_id = doc_id, .pos = ti,
+                        .token_id = r->tb.ids[ti], .byte_start = (int)b0, .byte_end = (int)b1};
+        utf8_cursor_span(chars, b0, b1, &row.char_start, &row.char_end);
+        row.text = utf8_text_in(&r->tok_text, d->text + b0, b1 - b0, &row.text_len);
+        if (!row.text) return err_set(err, "out of memory for a token");
+        if (results_add_token(r->s, &row, err)) return -1;
+        for (int li = 0; li < r->n_rec; li++) {
+            int layer = r->rec_layer[li];
+            if (results_add_topk(r->s, r->rows[t], layer, r->topk_buf + ((size_t)li * r->ctx + t) * tk, tk, err))
+                return -1;
+            if (r->full[layer] &&
+                results_add_full(r->s, r->rows[t], layer, r->full_buf + ((size_t)li * r->ctx + t) * r->F,
+                                 (size_t)r->F * 2, err))
+                return -1;
+        }
+    }
+    return 0;
+}
+
+/* Tokenizes, runs and inserts document di. 0 done, 1 stopped by a signal
+ * (between windows), -1 on error. */
+static int record_doc(Rec *r, int di, char *err) {
+    const Doc *d = corpus_doc(r->c, di);
+    int nw = 0, bos = r->o.bos;
+    int64_t doc_id;
+    if (doc_prepare(r, d, di, &nw, err) || doc_insert(r, d, di, &doc_id, err)) return -1;
+    Utf8Cursor chars; /* character spans of the tokens, in token order */
+    utf8_cursor_init(&chars, d->text, d->len);
+    int64_t first_row = r->next_row;
+    r->next_row += (int64_t)r->tb.n;
+    ForwardHooks hooks = {.capture = r->capture, .observe = rec_observe, .user = r};
+    for (int w = 0; w < nw; w++) {
+        if (g_stop) return 1;
+        const Window *win = &r->win[w];
+        int own_start = win->first_new > bos ? win->first_new : bos;
+        r->n_own = win->start + win->len - own_start;
+        if (r->n_own <= 0) continue;
+        r->own_off = own_start - win->start;
+        for (int t = 0; t < r->n_own; t++) r->rows[t] = first_row + (own_start - bos + t);
+        if (model_forward(r->m, r->seq + win->start, win->len, &hooks, NULL, err) ||
+            window_write(r, d, doc_id, own_start, &chars, err))
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- phase 3: open the run ------------------------------------------------------ */
+
+typedef enum {
+    OPEN_NEW,    /* a new run row, in the open first batch */
+    OPEN_RESUME, /* an unfinished run reopened at its last commit, in the open first batch */
+    OPEN_DONE,   /* the database holds this run complete: nothing to do */
+    OPEN_FAILED  /* err says why */
+} OpenOutcome;
+
+static int pid_alive(long long pid) {
+    if (pid <= 0 || pid == (long long)getpid()) return 0;
+    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
+/* What the run found for this corpus, model and options (if any) means. */
+static OpenOutcome open_decide(Rec *r, const RunKey *key, int found, const RunInfo *run, char *err) {
+    const Opts *o = &r->o;
+    if (found && run->status == RUN_COMPLETE) {
+        cli_error(0, "'%s' already holds complete run %" PRId64 " of '%s' with this model and options; "
+                  "nothing recorded", o->db, run->id, o->corpus);
+        return OPEN_DONE;
+    }
+    if (found && run->status == RUN_RUNNING && pid_alive(run->pid)) {
+        err_set(err, "database '%s': run %" PRId64 " of this corpus is being recorded by process %lld", o->db,
+                run->id, run->pid);
+        return OPEN_FAILED;
     }
     if (found && !o->resume) {
         err_set(err, "database '%s' holds unfinished run %" PRId64 " of '%s' (%d/%d documents); "
-                "continue it with --resume", o->db, id, o->corpus, docs, corpus_count(r->c));
-        goto fail;
+                "continue it with --resume", o->db, run->id, o->corpus, run->docs_done, corpus_count(r->c));
+        return OPEN_FAILED;
     }
-    if (!found && o->resume) {
-        int f2 = find_run(r, 1, &id, status, &docs, &toks, &secs, &pid, other_opts, err);
-        if (f2 < 0) goto fail;
-        if (f2)
-            err_set(err, "database '%s': unfinished run %" PRId64 " of '%s' used other options %s; "
-                    "give the same options to --resume", o->db, id, o->corpus, other_opts);
-        else
-            err_set(err, "database '%s' holds no unfinished run of '%s' with this model to resume",
-                    o->db, o->corpus);
-        goto fail;
+    if (found) return OPEN_RESUME;
+    if (!o->resume) return OPEN_NEW;
+    RunInfo other;
+    int f2 = runs_find_other_options(r->s, key, &other, err);
+    if (f2 > 0)
+        err_set(err, "database '%s': unfinished run %" PRId64 " of '%s' used other options %s; "
+                "give the same options to --resume", o->db, other.id, o->corpus, other.options);
+    else if (f2 == 0)
+        err_set(err, "database '%s' holds no unfinished run of '%s' with this model to resume", o->db, o->corpus);
+    return OPEN_FAILED;
+}
+
+/* The run row of a new run. */
+static int create_run(Rec *r, const RunKey *key, char *err) {
+    const ModelConfig *cfg = &r->m->cfg;
+    char config[512];
+    snprintf(config, sizeof config,
+             "{\"n_layer\":%d,\"n_embd\":%d,\"n_head\":%d,\"n_inner\":%d,\"n_positions\":%d,"
+             "\"vocab_size\":%d,\"layer_norm_epsilon\":%g,\"activation_function\":\"%s\"}",
+             cfg->n_layer, cfg->n_embd, cfg->n_head, cfg->n_inner, cfg->n_positions, cfg->vocab_size,
+             (double)cfg->layer_norm_epsilon, cfg->activation_name);
+    RunSpec spec = {.key = *key, .model_dir = r->m->dir, .model_config = config, .corpus_path = r->o.corpus,
+                    .layers = r->layers_json, .full_layers = r->full_json, .n_layer = r->L, .n_inner = r->F,
+                    .ctx = r->ctx, .top_k = r->k, .n_examples = (int)r->o.examples, .bos = r->o.bos,
+                    .n_docs = corpus_count(r->c), .corpus_bytes = (int64_t)corpus_bytes(r->c)};
+    if (runs_create(r->s, &spec, (long long)getpid(), &r->run_id, err)) return -1;
+    r->new_run = 1;
+    return 0;
+}
+
+/* Opens (creates, migrates) the database, finds the run and, for NEW and
+ * RESUME, opens the first batch's transaction with the run row in it. */
+static OpenOutcome open_run(Rec *r, char *err) {
+    const Opts *o = &r->o;
+    if (o->resume && access(o->db, F_OK) != 0) {
+        err_set(err, "cannot resume: database '%s' does not exist", o->db);
+        return OPEN_FAILED;
     }
-
-    r->ins_doc = store_prepare(r->s, "INSERT INTO documents (run_id, doc_index, byte_offset, n_tokens, text, "
-                                     "text_bytes) VALUES (?,?,?,?,?,?)", err);
-    r->ins_tok = store_prepare(r->s, "INSERT INTO tokens (id, run_id, doc_id, pos, token_id, token, "
-                                     "byte_start, byte_end, char_start, char_end) VALUES (?,?,?,?,?,?,?,?,?,?)", err);
-    r->ins_topk = store_prepare(r->s, "INSERT INTO token_topk (token_row, layer, top) VALUES (?,?,?)", err);
-    r->ins_full = store_prepare(r->s, "INSERT INTO token_full (token_row, layer, vec) VALUES (?,?,?)", err);
-    r->put_state = store_prepare(r->s, "INSERT OR REPLACE INTO run_state (run_id, layer, state) VALUES (?,?,?)", err);
-    r->upd_run = store_prepare(r->s,
-        "UPDATE runs SET status = ?, docs_done = ?, n_tokens = ?, seconds = ?, tokens_per_sec = ?,"
-        " updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now'),"
-        " finished_at = CASE WHEN ?1 = 'complete' THEN strftime('%Y-%m-%dT%H:%M:%SZ', 'now') END"
-        " WHERE id = ?", err);
-    if (!r->ins_doc || !r->ins_tok || !r->ins_topk || !r->ins_full || !r->put_state || !r->upd_run) goto fail;
-
+    r->s = store_open(o->db, STORE_WRITE, err);
+    if (!r->s) return OPEN_FAILED;
+    RunKey key = {r->m->checksum, corpus_checksum(r->c), r->options_json};
+    RunInfo run;
+    int found = runs_find(r->s, &key, &run, err);
+    if (found < 0) return OPEN_FAILED;
+    OpenOutcome out = open_decide(r, &key, found, &run, err);
+    if (out != OPEN_NEW && out != OPEN_RESUME) return out;
     r->t_start = now_sec();
     if (batch_begin(r, err)) goto fail;
-    if (found) { /* resume */
-        r->run_id = id;
-        r->docs_done = docs;
-        r->n_tokens = toks;
-        r->seconds0 = secs;
-        char sql[512];
-        snprintf(sql, sizeof sql,
-                 "UPDATE runs SET status = 'running', pid = %lld WHERE id = %" PRId64 ";"
-                 "DELETE FROM token_topk WHERE token_row IN (SELECT t.id FROM tokens t JOIN documents d"
-                 " ON d.id = t.doc_id WHERE d.run_id = %" PRId64 " AND d.doc_index >= %d);"
-                 "DELETE FROM token_full WHERE token_row IN (SELECT t.id FROM tokens t JOIN documents d"
-                 " ON d.id = t.doc_id WHERE d.run_id = %" PRId64 " AND d.doc_index >= %d);",
-                 (long long)getpid(), id, id, docs, id, docs);
-        char sql2[384];
-        snprintf(sql2, sizeof sql2,
-                 "DELETE FROM tokens WHERE doc_id IN (SELECT id FROM documents WHERE run_id = %" PRId64
-                 " AND doc_index >= %d);"
-                 "DELETE FROM documents WHERE run_id = %" PRId64 " AND doc_index >= %d;"
-                 "DELETE FROM neuron_stats WHERE run_id = %" PRId64 ";"
-                 "DELETE FROM neuron_examples WHERE run_id = %" PRId64 ";",
-                 id, docs, id, docs, id, id);
-        if (store_exec(r->s, sql, err) || store_exec(r->s, sql2, err) || load_state(r, err)) {
-            sqlite3_exec(r->s->db, "ROLLBACK", NULL, NULL, NULL);
-            goto fail;
-        }
-    } else {
-        if (insert_run(r, err)) {
-            sqlite3_exec(r->s->db, "ROLLBACK", NULL, NULL, NULL);
-            goto fail;
-        }
-        r->new_run = 1;
+    if (out == OPEN_NEW) {
+        if (create_run(r, &key, err)) goto fail;
+        return OPEN_NEW;
     }
+    r->run_id = run.id;
+    r->docs_done = run.docs_done;
+    r->n_tokens = r->tokens0 = run.n_tokens;
+    r->seconds0 = run.seconds;
+    if (runs_reopen(r->s, run.id, run.docs_done, (long long)getpid(), err) || load_state(r, err)) goto fail;
+    return OPEN_RESUME;
+fail:
+    store_rollback(r->s);
+    return OPEN_FAILED;
+}
 
-    /* the loop: documents in batches */
-    struct sigaction sa = {0};
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    long batch_docs = 0, crash_after = 0;
-    const char *env = getenv("PROBE_RECORD_BATCH_DOCS");
-    if (env && *env) parse_long(env, 1, 1L << 30, &batch_docs);
-    env = getenv("PROBE_RECORD_CRASH_AFTER_DOCS");
-    if (env && *env) parse_long(env, 1, 1L << 30, &crash_after);
+/* ---- phase 4: the loop --------------------------------------------------------------- */
 
+typedef enum {
+    LOOP_COMPLETE,    /* every document committed, the run 'complete' */
+    LOOP_INTERRUPTED, /* a signal between documents: committed as 'interrupted' */
+    LOOP_STOPPED,     /* a signal inside a document: the batch is not committed */
+    LOOP_FAILED       /* an error (in err); a batch may be open */
+} LoopOutcome;
+
+static void show_progress(Rec *r, Progress *prog, int di, int64_t tokens_now) {
+    const Doc *d = corpus_doc(r->c, di);
+    const double total = (double)corpus_bytes(r->c);
+    char a[32], b[32], detail[160];
+    double el = now_sec() - r->t_start;
+    snprintf(detail, sizeof detail, "%d/%d docs  %s tokens  %s tok/s", di + 1, corpus_count(r->c),
+             progress_count(a, tokens_now),
+             progress_count(b, el > 0 ? (long long)((tokens_now - r->tokens0) / el) : 0));
+    progress_draw(prog, total > 0 ? (double)(d->offset + d->len) / total : 1, detail);
+}
+
+/* Records the documents after the last commit, in batches; the first
+ * batch's transaction is open. */
+static LoopOutcome record_loop(Rec *r, char *err) {
     const int nd = corpus_count(r->c);
-    const double total_bytes = (double)corpus_bytes(r->c);
-    const Doc *dd = r->docs_done < nd ? corpus_doc(r->c, r->docs_done) : NULL;
-    prog = progress_new(!o->quiet, dd && total_bytes > 0 ? (double)dd->offset / total_bytes : 0);
+    if (r->docs_done == nd) /* nothing left: only the final commit */
+        return commit_batch(r, nd, r->n_tokens, RUN_COMPLETE, err) ? LOOP_FAILED : LOOP_COMPLETE;
+    const double total = (double)corpus_bytes(r->c);
+    const Doc *next = corpus_doc(r->c, r->docs_done);
+    Progress *prog = progress_new(!r->o.quiet, total > 0 ? (double)next->offset / total : 0);
     double batch_t0 = now_sec();
-    int in_batch = 0, di = r->docs_done;
+    int in_batch = 0;
     int64_t tokens_now = r->n_tokens;
-    int64_t tokens_session0 = r->n_tokens;
-    int fail_mid = 0;
-    for (; di < nd; di++) {
+    LoopOutcome out = LOOP_COMPLETE;
+    for (int di = r->docs_done; di < nd; di++) {
         int64_t before = r->next_row;
         int st = record_doc(r, di, err);
-        if (st < 0) {
-            fail_mid = 1;
+        if (st) {
+            out = st < 0 ? LOOP_FAILED : LOOP_STOPPED;
             break;
         }
-        if (st > 0) break; /* interrupted inside the document */
         tokens_now += r->next_row - before;
         in_batch++;
-        if (progress_due(prog)) {
-            const Doc *d = corpus_doc(r->c, di);
-            char a[32], b[32], detail[160];
-            double el = now_sec() - r->t_start;
-            snprintf(detail, sizeof detail, "%d/%d docs  %s tokens  %s tok/s", di + 1, nd,
-                     progress_count(a, tokens_now),
-                     progress_count(b, el > 0 ? (long long)((tokens_now - tokens_session0) / el) : 0));
-            progress_draw(prog, total_bytes > 0 ? (double)(d->offset + d->len) / total_bytes : 1, detail);
-        }
+        if (progress_due(prog)) show_progress(r, prog, di, tokens_now);
         int last = di + 1 == nd;
         int stop = g_stop != 0; /* one snapshot: a signal arriving later is seen by the next document */
-        if (stop || last || (batch_docs ? in_batch >= batch_docs : now_sec() - batch_t0 >= BATCH_SECONDS)) {
-            const char *stt = last ? "complete" : stop ? "interrupted" : "running";
-            if (last || stop) {
-                if (write_results(r, err)) { fail_mid = 1; break; }
-                if (last) {
-                    char sql[96];
-                    snprintf(sql, sizeof sql, "DELETE FROM run_state WHERE run_id = %" PRId64, r->run_id);
-                    if (store_exec(r->s, sql, err)) { fail_mid = 1; break; }
-                }
-            }
-            if (save_progress(r, di + 1, tokens_now, stt, err) || store_exec(r->s, "COMMIT", err)) {
-                fail_mid = 1;
-                break;
-            }
-            r->new_run = 0;
-            r->docs_done = di + 1;
-            r->n_tokens = tokens_now;
-            in_batch = 0;
-            batch_t0 = now_sec();
-            if (crash_after && r->docs_done >= crash_after) raise(SIGKILL);
-            if (last) break;
-            if (stop) {
-                interrupted = 1;
-                break;
-            }
-            if (batch_begin(r, err)) {
-                fail_mid = 2; /* no transaction open */
-                break;
-            }
+        if (!stop && !last &&
+            (r->o.batch_docs ? in_batch < r->o.batch_docs : now_sec() - batch_t0 < BATCH_SECONDS))
+            continue;
+        RunStatus status = last ? RUN_COMPLETE : stop ? RUN_INTERRUPTED : RUN_RUNNING;
+        if (commit_batch(r, di + 1, tokens_now, status, err)) {
+            out = LOOP_FAILED;
+            break;
+        }
+        in_batch = 0;
+        batch_t0 = now_sec();
+        if (r->o.crash_after && r->docs_done >= r->o.crash_after) raise(SIGKILL);
+        if (status != RUN_RUNNING) {
+            out = status == RUN_COMPLETE ? LOOP_COMPLETE : LOOP_INTERRUPTED;
+            break;
+        }
+        if (batch_begin(r, err)) {
+            out = LOOP_FAILED;
+            break;
         }
     }
     progress_end(prog);
-    prog = NULL;
+    return out;
+}
 
-    if (r->docs_done == nd && !fail_mid) {
-        char a[32], b[32];
-        double el = now_sec() - r->t_start;
-        fprintf(stderr, "probe record: run %" PRId64 " complete: %d document%s, %s token%s in %.1f s (%s tokens/s) -> '%s'\n",
-                r->run_id, nd, nd == 1 ? "" : "s", progress_count(a, r->n_tokens), r->n_tokens == 1 ? "" : "s", el,
-                progress_count(b, el > 0 ? (long long)((r->n_tokens - tokens_session0) / el) : 0), o->db);
-        rc = PROBE_EXIT_OK;
-        goto done;
+/* ---- phase 5: finish -------------------------------------------------------------- */
+
+/* After STOPPED or FAILED: the batch is rolled back; the run is marked
+ * 'interrupted' with the results of its committed documents, from the
+ * state saved at the last commit. On failure the run stays 'running' at its
+ * last commit, which --resume continues. */
+static int save_committed(Rec *r, char *err) {
+    store_rollback(r->s);
+    recorder_free(r->rec);
+    r->rec = recorder_new(r->n_rec, r->F, (int)r->o.examples, r->k, err);
+    if (!r->rec || store_begin(r->s, err) || load_state(r, err) || write_results(r, err) ||
+        save_progress(r, r->docs_done, r->n_tokens, RUN_INTERRUPTED, err) || store_commit(r->s, err)) {
+        store_rollback(r->s);
+        return -1;
     }
-    if (interrupted) goto report_interrupt;
+    return 0;
+}
 
-    /* stopped mid-batch (signal inside a document, or an error): back to the last commit */
-    {
-        char err2[PROBE_ERR_LEN] = "";
-        if (fail_mid != 2) sqlite3_exec(r->s->db, "ROLLBACK", NULL, NULL, NULL);
-        if (r->new_run) { /* nothing committed: the run never existed */
-            if (fail_mid) goto fail;
-            fprintf(stderr, "probe record: interrupted before the first commit; nothing recorded\n");
-            goto done;
-        }
-        /* mark the run interrupted, with results of the committed documents */
-        recorder_free(r->rec);
-        r->rec = recorder_new(r->n_rec, r->F, (int)o->examples, r->k, err2);
-        if (!r->rec || store_exec(r->s, "BEGIN IMMEDIATE", err2) || load_state(r, err2) ||
-            write_results(r, err2) || save_progress(r, r->docs_done, r->n_tokens, "interrupted", err2) ||
-            store_exec(r->s, "COMMIT", err2)) {
-            if (r->s && r->s->db) sqlite3_exec(r->s->db, "ROLLBACK", NULL, NULL, NULL);
-            if (!fail_mid) snprintf(err, PROBE_ERR_LEN, "%s", err2);
-            goto fail; /* run left 'running' at its last commit: --resume continues it */
-        }
-        if (fail_mid) goto fail;
+static void report_interrupted(const Rec *r) {
+    cli_error(0, "interrupted: run %" PRId64 " saved with %d/%d documents (%" PRId64 " tokens) in '%s'; "
+              "continue with --resume", r->run_id, r->docs_done, corpus_count(r->c), r->n_tokens, r->o.db);
+}
+
+static void report_complete(const Rec *r) {
+    char a[32], b[32];
+    int nd = corpus_count(r->c);
+    double el = now_sec() - r->t_start;
+    cli_error(0, "run %" PRId64 " complete: %d document%s, %s token%s in %.1f s (%s tokens/s) -> '%s'", r->run_id,
+              nd, nd == 1 ? "" : "s", progress_count(a, r->n_tokens), r->n_tokens == 1 ? "" : "s", el,
+              progress_count(b, el > 0 ? (long long)((r->n_tokens - r->tokens0) / el) : 0), r->o.db);
+}
+
+/* Reports the loop's outcome, saving what was committed when it stopped
+ * inside a batch; returns the exit code. */
+static int finish(Rec *r, LoopOutcome out, const char *err) {
+    if (out == LOOP_COMPLETE) {
+        report_complete(r);
+        return PROBE_EXIT_OK;
     }
-report_interrupt:
-    fprintf(stderr, "probe record: interrupted: run %" PRId64 " saved with %d/%d documents (%" PRId64
-            " tokens) in '%s'; continue with --resume\n", r->run_id, r->docs_done, nd, r->n_tokens, o->db);
-    rc = PROBE_EXIT_RUNTIME;
-    goto done;
+    if (out == LOOP_INTERRUPTED) {
+        report_interrupted(r);
+        return PROBE_EXIT_RUNTIME;
+    }
+    store_rollback(r->s);
+    if (r->new_run) { /* nothing committed: the run never existed */
+        if (out == LOOP_FAILED) return cli_error(PROBE_EXIT_RUNTIME, "%s", err);
+        return cli_error(PROBE_EXIT_RUNTIME, "interrupted before the first commit; nothing recorded");
+    }
+    char err2[PROBE_ERR_LEN] = "";
+    int saved = save_committed(r, err2) == 0;
+    if (out == LOOP_FAILED) return cli_error(PROBE_EXIT_RUNTIME, "%s", err);
+    if (!saved) return cli_error(PROBE_EXIT_RUNTIME, "%s", err2);
+    report_interrupted(r);
+    return PROBE_EXIT_RUNTIME;
+}
 
-oom:
-    err_set(err, "out of memory");
-fail:
-    fprintf(stderr, "probe record: %s\n", err);
-    rc = usage ? PROBE_EXIT_USAGE : PROBE_EXIT_RUNTIME;
-done:
-    progress_end(prog);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
+/* ---- the command ---------------------------------------------------------------- */
+
+int cmd_record(int argc, char **argv) {
+    Rec R = {0}, *r = &R;
+    char err[PROBE_ERR_LEN];
+    int rc;
+    if (parse_options(argc, argv, &r->o, &rc)) return rc;
+    rc = set_up(r);
+    if (rc == 0) {
+        switch (open_run(r, err)) {
+        case OPEN_DONE: rc = PROBE_EXIT_OK; break;
+        case OPEN_FAILED: rc = cli_error(PROBE_EXIT_RUNTIME, "%s", err); break;
+        case OPEN_NEW:
+        case OPEN_RESUME:
+            signals_catch();
+            rc = finish(r, record_loop(r, err), err);
+            signals_restore();
+            break;
+        }
+    }
     rec_free(r);
     return rc;
 }

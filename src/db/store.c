@@ -36,6 +36,14 @@ int store_exec(Store *s, const char *sql, char *err) {
     return rc == SQLITE_OK ? 0 : store_fail(s, rc, err);
 }
 
+int store_begin(Store *s, char *err) { return store_exec(s, "BEGIN IMMEDIATE", err); }
+
+int store_commit(Store *s, char *err) { return store_exec(s, "COMMIT", err); }
+
+void store_rollback(Store *s) {
+    if (s && s->db && !sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
 sqlite3_stmt *store_prepare(Store *s, const char *sql, char *err) {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
@@ -44,6 +52,30 @@ sqlite3_stmt *store_prepare(Store *s, const char *sql, char *err) {
         return NULL;
     }
     return st;
+}
+
+sqlite3_stmt *store_stmt(Store *s, const char *sql, char *err) {
+    for (int i = 0; i < s->n_cached; i++)
+        if (s->cache[i].sql == sql) return s->cache[i].st;
+    if (s->n_cached == STORE_STMT_CACHE) {
+        err_set(err, "database '%s': more than %d cached statements", s->path, STORE_STMT_CACHE);
+        return NULL;
+    }
+    sqlite3_stmt *st = store_prepare(s, sql, err);
+    if (!st) return NULL;
+    s->cache[s->n_cached].sql = sql;
+    s->cache[s->n_cached++].st = st;
+    return st;
+}
+
+int store_run(Store *s, const char *sql, const int64_t *args, int n_args, char *err) {
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK) return store_fail(s, rc, err);
+    for (int i = 0; i < n_args; i++) sqlite3_bind_int64(st, i + 1, args[i]);
+    rc = store_step_done(s, st, err);
+    sqlite3_finalize(st);
+    return rc;
 }
 
 int store_step_done(Store *s, sqlite3_stmt *st, char *err) {
@@ -235,7 +267,7 @@ static const struct {
 };
 
 static int apply_schema(Store *s, long long from, char *err) {
-    if (store_exec(s, "BEGIN IMMEDIATE", err)) return -1;
+    if (store_begin(s, err)) return -1;
     for (int i = (int)from; i < schema_file_count; i++) {
         char *msg = NULL;
         int rc = sqlite3_exec(s->db, schema_files[i].sql, NULL, NULL, &msg);
@@ -246,23 +278,33 @@ static int apply_schema(Store *s, long long from, char *err) {
             else
                 store_fail(s, rc, err);
             sqlite3_free(msg);
-            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+            store_rollback(s);
             return -1;
         }
         for (size_t k = 0; k < sizeof data_steps / sizeof data_steps[0]; k++)
             if (!strcmp(data_steps[k].file, schema_files[i].name) && data_steps[k].run(s, err)) {
-                sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+                store_rollback(s);
                 return -1;
             }
     }
     char sql[128];
-    snprintf(sql, sizeof sql, "PRAGMA application_id = %d; PRAGMA user_version = %d; COMMIT",
-             PROBE_APP_ID, schema_file_count);
-    if (store_exec(s, sql, err)) {
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    snprintf(sql, sizeof sql, "PRAGMA application_id = %d; PRAGMA user_version = %d", PROBE_APP_ID,
+             schema_file_count);
+    if (store_exec(s, sql, err) || store_commit(s, err)) {
+        store_rollback(s);
         return -1;
     }
     return 0;
+}
+
+/* $PROBE_BUSY_TIMEOUT_MS, default 5 s. */
+static int busy_timeout_ms(long *ms, char *err) {
+    return env_long("PROBE_BUSY_TIMEOUT_MS", 0, 3600000, 5000, ms, err);
+}
+
+int store_env_check(char *err) {
+    long ms;
+    return busy_timeout_ms(&ms, err);
 }
 
 Store *store_open(const char *path, StoreMode mode, char *err) {
@@ -288,9 +330,8 @@ Store *store_open(const char *path, StoreMode mode, char *err) {
                 s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
         goto fail;
     }
-    const char *env = getenv("PROBE_BUSY_TIMEOUT_MS");
-    long ms = 5000;
-    if (env && *env) parse_long(env, 0, 3600000, &ms);
+    long ms;
+    if (busy_timeout_ms(&ms, err)) goto fail;
     sqlite3_busy_timeout(s->db, (int)ms);
     if (mode == STORE_WRITE && sqlite3_db_readonly(s->db, "main") == 1) {
         err_set(err, "cannot write database '%s': read-only (file or directory permissions)", path);
@@ -343,6 +384,7 @@ fail:
 
 void store_close(Store *s) {
     if (!s) return;
+    for (int i = 0; i < s->n_cached; i++) sqlite3_finalize(s->cache[i].st);
     sqlite3_close(s->db);
     free(s);
 }

@@ -4,7 +4,7 @@
  *
  *   Store *s = store_open("probe.db", STORE_WRITE, err);  // creates / migrates
  *   sqlite3_stmt *st = store_prepare(s, "INSERT ...", err);
- *   store_exec(s, "BEGIN IMMEDIATE", err); ... store_exec(s, "COMMIT", err);
+ *   store_begin(s, err); ... store_commit(s, err);   // or store_rollback(s)
  *   store_close(s);
  *
  * A probe database is an SQLite file with PRAGMA application_id = PROBE_APP_ID
@@ -18,21 +18,40 @@
  * line naming the file. New databases use 16 KiB pages and WAL; every
  * connection gets a busy timeout (5 s, or $PROBE_BUSY_TIMEOUT_MS).
  *
- * Ownership: the Store owns its connection; statements from store_prepare are
- * the caller's to sqlite3_finalize (before store_close). */
+ * Ownership: the Store owns its connection and the statements of store_stmt;
+ * statements from store_prepare are the caller's to sqlite3_finalize (before
+ * store_close).
+ *
+ * The rest of the database layer, one file per subject: runs.h (runs, their
+ * resume state), results.h (documents, tokens, per-token and per-neuron
+ * results of a run). */
 #ifndef PROBE_STORE_H
 #define PROBE_STORE_H
 
 #include <sqlite3.h>
+#include <stdint.h>
 
 #define PROBE_APP_ID 0x50524f42 /* 'PROB' */
 
 typedef enum { STORE_READ, STORE_WRITE } StoreMode;
 
+#define STORE_STMT_CACHE 32
+
 typedef struct {
     sqlite3 *db;
     char path[4096];
+    struct {
+        const char *sql;
+        sqlite3_stmt *st;
+    } cache[STORE_STMT_CACHE]; /* store_stmt's statements, finalized by store_close */
+    int n_cached;
 } Store;
+
+/* Checks the environment variables the store reads (PROBE_BUSY_TIMEOUT_MS:
+ * an integer in 0..3600000). 0, or -1 with a message naming the variable.
+ * store_open checks them too; a command calls this first to report a bad
+ * value as a usage error before it does any work. */
+int store_env_check(char *err);
 
 /* STORE_WRITE creates the file when missing; STORE_READ requires an existing
  * probe database. NULL on failure (message in err). */
@@ -43,9 +62,28 @@ void store_close(Store *s); /* accepts NULL */
 int store_exec(Store *s, const char *sql, char *err);
 /* Prepares one statement (NULL on failure, message in err). */
 sqlite3_stmt *store_prepare(Store *s, const char *sql, char *err);
+/* The Store's own prepared statement for `sql`, prepared on first use and
+ * reused after: the way to run a statement once per row of a bulk load.
+ * `sql` must have static storage (a string literal): its address
+ * identifies the statement. The Store owns it (store_close finalizes it);
+ * the caller leaves it reset (store_step_done does) so that it holds no
+ * read lock. NULL on failure. */
+sqlite3_stmt *store_stmt(Store *s, const char *sql, char *err);
+/* Runs one statement that returns no rows, with integer parameters
+ * ?1..?n_args bound from args (n_args may be 0). */
+int store_run(Store *s, const char *sql, const int64_t *args, int n_args, char *err);
 /* Steps a statement expected to return no row (SQLITE_DONE), then resets it
  * and clears its bindings. */
 int store_step_done(Store *s, sqlite3_stmt *st, char *err);
+/* Transactions: the one place for BEGIN / COMMIT / ROLLBACK. store_begin
+ * takes the write lock at once (BEGIN IMMEDIATE), so a busy database fails
+ * here and not halfway through a batch. store_rollback is the cleanup path:
+ * it accepts NULL and a Store without an open transaction, and reports
+ * nothing. */
+int store_begin(Store *s, char *err);
+int store_commit(Store *s, char *err);
+void store_rollback(Store *s);
+
 /* Fills err with "'path': <sqlite message>" (or a clearer line for
  * locked / read-only / full disk) for result code rc; returns -1. */
 int store_fail(Store *s, int rc, char *err);
