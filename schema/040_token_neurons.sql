@@ -4,7 +4,8 @@
 -- token_topk.top packs the top-k neurons of one (token, layer), highest first,
 -- as k records of 6 bytes, little-endian: uint16 neuron, float32 activation.
 -- The view token_top_neurons unpacks them in plain SQL (slow on a whole table;
--- filter by token_row or layer).
+-- filter by token_row or layer; counts per neuron are in neuron_topk_counts).
+-- 070_query_speed.sql redefines the view (same columns, a faster plan).
 --
 --   SELECT * FROM token_top_neurons WHERE token_row = 42 AND layer = 5;
 

@@ -553,6 +553,35 @@ START_TEST(test_bad_env) {
 }
 END_TEST
 
+/* neuron_topk_counts (070) holds what aggregating the view token_top_neurons
+ * gives, and a database of schema version 6 gets it when it is migrated. */
+static const char *topk_agg =
+    "SELECT count(*) FROM (SELECT run_id, layer, neuron, count(*) AS n, sum(rank = 1) AS f, max(value) AS m,"
+    " avg(value) AS a FROM token_top_neurons GROUP BY run_id, layer, neuron) v"
+    " JOIN neuron_topk_counts c USING (run_id, layer, neuron)"
+    " WHERE c.n_top = v.n AND c.n_first = v.f AND c.max_value = v.m AND abs(c.mean_value - v.a) <= 1e-12 * abs(v.a)";
+
+START_TEST(test_summaries) {
+    const char *db = tpath("sum.db");
+    ck_assert_msg(record_ref(db, NULL) == 0, "%s", out);
+    long long groups = q_int_path(db, "SELECT count(*) FROM (SELECT DISTINCT layer, neuron FROM token_top_neurons)");
+    ck_assert_int_gt(groups, 10);
+    ck_assert_int_eq(q_int_path(db, "SELECT count(*) FROM neuron_topk_counts"), groups);
+    ck_assert_int_eq(q_int_path(db, topk_agg), groups);
+    ck_assert_int_eq(q_int_path(db, "SELECT sum(n_top) FROM neuron_topk_counts"), 108 * 2 * 4);
+    /* back to version 6: no summaries; the next write-open rebuilds them */
+    sqlite3 *h = db_open(db);
+    ck_assert_int_eq(sqlite3_exec(h, "DROP TABLE neuron_topk_counts;"
+                                     " PRAGMA user_version = 6", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+    ck_assert_msg(record_ref(db, NULL) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "nothing recorded"), "%s", out);
+    ck_assert_int_eq(q_int_path(db, "PRAGMA user_version"), 7);
+    ck_assert_int_eq(q_int_path(db, "SELECT count(*) FROM neuron_topk_counts"), groups);
+    ck_assert_int_eq(q_int_path(db, topk_agg), groups);
+}
+END_TEST
+
 /* ---- bad input ------------------------------------------------------------ */
 
 START_TEST(test_bad_input) {
@@ -798,6 +827,7 @@ int main(void) {
     tcase_add_test(tc, test_thread_counts_agree);
     tcase_add_test(tc, test_bad_input);
     tcase_add_test(tc, test_bad_env);
+    tcase_add_test(tc, test_summaries);
     tcase_add_test(tc, test_options);
     tcase_add_test(tc, test_top_neurons);
     tcase_add_test(tc, test_cookbook);

@@ -347,7 +347,7 @@ fail:
 /* ---- what a commit writes ------------------------------------------------------ */
 
 /* Writes the results of a run that stops: neuron_stats and neuron_examples
- * from the recorder (replacing old ones). */
+ * from the recorder, then the summaries (replacing old ones). */
 static int write_results(Rec *r, char *err) {
     NeuronWriter *w = results_neurons_begin(r->s, r->run_id, (int)r->o.examples, err);
     if (!w) return -1;
@@ -367,7 +367,7 @@ static int write_results(Rec *r, char *err) {
         }
     }
     results_neurons_end(w);
-    return 0;
+    return results_summarize(r->s, r->run_id, err);
 }
 
 /* Saves the recorder's state (unless complete) and the run's progress into

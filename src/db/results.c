@@ -80,7 +80,8 @@ int results_add_full(Store *s, int64_t token_row, int layer, const void *vec, si
 
 int results_clear_neurons(Store *s, int64_t run_id, char *err) {
     return store_run(s, "DELETE FROM neuron_stats WHERE run_id = ?1", &run_id, 1, err) ||
-                   store_run(s, "DELETE FROM neuron_examples WHERE run_id = ?1", &run_id, 1, err)
+                   store_run(s, "DELETE FROM neuron_examples WHERE run_id = ?1", &run_id, 1, err) ||
+                   store_run(s, "DELETE FROM neuron_topk_counts WHERE run_id = ?1", &run_id, 1, err)
                ? -1
                : 0;
 }
@@ -173,3 +174,86 @@ int results_neurons_add(NeuronWriter *w, int layer, int neuron, const NeuronStat
     return 0;
 }
 
+/* ---- summaries ------------------------------------------------------------------- */
+
+typedef struct {
+    int64_t n_top, n_first;
+    double sum, max;
+} TopkCount;
+
+/* Counts of the run's token_topk entries per (layer, neuron): counts[layer *
+ * n_inner + neuron]. Entries outside the run's layers and neurons (a
+ * database edited by hand) are skipped. */
+static int count_topk(Store *s, int64_t run_id, int n_layer, int n_inner, TopkCount *counts, char *err) {
+    sqlite3_stmt *st = store_stmt(s,
+                                  /* (the IN list is sorted: token_topk is read in key order, no sort) */
+                                  "SELECT layer, top FROM token_topk"
+                                  " WHERE token_row IN (SELECT id FROM tokens WHERE run_id = ?1)"
+                                  " ORDER BY token_row, layer",
+                                  err);
+    if (!st) return -1;
+    sqlite3_bind_int64(st, 1, run_id);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int layer = sqlite3_column_int(st, 0);
+        const unsigned char *top = sqlite3_column_blob(st, 1);
+        int n = sqlite3_column_bytes(st, 1) / 6;
+        if (layer < 0 || layer >= n_layer || !top) continue;
+        for (int i = 0; i < n; i++) { /* uint16 neuron, float32 value (schema/040) */
+            uint16_t neuron;
+            float v;
+            memcpy(&neuron, top + 6 * i, 2);
+            memcpy(&v, top + 6 * i + 2, 4);
+            if (neuron >= n_inner) continue;
+            TopkCount *c = &counts[(size_t)layer * n_inner + neuron];
+            if (c->n_top == 0 || v > c->max) c->max = v;
+            c->n_top++;
+            c->n_first += i == 0;
+            c->sum += v;
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : store_fail(s, rc, err);
+}
+
+static int write_topk_counts(Store *s, int64_t run_id, int n_layer, int n_inner, const TopkCount *counts,
+                             char *err) {
+    sqlite3_stmt *st = store_stmt(s, "INSERT INTO neuron_topk_counts VALUES (?,?,?,?,?,?,?)", err);
+    if (!st) return -1;
+    for (int l = 0; l < n_layer; l++)
+        for (int j = 0; j < n_inner; j++) {
+            const TopkCount *c = &counts[(size_t)l * n_inner + j];
+            if (c->n_top == 0) continue;
+            sqlite3_bind_int64(st, 1, run_id);
+            sqlite3_bind_int(st, 2, l);
+            sqlite3_bind_int(st, 3, j);
+            sqlite3_bind_int64(st, 4, c->n_top);
+            sqlite3_bind_int64(st, 5, c->n_first);
+            sqlite3_bind_double(st, 6, c->sum / (double)c->n_top);
+            sqlite3_bind_double(st, 7, c->max);
+            if (store_step_done(s, st, err)) return -1;
+        }
+    return 0;
+}
+
+int results_summarize(Store *s, int64_t run_id, char *err) {
+    if (store_run(s, "DELETE FROM neuron_topk_counts WHERE run_id = ?1", &run_id, 1, err)) return -1;
+    sqlite3_stmt *st = store_stmt(s, "SELECT n_layer, n_inner FROM runs WHERE id = ?1", err);
+    if (!st) return -1;
+    sqlite3_bind_int64(st, 1, run_id);
+    int rc = sqlite3_step(st);
+    int64_t n_layer = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    int64_t n_inner = rc == SQLITE_ROW ? sqlite3_column_int64(st, 1) : 0;
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return store_fail(s, rc, err);
+    if (n_layer <= 0 || n_inner <= 0) return 0; /* no such run, or nothing to count */
+    if (n_layer > 4096 || n_inner > 65536)
+        return err_set(err, "database '%s': run %lld has %lld layers of %lld neurons; cannot summarize it", s->path,
+                       (long long)run_id, (long long)n_layer, (long long)n_inner);
+    TopkCount *counts = calloc((size_t)(n_layer * n_inner), sizeof *counts);
+    if (!counts) return err_set(err, "out of memory summarizing run %lld", (long long)run_id);
+    rc = count_topk(s, run_id, (int)n_layer, (int)n_inner, counts, err) ||
+         write_topk_counts(s, run_id, (int)n_layer, (int)n_inner, counts, err);
+    free(counts);
+    return rc ? -1 : 0;
+}

@@ -10,6 +10,7 @@
  *   NeuronWriter *w = results_neurons_begin(s, run_id, n_examples, err);
  *   results_neurons_add(w, layer, neuron, &stats, examples, n, err);   // every neuron
  *   results_neurons_end(w);
+ *   results_summarize(s, run_id, err);                           // summaries (070)
  *
  * Every function writes into the caller's open transaction (store_begin)
  * with statements prepared once per Store (store_stmt) and bound values;
@@ -72,7 +73,7 @@ typedef struct {
     double value;
 } ExampleRow;
 
-/* Deletes the run's neuron statistics and examples. */
+/* Deletes the run's neuron statistics, examples and summaries. */
 int results_clear_neurons(Store *s, int64_t run_id, char *err);
 
 /* Writes the neuron results of run_id after deleting the old ones (the
@@ -85,5 +86,12 @@ int results_neurons_add(NeuronWriter *w, int layer, int neuron, const NeuronStat
                         int n, char *err);
 void results_neurons_end(NeuronWriter *w);
 
+/* ---- summaries (schema/070_query_speed.sql) ------------------------------------ */
+
+/* Rebuilds the run's summary rows (neuron_topk_counts) from its token_topk
+ * rows, replacing old ones: called when a run stops, in its final
+ * transaction, after the last tokens. A run that does not exist, or has no
+ * tokens, gets none. */
+int results_summarize(Store *s, int64_t run_id, char *err);
 
 #endif

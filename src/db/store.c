@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "results.h"
 #include "schema_sql.h"
 #include "utf8.h"
 #include "util.h"
@@ -255,15 +256,43 @@ static int migrate_text_utf8(Store *s, char *err) {
     return rc ? -1 : 0;
 }
 
-/* Some migration steps change what a column holds, which their SQL cannot
- * compute: after the named schema file has run, in the same transaction, its
- * data step converts the rows an older probe wrote. On a new database the
+/* 070_query_speed.sql: the summaries of every run that has stopped. */
+static int migrate_summaries(Store *s, char *err) {
+    sqlite3_stmt *st = store_prepare(s, "SELECT id FROM runs WHERE status <> 'running' ORDER BY id", err);
+    if (!st) return -1;
+    int64_t *ids = NULL;
+    size_t n = 0, cap = 0;
+    int rc = SQLITE_DONE, fail = 0;
+    while (!fail && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            int64_t *g = realloc(ids, sizeof *g * cap);
+            if (!g) {
+                fail = err_set(err, "out of memory migrating database '%s'", s->path);
+                break;
+            }
+            ids = g;
+        }
+        ids[n++] = sqlite3_column_int64(st, 0);
+    }
+    if (!fail && rc != SQLITE_DONE) fail = store_fail(s, rc, err);
+    sqlite3_finalize(st);
+    for (size_t i = 0; i < n && !fail; i++) fail = results_summarize(s, ids[i], err);
+    free(ids);
+    return fail ? -1 : 0;
+}
+
+/* Some migration steps change what a column holds, or add a table derived
+ * from others, which their SQL cannot compute: after the named schema file
+ * has run, in the same transaction, its data step converts (or derives from)
+ * the rows an older probe wrote. On a new database the
  * tables are empty and a step costs nothing. */
 static const struct {
     const char *file;
     int (*run)(Store *s, char *err);
 } data_steps[] = {
     {"060_text_utf8.sql", migrate_text_utf8},
+    {"070_query_speed.sql", migrate_summaries},
 };
 
 static int apply_schema(Store *s, long long from, char *err) {
