@@ -1,6 +1,6 @@
 /* check_demo.c — the bundled default model (models/demo) as the C engine
  * sees it: probe's held-out loss on examples/heldout_mobydick.txt must equal
- * the PyTorch figure written by scripts/train_demo_model.py into
+ * the PyTorch figure written by scripts/model/train_demo_model.py into
  * models/demo/heldout_eval.json within 1e-3 nats, under the protocol stated
  * there (the file tokenized as one string, no <|endoftext|>, consecutive
  * non-overlapping windows of ctx tokens, each window's first token not
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels.h"
+#include "logits.h"
 #include "model.h"
 #include "testutil.h"
 #include "util.h"
@@ -44,7 +44,7 @@ START_TEST(test_heldout_loss_matches_pytorch) {
         ck_assert_msg(model_forward(m, b.ids + w, T, NULL, logits, err) == 0, "%s", err);
         for (int t = 0; t + 1 < T; t++) {
             const float *row = logits + (size_t)t * V;
-            sum += logsumexp(row, V) - row[b.ids[w + t + 1]];
+            sum += logits_nll(row, V, b.ids[w + t + 1]);
             scored++;
         }
     }
@@ -64,7 +64,7 @@ START_TEST(test_heldout_loss_matches_pytorch) {
 END_TEST
 
 /* `probe predict` on the bundled default model (no --model) against the
- * float64 NumPy reference of scripts/eval_demo_model.py --predict
+ * float64 NumPy reference of scripts/reference/eval_demo_model.py --predict
  * (tests/fixtures/demo/predict.json, regenerated whenever models/demo
  * changes): the same top-10 ids in the same order (near-ties excepted) and
  * probabilities within 1e-5 absolute. */

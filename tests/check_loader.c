@@ -1,7 +1,7 @@
 /* check_loader.c — safetensors reader, config.json, model_load, probe info.
  *
  * Good input: the committed checkpoints tests/fixtures/models/tiny-* (made by
- * scripts/make_checkpoint.py) are loaded and every tensor is compared with
+ * scripts/fixtures/make_checkpoint.py) are loaded and every tensor is compared with
  * the statistics the generator computed from the values it stored
  * (tests/fixtures/loader/NAME.sums.json). A GPT-2-small-shaped checkpoint is
  * built at test time as a sparse file (header + holes: 548 MB that take no

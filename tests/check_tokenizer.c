@@ -1,6 +1,6 @@
 /* check_tokenizer.c — the GPT-2 tokenizer against committed reference ids.
  *
- * tests/fixtures/tokenizer/NAME.tok (scripts/gen_tokenizer_fixtures.py) hold
+ * tests/fixtures/tokenizer/NAME.tok (scripts/fixtures/gen_tokenizer_fixtures.py) hold
  * an input and the ids OpenAI's encoder.py gives for it (cross-checked with
  * gpt-3-encoder): ~1 MB of English and hand-made hard cases. Every case must
  * match id for id, decode back byte for byte, and have exact offsets. */

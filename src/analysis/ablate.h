@@ -79,20 +79,5 @@ int ablator_count(const Ablator *a);
 /* The reported figures of running sums t (all zero when t->n is 0). */
 void ablate_figures(const AblateTotals *t, AblateFigures *f);
 
-/* ---- per-row metrics (exposed for tests) ------------------------------ */
-
-/* log(sum(exp(z[0..n)))) in double (max-shifted, exact to ~1e-15). */
-double ablate_logsumexp(const float *z, int n);
-
-/* Index of the largest of x[0..n) (the first on ties). */
-int ablate_argmax(const float *x, int n);
-
-/* KL(p || q) in nats for one row, where p = softmax(zp) is given as floats
- * prob[] summing (in double) to psum, and lse_p, lse_q are the log-sum-exp
- * of zp and zq: KL = sum_v p_v (zp_v - zq_v) / psum + lse_q - lse_p.
- * Dividing by psum keeps the value invariant to a constant shift of the
- * logits despite the rounding of prob[] to float. */
-double ablate_kl_row(const float *prob, double psum, const float *zp, double lse_p, const float *zq,
-                     double lse_q, int V);
 
 #endif

@@ -14,7 +14,9 @@
 #endif
 #include <string.h>
 
+#include "fp16.h"
 #include "parallel.h"
+#include "topk.h"
 #include "util.h"
 
 #define STATE_MAGIC 0x31535250u /* "PRS1" */
@@ -256,15 +258,7 @@ static int topk_scan(const float *x, int F, int k, float *kv, int32_t *ki, float
         for (int j = j0; j < j1; j++) {
             float xv = x[j];
             if (!(xv > g)) continue;
-            if (filled == k && !(xv > kv[k - 1])) continue;
-            int pos = filled < k ? filled++ : k - 1;
-            while (pos > 0 && kv[pos - 1] < xv) {
-                kv[pos] = kv[pos - 1];
-                ki[pos] = ki[pos - 1];
-                pos--;
-            }
-            kv[pos] = xv;
-            ki[pos] = j;
+            filled = topk_insert(kv, ki, filled, k, xv, j);
             if (filled == k && kv[k - 1] > g) g = kv[k - 1];
         }
     }
@@ -457,28 +451,3 @@ int recorder_state_load(Recorder *r, int li, const void *buf, size_t len, char *
     return 0;
 }
 
-/* ---- fp16 ----------------------------------------------------------------- */
-
-uint16_t f32_to_f16(float f) {
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    uint32_t sign = (x >> 16) & 0x8000u;
-    uint32_t exp = (x >> 23) & 0xffu;
-    uint32_t mant = x & 0x7fffffu;
-    if (exp == 0xff) return (uint16_t)(sign | 0x7c00u | (mant ? 0x200u : 0)); /* inf / nan */
-    int e = (int)exp - 127 + 15;
-    if (e >= 31) return (uint16_t)(sign | 0x7c00u); /* overflow -> inf */
-    if (e <= 0) {                                   /* subnormal half or zero */
-        if (e < -10) return (uint16_t)sign;
-        mant |= 0x800000u;
-        int shift = 14 - e;
-        uint32_t h = mant >> shift;
-        uint32_t rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
-        if (rem > half || (rem == half && (h & 1))) h++;
-        return (uint16_t)(sign | h);
-    }
-    uint32_t h = ((uint32_t)e << 10) | (mant >> 13);
-    uint32_t rem = mant & 0x1fffu;
-    if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) h++; /* may carry into the exponent: fine */
-    return (uint16_t)(sign | h);
-}

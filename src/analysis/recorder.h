@@ -65,7 +65,4 @@ size_t recorder_state_size(const Recorder *r);
 void recorder_state_save(const Recorder *r, int li, void *buf);
 int recorder_state_load(Recorder *r, int li, const void *buf, size_t len, char *err);
 
-/* IEEE half from float, round to nearest even. */
-uint16_t f32_to_f16(float f);
-
 #endif

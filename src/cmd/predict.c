@@ -12,7 +12,8 @@
 
 #include "cli.h"
 #include "commands.h"
-#include "kernels.h"
+#include "logits.h"
+#include "topk.h"
 #include "model.h"
 #include "utf8.h"
 #include "util.h"
@@ -88,7 +89,8 @@ int cmd_predict(int argc, char **argv) {
     int V = m->cfg.vocab_size, P = m->cfg.n_positions, rc = PROBE_EXIT_RUNTIME;
     TokBuf b = {0};
     float *logits = NULL;
-    int *order = NULL;
+    int32_t *order = NULL;
+    float *topv = NULL;
     int32_t *ids = NULL;
     if (tok_encode(m->tok, text, strlen(text), &b)) goto oom;
     /* window: [BOS] + the last tokens of the text, at most P in all */
@@ -105,23 +107,18 @@ int cmd_predict(int argc, char **argv) {
     if (bos) ids[0] = TOK_EOT;
     memcpy(ids + bos, b.ids + (n_text - keep), sizeof *ids * (size_t)keep);
     logits = malloc(sizeof(float) * (size_t)T * V);
-    order = malloc(sizeof(int) * (size_t)top);
-    if (!logits || !order) goto oom;
+    order = malloc(sizeof(int32_t) * (size_t)top);
+    topv = malloc(sizeof(float) * (size_t)top);
+    if (!logits || !order || !topv) goto oom;
     if (model_forward(m, ids, T, NULL, logits, err)) {
         print_error(err);
         goto done;
     }
     const float *row = logits + (size_t)(T - 1) * V;
-    double lse = logsumexp(row, V);
-    /* partial selection of the top N */
-    int n = 0;
-    for (int v = 0; v < V; v++) {
-        if (n < top) n++;
-        else if (row[v] <= row[order[n - 1]]) continue;
-        int i = n - 1;
-        while (i > 0 && row[order[i - 1]] < row[v]) { order[i] = order[i - 1]; i--; }
-        order[i] = v;
-    }
+    double lse = logits_logsumexp(row, V);
+    int n = 0; /* partial selection of the top N, ties to the lower id */
+    for (int v = 0; v < V; v++)
+        if (n < top || row[v] > topv[n - 1]) n = topk_insert(topv, order, n, (int)top, row[v], v);
     if (json) printf("[");
     for (int i = 0; i < n; i++) {
         size_t len;
@@ -147,6 +144,7 @@ done:
     free(ids);
     free(logits);
     free(order);
+    free(topv);
     model_free(m);
     return rc;
 }

@@ -18,7 +18,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "intervention.h"
-#include "kernels.h"
+#include "logits.h"
 #include "model.h"
 #include "npy.h"
 #include "util.h"
@@ -162,7 +162,7 @@ int cmd_trace(int argc, char **argv) {
     if (model_forward(m, ids, T, &hooks, logits, err)) goto fail;
     for (int t = 0; t + 1 < T; t++) {
         const float *row = logits + (size_t)t * V;
-        loss[t] = (float)(logsumexp(row, V) - row[ids[t + 1]]);
+        loss[t] = (float)logits_nll(row, V, ids[t + 1]);
     }
 
     if (mkdir(out, 0777) != 0 && errno != EEXIST) {

@@ -11,27 +11,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "fastexp.h"
 #include "parallel.h"
-
-/* exp(x) for x in about [-87, 88], written without calls or branches so
- * that loops over it vectorise: x = n*ln2 + r, exp(r) by a degree-6
- * polynomial on |r| <= ln2/2, 2^n built in the exponent bits. Relative
- * error about 2e-7 (a few ulp), well inside the 1e-4 agreement target. */
-static inline float exp_poly(float x) {
-    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-    /* round to nearest by the 1.5 * 2^23 trick (vectorises, unlike roundf) */
-    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = x - n * 0.693359375f + n * 2.12194440e-4f; /* Cody-Waite ln2 split */
-    float p = 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    union { float f; int32_t i; } scale = {.i = ((int32_t)n + 127) << 23};
-    return p * scale.f;
-}
 
 /* ---- reductions ------------------------------------------------------------ */
 
@@ -93,13 +74,13 @@ static float exp_shift_sum(float *x, int n, float shift) {
     int i = 0;
     for (; i + LANES <= n; i += LANES)
         for (int l = 0; l < LANES; l++) {
-            float e = exp_poly(x[i + l] - shift);
+            float e = exp_f32(x[i + l] - shift);
             x[i + l] = e;
             acc[l] += e;
         }
     float s = reduce_sum(acc);
     for (; i < n; i++) {
-        x[i] = exp_poly(x[i] - shift);
+        x[i] = exp_f32(x[i] - shift);
         s += x[i];
     }
     return s;
@@ -320,7 +301,7 @@ static void gelu_new_range(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
         float u2 = s2 * (v + 0.044715f * v * v * v);
-        x[i] = v / (1.0f + exp_poly(-u2));
+        x[i] = v / (1.0f + exp_f32(-u2));
     }
 }
 
@@ -335,10 +316,3 @@ static void relu_range(float *x, size_t n) {
 void gelu_new_forward(float *x, size_t n) { map_parallel(gelu_new_range, x, n); }
 void gelu_erf_forward(float *x, size_t n) { map_parallel(gelu_erf_range, x, n); }
 void relu_forward(float *x, size_t n) { map_parallel(relu_range, x, n); }
-
-double logsumexp(const float *x, int n) {
-    float mx = max_lanes(x, n);
-    double sum = 0.0;
-    for (int i = 0; i < n; i++) sum += exp((double)(x[i] - mx));
-    return (double)mx + log(sum);
-}

@@ -44,7 +44,5 @@ void gelu_new_forward(float *x, size_t n);  /* tanh approximation (GPT-2) */
 void gelu_erf_forward(float *x, size_t n);  /* exact erf GELU */
 void relu_forward(float *x, size_t n);
 
-/* Row-wise log-softmax helpers for the loss: returns logsumexp of x[0..n). */
-double logsumexp(const float *x, int n);
 
 #endif

@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fp16.h"
 #include "util.h"
 
 struct SafeTensors {
@@ -346,32 +347,6 @@ const char *st_path(const SafeTensors *st) { return st->path; }
 size_t st_file_size(const SafeTensors *st) { return st->size; }
 
 /* ---- conversion -------------------------------------------------------- */
-
-/* IEEE 754 binary16 -> binary32, exact for every input (subnormals, inf, NaN). */
-static inline float f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-    uint32_t exp = (h >> 10) & 0x1f;
-    uint32_t man = h & 0x3ff;
-    uint32_t bits;
-    if (exp == 0x1f) {
-        bits = sign | 0x7f800000u | man << 13; /* inf / NaN (payload kept) */
-    } else if (exp != 0) {
-        bits = sign | (exp + 112) << 23 | man << 13; /* normal: rebias 15 -> 127 */
-    } else if (man == 0) {
-        bits = sign; /* +-0 */
-    } else {
-        /* subnormal: value = man * 2^-24; normalise the mantissa */
-        int e = -1;
-        do {
-            man <<= 1;
-            e++;
-        } while (!(man & 0x400));
-        bits = sign | (uint32_t)(112 - e) << 23 | (man & 0x3ff) << 13;
-    }
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
 
 void st_to_f32(StDtype dt, const void *src, float *dst, size_t n) {
     const unsigned char *p = src; /* may be unaligned: read bytes (little-endian file) */
