@@ -62,7 +62,14 @@ static int write_ids_json(const char *path, const int32_t *ids, int T, char *err
     return 0;
 }
 
-int cmd_trace(int argc, char **argv) {
+typedef struct {
+    const char *ids_path, *text, *file, *out, *model;
+    const char *noffn_layers, *zero, *set;
+    int bos, noffn;
+} TraceOptions;
+
+/* Parses argv into o; returns -1 to go on, else the exit code. */
+static int trace_options(int argc, char **argv, TraceOptions *o) {
     enum { O_IDS = 1, O_TEXT, O_FILE, O_NOBOS, O_OUT, O_NOFFN, O_NOFFNL, O_ZERO, O_SET, O_MODEL, O_HELP };
     static const struct option opts[] = {
         {"ids", required_argument, 0, O_IDS},         {"text", required_argument, 0, O_TEXT},
@@ -71,43 +78,88 @@ int cmd_trace(int argc, char **argv) {
         {"no-ffn-layers", required_argument, 0, O_NOFFNL}, {"zero", required_argument, 0, O_ZERO},
         {"set", required_argument, 0, O_SET},         {"model", required_argument, 0, O_MODEL},
         {"help", no_argument, 0, O_HELP},             {0, 0, 0, 0}};
-    const char *ids_path = NULL, *text = NULL, *file = NULL, *out = NULL, *model_opt = NULL;
-    const char *noffn_layers = NULL, *zero = NULL, *set = NULL;
-    int bos = 1, noffn = 0, o;
+    *o = (TraceOptions){.bos = 1};
+    int c;
     optind = 1;
     opterr = 0;
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (o) {
-        case O_IDS: ids_path = optarg; break;
-        case O_TEXT: text = optarg; break;
-        case O_FILE: file = optarg; break;
-        case O_NOBOS: bos = 0; break;
-        case O_OUT: out = optarg; break;
-        case O_NOFFN: noffn = 1; break;
-        case O_NOFFNL: noffn_layers = optarg; break;
-        case O_ZERO: zero = optarg; break;
-        case O_SET: set = optarg; break;
-        case O_MODEL: model_opt = optarg; break;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case O_IDS: o->ids_path = optarg; break;
+        case O_TEXT: o->text = optarg; break;
+        case O_FILE: o->file = optarg; break;
+        case O_NOBOS: o->bos = 0; break;
+        case O_OUT: o->out = optarg; break;
+        case O_NOFFN: o->noffn = 1; break;
+        case O_NOFFNL: o->noffn_layers = optarg; break;
+        case O_ZERO: o->zero = optarg; break;
+        case O_SET: o->set = optarg; break;
+        case O_MODEL: o->model = optarg; break;
         case O_HELP: return cli_help(usage_text);
         default: return cli_bad_option(argv);
         }
     }
     if (optind < argc) return cli_extra_argument(argv[optind]);
-    if (!!ids_path + !!text + !!file != 1) return cli_usage_error("give exactly one of --ids, --text, --file");
-    if (!out) return cli_usage_error("--out DIR is required");
+    if (!!o->ids_path + !!o->text + !!o->file != 1) return cli_usage_error("give exactly one of --ids, --text, --file");
+    if (!o->out) return cli_usage_error("--out DIR is required");
+    return -1;
+}
+
+/* The ids to trace: --ids as given, else --text / --file tokenized (with
+ * <|endoftext|> first unless --no-bos). *ids is malloc'd. */
+static int trace_input(const TraceOptions *o, const Model *m, int32_t **ids, int *T, char *err) {
+    if (o->ids_path) return ids_read_json(o->ids_path, ids, T, err);
+    char *data = NULL;
+    size_t len = 0;
+    if (o->file && file_read_all(o->file, &data, &len, err)) return -1;
+    TokBuf b = {0};
+    int bad = tok_encode(m->tok, o->file ? data : o->text, o->file ? len : strlen(o->text), &b);
+    free(data);
+    *T = (int)b.n + o->bos;
+    *ids = bad ? NULL : malloc(sizeof **ids * (size_t)(*T > 0 ? *T : 1));
+    if (*ids) {
+        if (o->bos) (*ids)[0] = TOK_EOT;
+        memcpy(*ids + o->bos, b.ids, sizeof **ids * b.n);
+    }
+    tok_buf_free(&b);
+    return *ids ? 0 : err_set(err, "out of memory");
+}
+
+/* Writes OUT/ffn_L.npy for every layer, logits.npy, loss.npy, ids.json. */
+static int trace_write(const char *out, const TraceCapture *cap, int L, const float *logits, int V,
+                       const float *loss, const int32_t *ids, char *err) {
+    const int T = cap->T, F = cap->F;
+    if (mkdir(out, 0777) != 0 && errno != EEXIST) return err_set(err, "cannot create '%s': %s", out, strerror(errno));
+    char path[4300];
+    for (int l = 0; l < L; l++) {
+        snprintf(path, sizeof path, "%s/ffn_%d.npy", out, l);
+        int64_t shape[2] = {T, F};
+        if (npy_write_f32(path, cap->acts + (size_t)l * T * F, 2, shape, err)) return -1;
+    }
+    int64_t lshape[2] = {T, V}, sshape[1] = {T - 1};
+    snprintf(path, sizeof path, "%s/logits.npy", out);
+    if (npy_write_f32(path, logits, 2, lshape, err)) return -1;
+    snprintf(path, sizeof path, "%s/loss.npy", out);
+    if (npy_write_f32(path, loss, 1, sshape, err)) return -1;
+    snprintf(path, sizeof path, "%s/ids.json", out);
+    return write_ids_json(path, ids, T, err);
+}
+
+int cmd_trace(int argc, char **argv) {
+    TraceOptions o;
+    int rc = trace_options(argc, argv, &o);
+    if (rc >= 0) return rc;
 
     char err[PROBE_ERR_LEN];
-    int rc = PROBE_EXIT_RUNTIME;
-    const char *dir = model_dir_resolve(model_opt);
-    Model *m = ids_path ? model_load_weights(dir, err) : model_load(dir, err);
+    rc = PROBE_EXIT_RUNTIME;
+    const char *dir = model_dir_resolve(o.model);
+    Model *m = o.ids_path ? model_load_weights(dir, err) : model_load(dir, err);
     int32_t *ids = NULL;
     int T = 0;
-    uint8_t *remove = NULL;
+    uint8_t *remove = NULL, *capture = NULL;
     NeuronEdit *edits = NULL;
     int n_edits = 0;
     float *logits = NULL, *loss = NULL;
     TraceCapture cap = {0};
-    uint8_t *capture = NULL;
     if (!m) goto fail;
     const ModelConfig *cfg = &m->cfg;
     int L = cfg->n_layer, F = cfg->n_inner, V = cfg->vocab_size;
@@ -117,37 +169,17 @@ int cmd_trace(int argc, char **argv) {
     capture = malloc((size_t)L);
     if (!remove || !capture) goto oom;
     memset(capture, 1, (size_t)L);
-    if (noffn) memset(remove, 1, (size_t)L);
-    if ((noffn_layers && parse_layer_list(noffn_layers, L, remove, err)) ||
-        (zero && parse_neuron_list(zero, cfg, 0.0f, &edits, &n_edits, err)) ||
-        (set && parse_neuron_sets(set, cfg, &edits, &n_edits, err))) {
+    if (o.noffn) memset(remove, 1, (size_t)L);
+    if ((o.noffn_layers && parse_layer_list(o.noffn_layers, L, remove, err)) ||
+        (o.zero && parse_neuron_list(o.zero, cfg, 0.0f, &edits, &n_edits, err)) ||
+        (o.set && parse_neuron_sets(o.set, cfg, &edits, &n_edits, err))) {
         rc = cli_usage_error("%s", err);
         goto done;
     }
-
-    if (ids_path) {
-        if (ids_read_json(ids_path, &ids, &T, err)) goto fail;
-    } else {
-        char *data = NULL;
-        size_t len = 0;
-        if (file) {
-            if (file_read_all(file, &data, &len, err)) goto fail;
-        }
-        TokBuf b = {0};
-        int bad = tok_encode(m->tok, file ? data : text, file ? len : strlen(text), &b);
-        free(data);
-        T = (int)b.n + bos;
-        ids = bad ? NULL : malloc(sizeof *ids * (size_t)(T > 0 ? T : 1));
-        if (ids) {
-            if (bos) ids[0] = TOK_EOT;
-            memcpy(ids + bos, b.ids, sizeof *ids * b.n);
-        }
-        tok_buf_free(&b);
-        if (!ids) goto oom;
-    }
+    if (trace_input(&o, m, &ids, &T, err)) goto fail;
     if (T < 1 || T > cfg->n_positions) {
         err_set(err, "%s has %d tokens; a trace needs 1..%d (n_positions)",
-                ids_path ? ids_path : file ? file : "--text", T, cfg->n_positions);
+                o.ids_path ? o.ids_path : o.file ? o.file : "--text", T, cfg->n_positions);
         goto fail;
     }
 
@@ -160,31 +192,13 @@ int cmd_trace(int argc, char **argv) {
     ForwardHooks hooks = {.capture = capture, .observe = trace_observe, .user = &cap,
                           .remove_ffn = remove, .edits = edits, .n_edits = n_edits};
     if (model_forward(m, ids, T, &hooks, logits, err)) goto fail;
-    for (int t = 0; t + 1 < T; t++) {
-        const float *row = logits + (size_t)t * V;
-        loss[t] = (float)logits_nll(row, V, ids[t + 1]);
-    }
-
-    if (mkdir(out, 0777) != 0 && errno != EEXIST) {
-        err_set(err, "cannot create '%s': %s", out, strerror(errno));
-        goto fail;
-    }
-    char path[4300];
-    for (int l = 0; l < L; l++) {
-        snprintf(path, sizeof path, "%s/ffn_%d.npy", out, l);
-        int64_t shape[2] = {T, F};
-        if (npy_write_f32(path, cap.acts + (size_t)l * T * F, 2, shape, err)) goto fail;
-    }
-    int64_t lshape[2] = {T, V}, sshape[1] = {T - 1};
-    snprintf(path, sizeof path, "%s/logits.npy", out);
-    if (npy_write_f32(path, logits, 2, lshape, err)) goto fail;
-    snprintf(path, sizeof path, "%s/loss.npy", out);
-    if (npy_write_f32(path, loss, 1, sshape, err)) goto fail;
-    snprintf(path, sizeof path, "%s/ids.json", out);
-    if (write_ids_json(path, ids, T, err)) goto fail;
     double mean = 0;
-    for (int t = 0; t + 1 < T; t++) mean += loss[t];
-    fprintf(stderr, "traced %d tokens, mean loss %.4f nats, wrote %s/\n", T, T > 1 ? mean / (T - 1) : 0.0, out);
+    for (int t = 0; t + 1 < T; t++) {
+        loss[t] = (float)logits_nll(logits + (size_t)t * V, V, ids[t + 1]);
+        mean += loss[t];
+    }
+    if (trace_write(o.out, &cap, L, logits, V, loss, ids, err)) goto fail;
+    fprintf(stderr, "traced %d tokens, mean loss %.4f nats, wrote %s/\n", T, T > 1 ? mean / (T - 1) : 0.0, o.out);
     rc = PROBE_EXIT_OK;
     goto done;
 oom:
