@@ -148,6 +148,8 @@ static int parse_args(int argc, char **argv, AblateOptions *o) {
     }
     if (optind < argc) o->corpus = argv[optind++];
     if (optind < argc) return cli_extra_argument(argv[optind]);
+    char err[PROBE_ERR_LEN];
+    if (store_env_check(err)) return cli_usage_error("%s", err);
     return -1;
 }
 

@@ -77,6 +77,8 @@ static int parse_options(int argc, char **argv, TopOptions *o) {
         }
     }
     if (optind < argc) return cli_extra_argument(argv[optind]);
+    char err[PROBE_ERR_LEN];
+    if (store_env_check(err)) return cli_usage_error("%s", err);
     return -1;
 }
 
