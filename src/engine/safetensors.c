@@ -179,61 +179,49 @@ static int parse_entry(const char *path, const cJSON *e, const unsigned char *da
 
 /* ---- public API -------------------------------------------------------- */
 
-SafeTensors *st_open(const char *path, char *err) {
-    SafeTensors *st = calloc(1, sizeof *st);
-    cJSON *root = NULL;
-    Range *ranges = NULL;
-    if (!st || !(st->path = strdup(path))) {
-        err_set(err, "out of memory opening '%s'", path);
-        goto fail;
-    }
-
+/* Maps the whole file read-only into st->map / st->size. */
+static int map_file(SafeTensors *st, const char *path, char *err) {
     int fd = open(path, O_RDONLY);
-    if (fd < 0) {
-        err_set(err, "cannot open '%s': %s", path, strerror(errno));
-        goto fail;
-    }
+    if (fd < 0) return err_set(err, "cannot open '%s': %s", path, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
         int e = errno;
         err_set(err, "cannot read '%s': %s", path,
                 fstat(fd, &sb) ? strerror(e) : S_ISDIR(sb.st_mode) ? "Is a directory" : "not a regular file");
         close(fd);
-        goto fail;
+        return -1;
     }
     if ((uint64_t)sb.st_size < 8) {
-        err_set(err, "'%s': truncated safetensors file (%lld bytes, shorter than the 8-byte header length)", path,
-                (long long)sb.st_size);
         close(fd);
-        goto fail;
+        return err_set(err, "'%s': truncated safetensors file (%lld bytes, shorter than the 8-byte header length)",
+                       path, (long long)sb.st_size);
     }
     st->size = (size_t)sb.st_size;
     void *map = mmap(NULL, st->size, PROT_READ, MAP_PRIVATE, fd, 0);
     int map_errno = errno;
     close(fd);
-    if (map == MAP_FAILED) {
-        err_set(err, "cannot map '%s': %s", path, strerror(map_errno));
-        goto fail;
-    }
+    if (map == MAP_FAILED) return err_set(err, "cannot map '%s': %s", path, strerror(map_errno));
     st->map = map;
+    return 0;
+}
 
+/* The JSON header of the mapped file, checked: a length that fits, one JSON
+ * object, nothing after it but the writers' space padding. Sets *hlen. */
+static cJSON *parse_header(const SafeTensors *st, const char *path, uint64_t *hlen_out, char *err) {
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = hlen << 8 | st->map[i];
     if (hlen < 2) {
         err_set(err, "'%s': header length %llu is too small for a JSON header", path, (unsigned long long)hlen);
-        goto fail;
+        return NULL;
     }
     if (hlen > st->size - 8) {
         err_set(err, "'%s': header length %llu past end of file (%zu bytes): truncated or not a safetensors file",
                 path, (unsigned long long)hlen, st->size);
-        goto fail;
+        return NULL;
     }
     const char *hdr = (const char *)st->map + 8;
-    const unsigned char *data = st->map + 8 + hlen;
-    uint64_t data_size = st->size - 8 - hlen;
-
     const char *end = NULL;
-    root = cJSON_ParseWithLengthOpts(hdr, (size_t)hlen, &end, 0);
+    cJSON *root = cJSON_ParseWithLengthOpts(hdr, (size_t)hlen, &end, 0);
     /* Writers pad the header with spaces to an 8-byte boundary; anything
      * else after the JSON value is garbage. */
     int trailing = 0;
@@ -242,10 +230,69 @@ SafeTensors *st_open(const char *path, char *err) {
             if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') trailing = 1;
     }
     if (!root || !cJSON_IsObject(root) || trailing) {
+        cJSON_Delete(root);
         err_set(err, "'%s': header is not a JSON object (%llu header bytes)", path, (unsigned long long)hlen);
+        return NULL;
+    }
+    *hlen_out = hlen;
+    return root;
+}
+
+/* Fills st->t / st->by_name (sorted, names unique) and ranges[] from the
+ * header's entries; every entry validated against the data section. */
+static int read_entries(SafeTensors *st, const char *path, const cJSON *root, uint64_t hlen, Range *ranges,
+                        char *err) {
+    const unsigned char *data = st->map + 8 + hlen;
+    uint64_t data_size = st->size - 8 - hlen;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, root) {
+        if (!strcmp(e->string, "__metadata__")) {
+            if (!cJSON_IsObject(e)) return err_set(err, "'%s': __metadata__ is not a JSON object", path);
+            continue;
+        }
+        if (!printable(e->string)) return err_set(err, "'%s': tensor %d has a name with control characters", path, st->n);
+        StTensor *t = &st->t[st->n];
+        Range *r = &ranges[st->n];
+        if (parse_entry(path, e, data, data_size, t, &r->begin, &r->end, err)) return -1;
+        if (!(t->name = strdup(e->string))) return err_set(err, "out of memory reading the header of '%s'", path);
+        r->idx = st->n;
+        st->by_name[st->n] = t;
+        st->n++;
+    }
+    qsort(st->by_name, (size_t)st->n, sizeof *st->by_name, cmp_name);
+    for (int i = 1; i < st->n; i++)
+        if (!strcmp(st->by_name[i - 1]->name, st->by_name[i]->name))
+            return err_set(err, "'%s': tensor '%s' appears twice in the header", path, st->by_name[i]->name);
+    return 0;
+}
+
+/* No two non-empty tensors may share a byte (ranges[] gets sorted). */
+static int check_overlaps(const SafeTensors *st, const char *path, Range *ranges, char *err) {
+    qsort(ranges, (size_t)st->n, sizeof *ranges, cmp_range);
+    int prev = -1;
+    for (int i = 0; i < st->n; i++) {
+        if (ranges[i].begin == ranges[i].end) continue;
+        if (prev >= 0 && ranges[prev].end > ranges[i].begin) {
+            const StTensor *a = &st->t[ranges[prev].idx], *b = &st->t[ranges[i].idx];
+            return err_set(err, "'%s': tensor '%s' data_offsets [%llu,%llu] overlap tensor '%s' [%llu,%llu]", path,
+                           b->name, (unsigned long long)ranges[i].begin, (unsigned long long)ranges[i].end,
+                           a->name, (unsigned long long)ranges[prev].begin, (unsigned long long)ranges[prev].end);
+        }
+        prev = i;
+    }
+    return 0;
+}
+
+SafeTensors *st_open(const char *path, char *err) {
+    SafeTensors *st = calloc(1, sizeof *st);
+    cJSON *root = NULL;
+    Range *ranges = NULL;
+    uint64_t hlen = 0;
+    if (!st || !(st->path = strdup(path))) {
+        err_set(err, "out of memory opening '%s'", path);
         goto fail;
     }
-
+    if (map_file(st, path, err) || !(root = parse_header(st, path, &hlen, err))) goto fail;
     int cap = cJSON_GetArraySize(root);
     st->t = calloc((size_t)(cap > 0 ? cap : 1), sizeof *st->t);
     st->by_name = calloc((size_t)(cap > 0 ? cap : 1), sizeof *st->by_name);
@@ -254,55 +301,7 @@ SafeTensors *st_open(const char *path, char *err) {
         err_set(err, "out of memory reading the header of '%s'", path);
         goto fail;
     }
-
-    const cJSON *e;
-    cJSON_ArrayForEach(e, root) {
-        if (!strcmp(e->string, "__metadata__")) {
-            if (!cJSON_IsObject(e)) {
-                err_set(err, "'%s': __metadata__ is not a JSON object", path);
-                goto fail;
-            }
-            continue;
-        }
-        if (!printable(e->string)) {
-            err_set(err, "'%s': tensor %d has a name with control characters", path, st->n);
-            goto fail;
-        }
-        StTensor *t = &st->t[st->n];
-        Range *r = &ranges[st->n];
-        if (parse_entry(path, e, data, data_size, t, &r->begin, &r->end, err)) goto fail;
-        if (!(t->name = strdup(e->string))) {
-            err_set(err, "out of memory reading the header of '%s'", path);
-            goto fail;
-        }
-        r->idx = st->n;
-        st->by_name[st->n] = t;
-        st->n++;
-    }
-
-    qsort(st->by_name, (size_t)st->n, sizeof *st->by_name, cmp_name);
-    for (int i = 1; i < st->n; i++) {
-        if (!strcmp(st->by_name[i - 1]->name, st->by_name[i]->name)) {
-            err_set(err, "'%s': tensor '%s' appears twice in the header", path, st->by_name[i]->name);
-            goto fail;
-        }
-    }
-
-    /* No two non-empty tensors may share a byte. */
-    qsort(ranges, (size_t)st->n, sizeof *ranges, cmp_range);
-    int prev = -1;
-    for (int i = 0; i < st->n; i++) {
-        if (ranges[i].begin == ranges[i].end) continue;
-        if (prev >= 0 && ranges[prev].end > ranges[i].begin) {
-            const StTensor *a = &st->t[ranges[prev].idx], *b = &st->t[ranges[i].idx];
-            err_set(err, "'%s': tensor '%s' data_offsets [%llu,%llu] overlap tensor '%s' [%llu,%llu]", path,
-                    b->name, (unsigned long long)ranges[i].begin, (unsigned long long)ranges[i].end, a->name,
-                    (unsigned long long)ranges[prev].begin, (unsigned long long)ranges[prev].end);
-            goto fail;
-        }
-        prev = i;
-    }
-
+    if (read_entries(st, path, root, hlen, ranges, err) || check_overlaps(st, path, ranges, err)) goto fail;
     free(ranges);
     cJSON_Delete(root);
     return st;
