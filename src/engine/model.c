@@ -43,6 +43,8 @@ void model_scratch_free(Model *m) {
     memset(&m->s, 0, sizeof m->s);
 }
 
+int model_scratch_slots(const Model *m) { return m->s.att_slots; }
+
 static void activation_forward(Activation a, float *x, size_t n) {
     switch (a) {
     case ACT_GELU_NEW: gelu_new_forward(x, n); break;

@@ -62,6 +62,10 @@ typedef struct {
     float *final;   /* [T x C]   ln_f output (the input of the unembedding) */
 } Scratch;
 
+/* Commands and analyses read cfg, dir, checksum, tok, tied and st; the
+ * weight pointers, the conversion buffer and the scratch belong to the
+ * loader and the forward pass (model_weight, model_converted and
+ * model_scratch_slots show them read-only). */
 typedef struct {
     ModelConfig cfg;
     char dir[4096];
@@ -86,6 +90,20 @@ Model *model_load(const char *dir, char *err);
 /* Loads only weights (no tokenizer files needed); tok stays NULL. */
 Model *model_load_weights(const char *dir, char *err);
 void model_free(Model *m); /* accepts NULL */
+
+/* The F32 values the forward pass uses for the HF tensor `name`, without
+ * the "transformer." prefix ("wte.weight", "h.1.mlp.c_fc.weight"; the
+ * shapes are in the list atop model_load.c); "lm_head.weight" is wte's when
+ * tied. NULL for a name the model does not use (attn.bias buffers) or when
+ * out of memory. */
+const float *model_weight(const Model *m, const char *name);
+/* The one buffer of F32 copies made at load (F16/BF16 tensors and F32 ones
+ * not 4-byte aligned in the file); NULL when every tensor is used in place
+ * from the mmap. */
+const float *model_converted(const Model *m);
+/* The compute team size (parallel.h) the scratch memory was sized for at
+ * load: the attention's per-thread slots; 0 when there is no scratch. */
+int model_scratch_slots(const Model *m);
 
 /* internal: used by model_load. Allocate / free m->scratch_mem and m->s
  * (sized for T = n_positions). Implemented in model.c. */

@@ -51,6 +51,36 @@ static void want_add(Want *w, int *n, const float **dst, int64_t d0, int64_t d1,
     x->needs_copy = 0;
 }
 
+/* The tensors m expects (from m->cfg and m->tied; m->layers allocated),
+ * each with the Model field its pointer goes to, into w[12 L + 5]; returns
+ * how many. The one list of names, for the loader and model_weight. */
+static int want_table(Model *m, Want *w) {
+    const ModelConfig *c = &m->cfg;
+    int64_t L = c->n_layer, C = c->n_embd, F = c->n_inner, P = c->n_positions, V = c->vocab_size;
+    int n = 0;
+    want_add(w, &n, &m->wte, V, C, "wte.weight", 0);
+    want_add(w, &n, &m->wpe, P, C, "wpe.weight", 0);
+    for (int l = 0; l < L; l++) {
+        LayerParams *p = &m->layers[l];
+        want_add(w, &n, &p->ln1_w, C, 0, "h.%d.ln_1.weight", l);
+        want_add(w, &n, &p->ln1_b, C, 0, "h.%d.ln_1.bias", l);
+        want_add(w, &n, &p->qkv_w, C, 3 * C, "h.%d.attn.c_attn.weight", l);
+        want_add(w, &n, &p->qkv_b, 3 * C, 0, "h.%d.attn.c_attn.bias", l);
+        want_add(w, &n, &p->attn_proj_w, C, C, "h.%d.attn.c_proj.weight", l);
+        want_add(w, &n, &p->attn_proj_b, C, 0, "h.%d.attn.c_proj.bias", l);
+        want_add(w, &n, &p->ln2_w, C, 0, "h.%d.ln_2.weight", l);
+        want_add(w, &n, &p->ln2_b, C, 0, "h.%d.ln_2.bias", l);
+        want_add(w, &n, &p->fc_w, C, F, "h.%d.mlp.c_fc.weight", l);
+        want_add(w, &n, &p->fc_b, F, 0, "h.%d.mlp.c_fc.bias", l);
+        want_add(w, &n, &p->proj_w, F, C, "h.%d.mlp.c_proj.weight", l);
+        want_add(w, &n, &p->proj_b, C, 0, "h.%d.mlp.c_proj.bias", l);
+    }
+    want_add(w, &n, &m->lnf_w, C, 0, "ln_f.weight", 0);
+    want_add(w, &n, &m->lnf_b, C, 0, "ln_f.bias", 0);
+    if (!m->tied) want_add(w, &n, &m->lm_head, V, C, "lm_head.weight", 0);
+    return n;
+}
+
 static const StTensor *find_prefixed(const SafeTensors *st, const char *name) {
     const StTensor *t = st_find(st, name);
     if (t) return t;
@@ -144,37 +174,15 @@ Model *model_load_weights(const char *dir, char *err) {
 
     if (config_load(cfg_path, &m->cfg, err)) goto fail;
     if (!(m->st = st_open(st_file, err))) goto fail;
-    const ModelConfig *c = &m->cfg;
-    int64_t L = c->n_layer, C = c->n_embd, F = c->n_inner, P = c->n_positions, V = c->vocab_size;
-
-    m->layers = calloc((size_t)L, sizeof *m->layers);
-    w = calloc((size_t)(12 * L + 5), sizeof *w);
+    size_t L = (size_t)m->cfg.n_layer;
+    m->layers = calloc(L, sizeof *m->layers);
+    w = calloc(12 * L + 5, sizeof *w);
     if (!m->layers || !w) {
         err_set(err, "out of memory loading '%s'", dir);
         goto fail;
     }
-    int n = 0;
-    want_add(w, &n, &m->wte, V, C, "wte.weight", 0);
-    want_add(w, &n, &m->wpe, P, C, "wpe.weight", 0);
-    for (int l = 0; l < L; l++) {
-        LayerParams *p = &m->layers[l];
-        want_add(w, &n, &p->ln1_w, C, 0, "h.%d.ln_1.weight", l);
-        want_add(w, &n, &p->ln1_b, C, 0, "h.%d.ln_1.bias", l);
-        want_add(w, &n, &p->qkv_w, C, 3 * C, "h.%d.attn.c_attn.weight", l);
-        want_add(w, &n, &p->qkv_b, 3 * C, 0, "h.%d.attn.c_attn.bias", l);
-        want_add(w, &n, &p->attn_proj_w, C, C, "h.%d.attn.c_proj.weight", l);
-        want_add(w, &n, &p->attn_proj_b, C, 0, "h.%d.attn.c_proj.bias", l);
-        want_add(w, &n, &p->ln2_w, C, 0, "h.%d.ln_2.weight", l);
-        want_add(w, &n, &p->ln2_b, C, 0, "h.%d.ln_2.bias", l);
-        want_add(w, &n, &p->fc_w, C, F, "h.%d.mlp.c_fc.weight", l);
-        want_add(w, &n, &p->fc_b, F, 0, "h.%d.mlp.c_fc.bias", l);
-        want_add(w, &n, &p->proj_w, F, C, "h.%d.mlp.c_proj.weight", l);
-        want_add(w, &n, &p->proj_b, C, 0, "h.%d.mlp.c_proj.bias", l);
-    }
-    want_add(w, &n, &m->lnf_w, C, 0, "ln_f.weight", 0);
-    want_add(w, &n, &m->lnf_b, C, 0, "ln_f.bias", 0);
     m->tied = !find_prefixed(m->st, "lm_head.weight");
-    if (!m->tied) want_add(w, &n, &m->lm_head, V, C, "lm_head.weight", 0);
+    int n = want_table(m, w);
 
     /* Validate everything first, then size the one conversion buffer. */
     size_t n_copy = 0;
@@ -235,6 +243,20 @@ void model_free(Model *m) {
     st_close(m->st);
     free(m);
 }
+
+const float *model_weight(const Model *m, const char *name) {
+    if (!strcmp(name, "lm_head.weight")) return m->lm_head;
+    Want *w = calloc(12 * (size_t)m->cfg.n_layer + 5, sizeof *w);
+    if (!w) return NULL;
+    int n = want_table((Model *)m, w); /* only reads the fields' addresses */
+    const float *p = NULL;
+    for (int i = 0; i < n && !p; i++)
+        if (!strcmp(w[i].name, name)) p = *w[i].dst;
+    free(w);
+    return p;
+}
+
+const float *model_converted(const Model *m) { return m->converted; }
 
 ParamCounts model_param_counts(const ModelConfig *cfg, int tied) {
     int64_t L = cfg->n_layer, C = cfg->n_embd, F = cfg->n_inner, P = cfg->n_positions, V = cfg->vocab_size;
