@@ -31,52 +31,18 @@
 
 static char out[1 << 20]; /* output of the last command run */
 
-static cJSON *json_load(const char *path) {
-    char *data, err[PROBE_ERR_LEN];
-    size_t len;
-    ck_assert_msg(file_read_all(path, &data, &len, err) == 0, "%s", err);
-    cJSON *j = cJSON_Parse(data);
-    free(data);
-    ck_assert_msg(j != NULL, "bad JSON in %s", path);
-    return j;
-}
-
-static double num(const cJSON *o, const char *key) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    ck_assert_msg(cJSON_IsNumber(v), "missing number '%s'", key);
-    return v->valuedouble;
-}
-
-static double rel(double got, double ref) {
-    double d = fabs(got - ref), s = fabs(ref);
-    return s > 0 ? d / s : d;
-}
-
-/* max |a-b| / max |b| over a JSON array of reference numbers. */
-static double max_rel_err_json(const double *got, const cJSON *ref, int n) {
-    ck_assert_int_eq(cJSON_GetArraySize(ref), n);
-    double maxdiff = 0, maxref = 0;
-    for (int i = 0; i < n; i++) {
-        double r = cJSON_GetArrayItem(ref, i)->valuedouble;
-        double d = fabs(got[i] - r);
-        if (d > maxdiff || d != d) maxdiff = d != d ? INFINITY : d;
-        if (fabs(r) > maxref) maxref = fabs(r);
-    }
-    return maxref > 0 ? maxdiff / maxref : maxdiff;
-}
-
 /* Compares the figures of a condition (in any object with the reference's
  * key names) with the reference; returns the worst relative error. */
 static double compare_figures(const AblateFigures *f, const cJSON *ref) {
-    ck_assert_int_eq(f->n, (int64_t)num(ref, "tokens"));
+    ck_assert_int_eq(f->n, (int64_t)json_num(ref, "tokens"));
     double got[] = {f->base_ce, f->abl_ce, f->base_ppl, f->abl_ppl, f->dloss, f->kl, f->agreement, f->dloss_se};
     const char *keys[] = {"baseline_ce", "ablated_ce", "baseline_ppl", "ablated_ppl",
                           "delta_loss", "kl", "top1_agreement", "delta_loss_se"};
     double worst = 0;
     for (int i = 0; i < 8; i++) {
-        double e = rel(got[i], num(ref, keys[i]));
+        double e = rel_diff(got[i], json_num(ref, keys[i]));
         ck_assert_msg(e <= TOL, "%s: got %.10g, reference %.10g (rel err %.3g)", keys[i], got[i],
-                      num(ref, keys[i]), e);
+                      json_num(ref, keys[i]), e);
         if (e > worst) worst = e;
     }
     return worst;
@@ -282,7 +248,7 @@ START_TEST(test_kl_row) {
         direct += p * ((zp[v] - lp) - (zq[v] - lq));
     }
     double kl = logits_kl(prob, psum, zp, lp, zq, lq, V);
-    ck_assert_msg(rel(kl, direct) < 1e-6, "kl %.12g direct %.12g", kl, direct);
+    ck_assert_msg(rel_diff(kl, direct) < 1e-6, "kl %.12g direct %.12g", kl, direct);
     ck_assert_msg(fabs(logits_kl(prob, psum, zp, lp, zs, ls, V)) < 1e-9, "shift changed KL");
     ck_assert_int_eq(logits_argmax((const float[]){1, 3, 3, 2}, 4), 1);
 }
@@ -326,13 +292,9 @@ END_TEST
 /* Runs `probe trace --ids` with the given intervention options into dir and
  * returns its logits [T x V]. */
 static float *trace_logits(const char *dir, const char *opts, int T, int V) {
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s trace --model " MODEL " --ids " FIX "/ids.json --out %s %s", probe_bin(), dir,
-             opts);
-    int st = run_capture(cmd, out, sizeof out);
-    ck_assert_msg(st == 0, "%s: exit %d: %s", cmd, st, out);
-    char path[256];
-    snprintf(path, sizeof path, "%s/logits.npy", dir);
+    int st = run_probe(out, sizeof out, "trace --model " MODEL " --ids " FIX "/ids.json --out %s %s", dir, opts);
+    ck_assert_msg(st == 0, "trace %s: exit %d: %s", opts, st, out);
+    const char *path = path_in(dir, "logits.npy");
     long shape[4];
     int nd;
     float *l = npy_read_f32(path, shape, &nd);
@@ -377,8 +339,7 @@ START_TEST(test_from_trace) {
         {"--zero " NEURONS, "expected_ids_neurons.json"},
     };
     char dir[64], err[PROBE_ERR_LEN];
-    snprintf(dir, sizeof dir, "/tmp/check_ablate_trace_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    tmpdir_make(dir, sizeof dir, "check_ablate_trace");
     int V = model->cfg.vocab_size;
     float *zb = trace_logits(dir, "", n_ids, V);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -405,8 +366,8 @@ START_TEST(test_from_trace) {
         double got[] = {f.base_ce, f.abl_ce, f.dloss, f.kl, f.agreement};
         double ref[] = {nf.base_ce, nf.abl_ce, nf.dloss, nf.kl, nf.agreement};
         for (int k = 0; k < 5; k++)
-            ck_assert_msg(rel(got[k], ref[k]) <= TOL, "%s figure %d: %.10g vs trace %.10g", cases[i].trace_opts, k,
-                          got[k], ref[k]);
+            ck_assert_msg(rel_diff(got[k], ref[k]) <= TOL, "%s figure %d: %.10g vs trace %.10g", cases[i].trace_opts,
+                          k, got[k], ref[k]);
         /* the trace-derived figures also equal the independent reference */
         char path[256];
         snprintf(path, sizeof path, FIX "/%s", cases[i].file);
@@ -414,34 +375,30 @@ START_TEST(test_from_trace) {
         const cJSON *rc = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r, "conditions"), 0);
         nf.base_ppl = exp(nf.base_ce);
         nf.abl_ppl = exp(nf.abl_ce);
-        nf.dloss_se = num(rc, "delta_loss_se"); /* not derived here */
+        nf.dloss_se = json_num(rc, "delta_loss_se"); /* not derived here */
         compare_figures(&nf, rc);
         cJSON_Delete(r);
         printf("  from probe trace %-40s agrees\n", cases[i].trace_opts);
     }
     free(zb);
-    snprintf(out, sizeof out, "rm -rf %s", dir);
-    ck_assert_int_eq(system(out), 0);
+    tmpdir_remove(dir);
 }
 END_TEST
 
 /* ---- the command, end to end ------------------------------------------- */
 
-#define CMD_BASE "%s ablate " FIX "/corpus.txt --model " MODEL " --ctx 24 --quiet"
-#define CMD_RUN "%s ablate --model " MODEL " --ctx 24 --quiet" /* with --run: no corpus */
+#define CMD_BASE "ablate " FIX "/corpus.txt --model " MODEL " --ctx 24 --quiet"
+#define CMD_RUN "ablate --model " MODEL " --ctx 24 --quiet" /* with --run: no corpus */
 
 
 /* Runs probe ablate with args on the fixture corpus and compares every
  * condition's figures with the reference file. */
 static void check_command(const char *args, const char *file) {
-    char cmd[2048], path[256];
+    char path[256];
     const char *nodb = strstr(args, "--db ") ? "" : "--no-db ";
-    if (strstr(args, "--run "))
-        snprintf(cmd, sizeof cmd, CMD_RUN " --json %s%s", probe_bin(), nodb, args);
-    else
-        snprintf(cmd, sizeof cmd, CMD_BASE " --json %s%s", probe_bin(), nodb, args);
-    int st = run_capture(cmd, out, sizeof out);
-    ck_assert_msg(st == 0, "%s: exit %d: %s", cmd, st, out);
+    int st = strstr(args, "--run ") ? run_probe(out, sizeof out, CMD_RUN " --json %s%s", nodb, args)
+                                    : run_probe(out, sizeof out, CMD_BASE " --json %s%s", nodb, args);
+    ck_assert_msg(st == 0, "ablate %s: exit %d: %s", args, st, out);
     cJSON *got = cJSON_Parse(out);
     ck_assert_msg(got != NULL, "not JSON: %s", out);
     snprintf(path, sizeof path, FIX "/%s", file);
@@ -449,17 +406,17 @@ static void check_command(const char *args, const char *file) {
     const cJSON *gc = cJSON_GetObjectItemCaseSensitive(got, "conditions");
     const cJSON *rc = cJSON_GetObjectItemCaseSensitive(ref, "conditions");
     ck_assert_int_eq(cJSON_GetArraySize(gc), cJSON_GetArraySize(rc));
-    ck_assert_int_eq((int)num(got, "documents"), (int)num(ref, "documents"));
+    ck_assert_int_eq((int)json_num(got, "documents"), (int)json_num(ref, "documents"));
     double worst = 0;
     for (int c = 0; c < cJSON_GetArraySize(rc); c++) {
         const cJSON *g = cJSON_GetArrayItem(gc, c), *r = cJSON_GetArrayItem(rc, c);
         ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(g, "spec")->valuestring,
                          cJSON_GetObjectItemCaseSensitive(r, "spec")->valuestring);
         AblateFigures f = {
-            .n = (int64_t)num(g, "tokens"), .base_ce = num(g, "baseline_ce"), .abl_ce = num(g, "ablated_ce"),
-            .base_ppl = num(g, "baseline_ppl"), .abl_ppl = num(g, "ablated_ppl"),
-            .dloss = num(g, "delta_loss"), .kl = num(g, "kl"), .agreement = num(g, "top1_agreement"),
-            .dloss_se = num(g, "delta_loss_se")};
+            .n = (int64_t)json_num(g, "tokens"), .base_ce = json_num(g, "baseline_ce"),
+            .abl_ce = json_num(g, "ablated_ce"), .base_ppl = json_num(g, "baseline_ppl"),
+            .abl_ppl = json_num(g, "ablated_ppl"), .dloss = json_num(g, "delta_loss"), .kl = json_num(g, "kl"),
+            .agreement = json_num(g, "top1_agreement"), .dloss_se = json_num(g, "delta_loss_se")};
         double e = compare_figures(&f, r);
         if (e > worst) worst = e;
     }
@@ -481,9 +438,7 @@ END_TEST
 
 /* The table names every condition and the harmful one. */
 START_TEST(test_cmd_table) {
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, CMD_BASE " --no-db --sweep layers", probe_bin());
-    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 0);
+    ck_assert_int_eq(run_probe(out, sizeof out, CMD_BASE " --no-db --sweep layers"), 0);
     ck_assert_msg(strstr(out, "layer 0 ") && strstr(out, "layer 1 ") && strstr(out, "KL"), "%s", out);
     ck_assert_msg(strstr(out, "largest loss increase: layer 1"), "%s", out);
 }
@@ -518,9 +473,7 @@ START_TEST(test_cmd_bad_specs) {
         {"--no-ffn --run 1", "not both"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        char cmd[1024];
-        snprintf(cmd, sizeof cmd, CMD_BASE " --no-db %s", probe_bin(), bad[i].args);
-        int st = run_capture(cmd, out, sizeof out);
+        int st = run_probe(out, sizeof out, CMD_BASE " --no-db %s", bad[i].args);
         ck_assert_msg(st == 2, "'%s': exit %d, expected 2: %s", bad[i].args, st, out);
         ck_assert_msg(strstr(out, bad[i].msg) != NULL, "'%s': got '%s', expected '%s'", bad[i].args, out,
                       bad[i].msg);
@@ -530,9 +483,7 @@ START_TEST(test_cmd_bad_specs) {
 END_TEST
 
 START_TEST(test_cmd_missing_corpus) {
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s ablate /nonexistent/corpus.txt --model " MODEL " --no-ffn --no-db", probe_bin());
-    int st = run_capture(cmd, out, sizeof out);
+    int st = run_probe(out, sizeof out, "ablate /nonexistent/corpus.txt --model " MODEL " --no-ffn --no-db");
     ck_assert_int_eq(st, 1);
     ck_assert_msg(strstr(out, "/nonexistent/corpus.txt"), "%s", out);
 }
@@ -542,27 +493,38 @@ END_TEST
 
 static char tmpdir[64];
 
-static void db_setup(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/check_ablate_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
+static void db_setup(void) { tmpdir_make(tmpdir, sizeof tmpdir, "check_ablate"); }
 
-static void db_teardown(void) {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    ck_assert_int_eq(system(cmd), 0);
+static void db_teardown(void) { tmpdir_remove(tmpdir); }
+
+/* Every query of the README's ablate section runs on db and returns a row. */
+static void check_readme_queries(sqlite3 *db) {
+    char *readme = readme_section("ablate"), *cursor = readme, *sql;
+    int n_queries = 0;
+    while ((sql = sql_block_next(&cursor)) != NULL) {
+        while (*sql) {
+            sqlite3_stmt *rq;
+            const char *tail;
+            ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &rq, &tail) == SQLITE_OK, "README query: %s\n%s",
+                          sqlite3_errmsg(db), sql);
+            if (!rq) break; /* only comments / whitespace left */
+            ck_assert_msg(sqlite3_step(rq) == SQLITE_ROW, "README query returned no row: %s", sqlite3_sql(rq));
+            sqlite3_finalize(rq);
+            n_queries++;
+            sql = (char *)tail;
+        }
+    }
+    ck_assert_int_ge(n_queries, 3);
+    free(readme);
 }
 
 /* The sweep's conditions and per-token rows equal the reference; the views
  * rank layer 1 first. */
 START_TEST(test_db_rows) {
-    char cmd[2048], db_path[128];
-    snprintf(db_path, sizeof db_path, "%s/p.db", tmpdir);
-    snprintf(cmd, sizeof cmd, CMD_BASE " --sweep layers --db %s", probe_bin(), db_path);
-    int st = run_capture(cmd, out, sizeof out);
+    const char *db_path = path_in(tmpdir, "p.db");
+    int st = run_probe(out, sizeof out, CMD_BASE " --sweep layers --db %s", db_path);
     ck_assert_msg(st == 0 && strstr(out, "stored as ablation 1"), "exit %d: %s", st, out);
-    snprintf(cmd, sizeof cmd, CMD_BASE " --no-ffn --db %s", probe_bin(), db_path);
-    st = run_capture(cmd, out, sizeof out);
+    st = run_probe(out, sizeof out, CMD_BASE " --no-ffn --db %s", db_path);
     ck_assert_msg(st == 0 && strstr(out, "stored as ablation 2"), "exit %d: %s", st, out);
 
     sqlite3 *db;
@@ -586,7 +548,7 @@ START_TEST(test_db_rows) {
         ck_assert_str_eq((const char *)sqlite3_column_text(q, 11), "sweep-layers");
         ck_assert_str_eq((const char *)sqlite3_column_text(q, 12), "zero");
         ck_assert_int_eq(sqlite3_column_int(q, 13), 4);
-        ck_assert_int_eq(sqlite3_column_int(q, 14), (int)num(r, "tokens"));
+        ck_assert_int_eq(sqlite3_column_int(q, 14), (int)json_num(r, "tokens"));
         AblateFigures f = {.n = sqlite3_column_int64(q, 3), .base_ce = sqlite3_column_double(q, 4),
                            .abl_ce = sqlite3_column_double(q, 5), .base_ppl = sqlite3_column_double(q, 6),
                            .abl_ppl = sqlite3_column_double(q, 7), .dloss = sqlite3_column_double(q, 8),
@@ -596,7 +558,7 @@ START_TEST(test_db_rows) {
 
         /* per-token rows, in document order */
         const cJSON *pt = cJSON_GetObjectItemCaseSensitive(r, "per_token");
-        int n = (int)num(r, "tokens");
+        int n = (int)json_num(r, "tokens");
         sqlite3_stmt *t;
         ck_assert_int_eq(sqlite3_prepare_v2(db,
                                             "SELECT doc, pos, token_id, baseline_loss, ablated_loss, kl, top1_agree"
@@ -655,40 +617,8 @@ START_TEST(test_db_rows) {
         strncat(text, (const char *)sqlite3_column_text(q, 0), sizeof text - strlen(text) - 1);
     ck_assert_str_eq(text, "It is a way I have of driving off the spleen and regulating the circulation.");
     sqlite3_finalize(q);
-    /* every query of the README's ablate section runs and returns rows */
-    char *readme, err[PROBE_ERR_LEN];
-    size_t len;
-    ck_assert_msg(file_read_all("README.md", &readme, &len, err) == 0, "%s", err);
-    char *sec = strstr(readme, "<!-- ablate:start -->"), *end = sec ? strstr(sec, "<!-- ablate:end -->") : NULL;
-    ck_assert_msg(sec && end, "README.md lacks the ablate markers");
-    *end = '\0';
-    int n_queries = 0;
-    for (char *blk = strstr(sec, "```sql\n"); blk; blk = strstr(blk, "```sql\n")) {
-        blk += 7;
-        char *close = strstr(blk, "```");
-        ck_assert_ptr_nonnull(close);
-        *close = '\0';
-        const char *sql = blk;
-        while (*sql) {
-            sqlite3_stmt *rq;
-            const char *tail;
-            ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &rq, &tail) == SQLITE_OK, "README query: %s\n%s",
-                          sqlite3_errmsg(db), sql);
-            if (!rq) break; /* only comments / whitespace left */
-            ck_assert_msg(sqlite3_step(rq) == SQLITE_ROW, "README query returned no row: %s", sqlite3_sql(rq));
-            sqlite3_finalize(rq);
-            n_queries++;
-            sql = tail;
-        }
-        blk = close + 1;
-    }
-    ck_assert_int_ge(n_queries, 3);
-    free(readme);
-
-    ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM ablation_summary", -1, &q, NULL), SQLITE_OK);
-    ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
-    ck_assert_int_eq(sqlite3_column_int(q, 0), 3);
-    sqlite3_finalize(q);
+    check_readme_queries(db);
+    ck_assert_int_eq(sql_int(db, "SELECT count(*) FROM ablation_summary"), 3);
     cJSON_Delete(ref);
     sqlite3_close(db);
 }
@@ -696,20 +626,13 @@ END_TEST
 
 /* A file that is not a database: a clear error, exit 1, file untouched. */
 START_TEST(test_db_not_ours) {
-    char cmd[2048], path[128];
-    snprintf(path, sizeof path, "%s/notes.db", tmpdir);
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs("just some text, not SQLite\n", f);
-    fclose(f);
-    snprintf(cmd, sizeof cmd, CMD_BASE " --no-ffn --db %s", probe_bin(), path);
-    int st = run_capture(cmd, out, sizeof out);
+    const char *text = "just some text, not SQLite\n";
+    const char *path = file_write(path_in(tmpdir, "notes.db"), text, strlen(text));
+    int st = run_probe(out, sizeof out, CMD_BASE " --no-ffn --db %s", path);
     ck_assert_msg(st == 1, "exit %d: %s", st, out);
     ck_assert_msg(strstr(out, "notes.db") != NULL, "%s", out);
-    char *data, err[PROBE_ERR_LEN];
-    size_t len;
-    ck_assert_int_eq(file_read_all(path, &data, &len, err), 0);
-    ck_assert_str_eq(data, "just some text, not SQLite\n");
+    char *data = file_read(path, NULL);
+    ck_assert_str_eq(data, text);
     free(data);
 }
 END_TEST
@@ -721,7 +644,7 @@ static void make_stats_db(const char *path) {
     char err[PROBE_ERR_LEN], hex[24];
     Model *m = model_load_weights(MODEL, err);
     ck_assert_msg(m != NULL, "%s", err);
-    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)m->checksum);
+    checksum_hex(m->checksum, hex);
     int L = m->cfg.n_layer, F = m->cfg.n_inner;
     model_free(m);
     Store *s = store_open(path, STORE_WRITE, err);
@@ -756,8 +679,8 @@ static void make_stats_db(const char *path) {
 
 /* Mean ablation of neurons and of whole layers against the reference. */
 START_TEST(test_mean_mode) {
-    char db_path[128], args[512];
-    snprintf(db_path, sizeof db_path, "%s/stats.db", tmpdir);
+    char args[512];
+    const char *db_path = path_in(tmpdir, "stats.db");
     make_stats_db(db_path);
     snprintf(args, sizeof args, "--neurons " NEURONS " --mode mean --db %s", db_path);
     check_command(args, "expected_corpus_mean_neurons.json");
@@ -769,20 +692,15 @@ END_TEST
 
 /* Mean mode without statistics for the model: one clear line, exit 1. */
 START_TEST(test_mean_mode_no_stats) {
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, CMD_BASE " --neurons 0:1 --mode mean --db %s/empty.db", probe_bin(), tmpdir);
-    int st = run_capture(cmd, out, sizeof out);
+    int st = run_probe(out, sizeof out, CMD_BASE " --neurons 0:1 --mode mean --db %s/empty.db", tmpdir);
     ck_assert_msg(st == 1, "exit %d: %s", st, out);
     ck_assert_msg(strstr(out, "no neuron statistics for this model") && strstr(out, "empty.db"), "%s", out);
     ck_assert_msg(strchr(out, '\n') == out + strlen(out) - 1, "not one line: %s", out);
-    char db_path[128];
-    snprintf(db_path, sizeof db_path, "%s/stats.db", tmpdir);
+    const char *db_path = path_in(tmpdir, "stats.db");
     make_stats_db(db_path);
-    snprintf(cmd, sizeof cmd, CMD_BASE " --neurons 0:1 --mode mean --stats-run 99 --db %s", probe_bin(), db_path);
-    st = run_capture(cmd, out, sizeof out);
+    st = run_probe(out, sizeof out, CMD_BASE " --neurons 0:1 --mode mean --stats-run 99 --db %s", db_path);
     ck_assert_msg(st == 1 && strstr(out, "no run 99"), "exit %d: %s", st, out);
-    snprintf(cmd, sizeof cmd, CMD_BASE " --neurons 0:1 --mode mean --no-db", probe_bin());
-    st = run_capture(cmd, out, sizeof out);
+    st = run_probe(out, sizeof out, CMD_BASE " --neurons 0:1 --mode mean --no-db");
     ck_assert_msg(st == 2 && strstr(out, "drop --no-db"), "exit %d: %s", st, out);
 }
 END_TEST
@@ -791,11 +709,10 @@ END_TEST
  * tokens (same figures as the corpus file), and mean mode takes the recorded
  * means by default (same figures as the reference's own means). */
 START_TEST(test_recorded_run) {
-    char cmd[2048], db_path[128], args[512];
-    snprintf(db_path, sizeof db_path, "%s/rec.db", tmpdir);
-    snprintf(cmd, sizeof cmd, "%s record " FIX "/corpus.txt --model " MODEL " --ctx 24 --quiet --db %s",
-             probe_bin(), db_path);
-    int st = run_capture(cmd, out, sizeof out);
+    char args[512];
+    const char *db_path = path_in(tmpdir, "rec.db");
+    int st = run_probe(out, sizeof out, "record " FIX "/corpus.txt --model " MODEL " --ctx 24 --quiet --db %s",
+                       db_path);
     ck_assert_msg(st == 0, "record: exit %d: %s", st, out);
     snprintf(args, sizeof args, "--run 1 --sweep layers --db %s", db_path);
     check_command(args, "expected_corpus_sweep.json");
@@ -803,51 +720,24 @@ START_TEST(test_recorded_run) {
     snprintf(args, sizeof args, "--neurons " NEURONS " --mode mean --db %s", db_path);
     check_command(args, "expected_corpus_mean_neurons.json");
     ck_assert_msg(strstr(out, "\"stats_run\":\t1"), "%s", out);
-    snprintf(cmd, sizeof cmd, CMD_RUN " --no-ffn --run 5 --db %s", probe_bin(), db_path);
-    st = run_capture(cmd, out, sizeof out);
+    st = run_probe(out, sizeof out, CMD_RUN " --no-ffn --run 5 --db %s", db_path);
     ck_assert_msg(st == 1 && strstr(out, "no run 5"), "exit %d: %s", st, out);
 }
 END_TEST
 
-Suite *ablate_suite(void) {
-    Suite *s = suite_create("ablate");
-    TCase *lib = tcase_create("library");
-    tcase_add_checked_fixture(lib, setup, teardown);
-    tcase_set_timeout(lib, 60);
-    tcase_add_test(lib, test_no_ffn);
-    tcase_add_test(lib, test_layers);
-    tcase_add_test(lib, test_neurons_zero);
-    tcase_add_test(lib, test_sweep);
-    tcase_add_test(lib, test_noop_exact);
-    tcase_add_test(lib, test_conditions_build);
-    tcase_add_test(lib, test_kl_row);
-    tcase_add_test(lib, test_logsumexp);
-    tcase_add_test(lib, test_ctx_range);
-    tcase_add_test(lib, test_from_trace);
-    suite_add_tcase(s, lib);
-    TCase *cmd = tcase_create("command");
-    tcase_set_timeout(cmd, 120);
-    tcase_add_test(cmd, test_cmd_no_ffn);
-    tcase_add_test(cmd, test_cmd_layers);
-    tcase_add_test(cmd, test_cmd_neurons);
-    tcase_add_test(cmd, test_cmd_sweep);
-    tcase_add_test(cmd, test_cmd_no_bos);
-    tcase_add_test(cmd, test_cmd_table);
-    tcase_add_test(cmd, test_cmd_bad_specs);
-    tcase_add_test(cmd, test_cmd_missing_corpus);
-    suite_add_tcase(s, cmd);
-    TCase *db = tcase_create("database");
-    tcase_add_checked_fixture(db, db_setup, db_teardown);
-    tcase_set_timeout(db, 120);
-    tcase_add_test(db, test_db_rows);
-    tcase_add_test(db, test_db_not_ours);
-    tcase_add_test(db, test_mean_mode);
-    tcase_add_test(db, test_mean_mode_no_stats);
-    tcase_add_test(db, test_recorded_run);
-    suite_add_tcase(s, db);
-    return s;
-}
-
 int main(void) {
-    return run_suite(ablate_suite());
+    Suite *s = suite_create("ablate");
+    TCase *lib = case_add(s, "library", 60,
+                          (const TTest *[]){test_no_ffn, test_layers, test_neurons_zero, test_sweep, test_noop_exact,
+                                            test_conditions_build, test_kl_row, test_logsumexp, test_ctx_range,
+                                            test_from_trace, NULL});
+    tcase_add_checked_fixture(lib, setup, teardown);
+    case_add(s, "command", 120,
+             (const TTest *[]){test_cmd_no_ffn, test_cmd_layers, test_cmd_neurons, test_cmd_sweep, test_cmd_no_bos,
+                               test_cmd_table, test_cmd_bad_specs, test_cmd_missing_corpus, NULL});
+    TCase *db = case_add(s, "database", 120,
+                         (const TTest *[]){test_db_rows, test_db_not_ours, test_mean_mode, test_mean_mode_no_stats,
+                                           test_recorded_run, NULL});
+    tcase_add_checked_fixture(db, db_setup, db_teardown);
+    return run_suite(s);
 }

@@ -11,26 +11,22 @@
 
 static char tmpdir[256];
 
-static void setup(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/check_corpus.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
+static void setup(void) { tmpdir_make(tmpdir, sizeof tmpdir, "check_corpus"); }
 
-static void teardown(void) {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    ck_assert_int_eq(system(cmd), 0);
-}
+static void teardown(void) { tmpdir_remove(tmpdir); }
 
-/* Writes data to tmpdir/name and returns the path (static buffer). */
+/* Writes data to tmpdir/name and returns the path. */
 static const char *write_file(const char *name, const char *data, size_t len) {
-    static char path[512];
-    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_uint_eq(fwrite(data, 1, len, f), len);
-    fclose(f);
-    return path;
+    return file_write(path_in(tmpdir, name), data, len);
+}
+
+/* The corpus at path, which must open and hold n documents. */
+static Corpus *open_ok(const char *path, SplitMode mode, int n) {
+    char err[PROBE_ERR_LEN];
+    Corpus *c = corpus_open(path, mode, err);
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_int_eq(corpus_count(c), n);
+    return c;
 }
 
 static void assert_doc(const Corpus *c, int i, const char *text, size_t offset) {
@@ -44,11 +40,8 @@ static void assert_doc(const Corpus *c, int i, const char *text, size_t offset) 
 static const char sample[] = "\n\nFirst para\nline two\n\n \t\nSecond\r\n\r\nThird  \n";
 
 START_TEST(test_paragraphs) {
-    char err[PROBE_ERR_LEN];
     const char *p = write_file("a.txt", sample, strlen(sample));
-    Corpus *c = corpus_open(p, SPLIT_PARAGRAPH, err);
-    ck_assert_msg(c != NULL, "%s", err);
-    ck_assert_int_eq(corpus_count(c), 3);
+    Corpus *c = open_ok(p, SPLIT_PARAGRAPH, 3);
     assert_doc(c, 0, "First para\nline two", 2);
     assert_doc(c, 1, "Second", 26);
     assert_doc(c, 2, "Third  ", 36);
@@ -59,26 +52,19 @@ START_TEST(test_paragraphs) {
 END_TEST
 
 START_TEST(test_lines_and_file) {
-    char err[PROBE_ERR_LEN];
     const char *p = write_file("a.txt", sample, strlen(sample));
-    Corpus *c = corpus_open(p, SPLIT_LINE, err);
-    ck_assert_msg(c != NULL, "%s", err);
-    ck_assert_int_eq(corpus_count(c), 4);
+    Corpus *c = open_ok(p, SPLIT_LINE, 4);
     assert_doc(c, 0, "First para", 2);
     assert_doc(c, 1, "line two", 13);
     assert_doc(c, 2, "Second", 26);
     assert_doc(c, 3, "Third  ", 36);
     corpus_free(c);
-    c = corpus_open(p, SPLIT_FILE, err);
-    ck_assert_msg(c != NULL, "%s", err);
-    ck_assert_int_eq(corpus_count(c), 1);
+    c = open_ok(p, SPLIT_FILE, 1);
     assert_doc(c, 0, sample, 0);
     corpus_free(c);
     /* no trailing newline: the last line/paragraph still counts */
     p = write_file("b.txt", "x\n\ny", 4);
-    c = corpus_open(p, SPLIT_PARAGRAPH, err);
-    ck_assert_msg(c != NULL, "%s", err);
-    ck_assert_int_eq(corpus_count(c), 2);
+    c = open_ok(p, SPLIT_PARAGRAPH, 2);
     assert_doc(c, 1, "y", 3);
     corpus_free(c);
 }
@@ -89,9 +75,7 @@ START_TEST(test_jsonl) {
     const char j[] = "{\"text\": \"caf\\u00e9 \\\"x\\\"\\n\", \"id\": 1}\n\n{\"text\": \"  \"}\n"
                      "{\"id\": 2, \"text\": \"two\"}";
     const char *p = write_file("c.jsonl", j, strlen(j));
-    Corpus *c = corpus_open(p, SPLIT_PARAGRAPH, err);
-    ck_assert_msg(c != NULL, "%s", err);
-    ck_assert_int_eq(corpus_count(c), 2); /* the whitespace-only text is dropped */
+    Corpus *c = open_ok(p, SPLIT_PARAGRAPH, 2); /* the whitespace-only text is dropped */
     assert_doc(c, 0, "caf\xc3\xa9 \"x\"\n", 0);
     const char *second = strstr(j, "{\"id\": 2");
     assert_doc(c, 1, "two", (size_t)(second - j));
@@ -113,14 +97,11 @@ START_TEST(test_bad_input) {
     p = write_file("ws.txt", " \n\t\n\n", 5);
     ck_assert_ptr_null(corpus_open(p, SPLIT_LINE, err));
     ck_assert_msg(strstr(err, "is empty") != NULL, "%s", err);
-    char missing[512];
-    snprintf(missing, sizeof missing, "%s/nope.txt", tmpdir);
-    ck_assert_ptr_null(corpus_open(missing, SPLIT_LINE, err));
+    ck_assert_ptr_null(corpus_open(path_in(tmpdir, "nope.txt"), SPLIT_LINE, err));
     ck_assert_msg(strstr(err, "cannot open") && strstr(err, "nope.txt"), "%s", err);
     /* invalid UTF-8 is kept as bytes */
     p = write_file("bin.txt", "a\xff\xfe" "b\n", 5);
-    Corpus *c = corpus_open(p, SPLIT_LINE, err);
-    ck_assert_msg(c != NULL, "%s", err);
+    Corpus *c = open_ok(p, SPLIT_LINE, 1);
     assert_doc(c, 0, "a\xff\xfe" "b", 0);
     corpus_free(c);
     /* a 17 MiB line is refused, naming the file and the limit */
@@ -185,14 +166,9 @@ END_TEST
 
 int main(void) {
     Suite *s = suite_create("corpus");
-    TCase *tc = tcase_create("corpus");
+    TCase *tc = case_add(s, "corpus", 60,
+                         (const TTest *[]){test_paragraphs, test_lines_and_file, test_jsonl, test_bad_input,
+                                           test_windows_invariants, NULL});
     tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, test_paragraphs);
-    tcase_add_test(tc, test_lines_and_file);
-    tcase_add_test(tc, test_jsonl);
-    tcase_add_test(tc, test_bad_input);
-    tcase_add_test(tc, test_windows_invariants);
-    suite_add_tcase(s, tc);
     return run_suite(s);
 }

@@ -2,7 +2,7 @@
  * as is (SPEC §16), whatever bytes the corpus holds (§11), and every --json
  * output is valid UTF-8.
  *
- * Corpus: tests/fixtures/db_text/corpus.txt (scripts/gen_db_text_fixtures.sh):
+ * Corpus: tests/fixtures/db_text/corpus.txt (scripts/fixtures/gen_db_text_fixtures.sh):
  * curly quotes and emoji that BPE splits between tokens, CJK, combining
  * marks, invalid bytes (lone FF, truncated E2 82, overlong C0 AF, surrogate
  * ED A0 80, F4 90 80 80), a NUL, and a document ending inside a character.
@@ -17,84 +17,41 @@
  * database the migration test upgrades. */
 #include <check.h>
 #include <sqlite3.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "testutil.h"
 #include "util.h"
 
-#define PYTHON "/usr/bin/python3"
 #define OPTS "--ctx 16 --layers 0 --examples 2 --top-k 1 --quiet" /* as v5.sqlite was recorded */
+/* Python reading the JSON file argv[1] strictly as UTF-8 into d, then the rest of a -c script */
+#define PY_JSON PYTHON3 " -c 'import json, sys; d = json.loads(open(sys.argv[1], \"rb\").read().decode(\"utf-8\")); "
 #define R "\xef\xbf\xbd"                                            /* U+FFFD */
 
 static char tmpdir[256];
-static char root[256]; /* repository root (the directory of $PROBE_BIN) */
+static const char *root; /* the repository (repo_root) */
 static char out[1 << 16];
 static char corpus[512]; /* a copy of the corpus under a name that is not UTF-8 */
 static char model[512];  /* tiny-f32 through a symlink whose name is not UTF-8 */
 
-static int file_exists(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0;
-}
-
-static void find_root(void) {
-    snprintf(root, sizeof root, "%s", probe_bin());
-    for (int up = 0; up < 2; up++) {
-        char *slash = strrchr(root, '/');
-        if (!slash) break;
-        *slash = '\0';
-        char p[400];
-        snprintf(p, sizeof p, "%s/tests/fixtures/db_text/corpus.txt", root);
-        if (file_exists(p)) return;
-    }
-    snprintf(root, sizeof root, ".");
-}
-
 static void setup(void) {
-    find_root();
-    ck_assert_msg(access(PYTHON, X_OK) == 0,
-                  PYTHON " is missing: this suite reads the database with Python's standard sqlite3 module; "
-                         "install Debian's python3 package (apt-get install -y python3)");
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/check_db_text.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    python3_require("this suite reads the database with Python's standard sqlite3 module");
+    root = repo_root();
+    tmpdir_make(tmpdir, sizeof tmpdir, "check_db_text");
     snprintf(corpus, sizeof corpus, "%s/corpus-\xff.txt", tmpdir);
     snprintf(model, sizeof model, "%s/tiny-\xfe", tmpdir);
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "cp '%s/tests/fixtures/db_text/corpus.txt' '%s' && ln -s '%s/tests/fixtures/models/tiny-f32' '%s'",
-             root, corpus, root, model);
-    ck_assert_msg(run_capture(cmd, out, sizeof out) == 0, "%s", out);
+    file_copy(path_in(root, "tests/fixtures/db_text/corpus.txt"), corpus);
+    ck_assert_int_eq(symlink(path_in(root, "tests/fixtures/models/tiny-f32"), model), 0);
 }
 
-static void teardown(void) {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    ck_assert_int_eq(system(cmd), 0);
-}
+static void teardown(void) { tmpdir_remove(tmpdir); }
 
-static const char *tpath(const char *name) {
-    static char p[16][320];
-    static int i;
-    i = (i + 1) % 16;
-    snprintf(p[i], sizeof p[i], "%s/%s", tmpdir, name);
-    return p[i];
-}
+static const char *tpath(const char *name) { return path_in(tmpdir, name); }
 
-/* Runs `probe ARGS`; output in `out`; returns the exit status. */
-static int probe(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int probe(const char *fmt, ...) {
-    char args[3000], cmd[4000];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "'%s' %s", probe_bin(), args);
-    return run_capture(cmd, out, sizeof out);
-}
+/* Runs `probe ARGS` (printf-style); output in `out`; returns the exit status. */
+#define probe(...) run_probe(out, sizeof out, __VA_ARGS__)
 
 /* Records the corpus (as v5.sqlite was) into db, then ablates layer 0 on it. */
 static void record_and_ablate(const char *db) {
@@ -105,10 +62,8 @@ static void record_and_ablate(const char *db) {
 
 /* Runs read_all.py on db (with a file of queries, or NULL); output in `out`. */
 static int python_reads(const char *db, const char *queries) {
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, PYTHON " '%s/tests/fixtures/db_text/read_all.py' '%s' %s%s%s", root, db,
-             queries ? "'" : "", queries ? queries : "", queries ? "'" : "");
-    return run_capture(cmd, out, sizeof out);
+    return run_cmdf(out, sizeof out, PYTHON3 " '%s/tests/fixtures/db_text/read_all.py' '%s' %s%s%s", root, db,
+                    queries ? "'" : "", queries ? queries : "", queries ? "'" : "");
 }
 
 /* Rows of `name` as read_all.py printed them ("name rows"), -1 if absent. */
@@ -122,44 +77,10 @@ static long rows_read(const char *name) {
 /* Checks that `path` holds valid UTF-8 JSON (Python's strict decoder and
  * json module); prints the value of `field` of the top-level object. */
 static int python_json(const char *path, const char *field) {
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd,
-             PYTHON " -c 'import json, sys; d = json.loads(open(sys.argv[1], \"rb\").read().decode(\"utf-8\")); "
-                    "sys.stdout.buffer.write((\"field=\" + d[sys.argv[2]] + \"\\n\").encode())' '%s' '%s'",
-             path, field);
-    return run_capture(cmd, out, sizeof out);
+    return run_cmdf(out, sizeof out,
+                    PY_JSON "sys.stdout.buffer.write((\"field=\" + d[sys.argv[2]] + \"\\n\").encode())' '%s' '%s'", path,
+                    field);
 }
-
-static sqlite3 *db_open(const char *path) {
-    sqlite3 *db = NULL;
-    ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    return db;
-}
-
-static long long q_int(sqlite3 *db, const char *sql) {
-    sqlite3_stmt *st;
-    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(db));
-    ck_assert_msg(sqlite3_step(st) == SQLITE_ROW, "%s: no row", sql);
-    long long v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
-
-/* The first column of the first row as bytes (TEXT or BLOB), NUL-terminated. */
-static const char *q_bytes(sqlite3 *db, const char *sql, int *len) {
-    static char buf[4096];
-    sqlite3_stmt *st;
-    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(db));
-    ck_assert_msg(sqlite3_step(st) == SQLITE_ROW, "%s: no row", sql);
-    int n = sqlite3_column_bytes(st, 0);
-    ck_assert_int_lt(n, (int)sizeof buf);
-    memcpy(buf, sqlite3_column_blob(st, 0), (size_t)n);
-    buf[n] = '\0';
-    if (len) *len = n;
-    sqlite3_finalize(st);
-    return buf;
-}
-
 
 /* ---- every table and view, from Python ------------------------------------- */
 
@@ -174,22 +95,22 @@ START_TEST(test_python_reads_everything) {
                                    "ablation_token_effects", "ablation_summary", "neuron_examples"};
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++)
         ck_assert_msg(rows_read(tables[i]) > 0, "%s: %ld rows read\n%s", tables[i], rows_read(tables[i]), out);
-    sqlite3 *h = db_open(db);
-    long long objects = q_int(h, "SELECT count(*) FROM sqlite_master WHERE type IN ('table', 'view')");
+    sqlite3 *h = sql_open(db);
+    long long objects = sql_int(h, "SELECT count(*) FROM sqlite_master WHERE type IN ('table', 'view')");
     long listed = 0;
     for (const char *p = out; (p = strchr(p, '\n')) != NULL; p++) listed++;
     ck_assert_int_ge(listed, objects + 1);
-    ck_assert_int_eq(q_int(h, "PRAGMA user_version"), 7);
+    ck_assert_int_eq(sql_int(h, "PRAGMA user_version"), 7);
     /* paths that are not UTF-8 are stored as their text form */
-    ck_assert_int_eq(q_int(h, "SELECT count(*) FROM runs WHERE corpus_path LIKE '%corpus-' || char(65533) || '.txt'"
-                              " AND model_dir LIKE '%tiny-' || char(65533)"), 1);
-    ck_assert_int_eq(q_int(h, "SELECT count(*) FROM ablations WHERE source LIKE '%corpus-' || char(65533) || '.txt'"
-                              " AND model_dir LIKE '%tiny-' || char(65533)"), 1);
+    ck_assert_int_eq(sql_int(h, "SELECT count(*) FROM runs WHERE corpus_path LIKE '%corpus-' || char(65533) || '.txt'"
+                                " AND model_dir LIKE '%tiny-' || char(65533)"), 1);
+    ck_assert_int_eq(sql_int(h, "SELECT count(*) FROM ablations WHERE source LIKE '%corpus-' || char(65533) || '.txt'"
+                                " AND model_dir LIKE '%tiny-' || char(65533)"), 1);
     /* ablation_tokens.token is tokens.token of the same document and position */
-    ck_assert_int_eq(q_int(h, "SELECT count(*) FROM ablation_tokens"), q_int(h, "SELECT count(*) FROM tokens"));
-    ck_assert_int_eq(q_int(h, "SELECT count(*) FROM ablation_tokens a JOIN documents d ON d.doc_index = a.doc"
-                              " JOIN tokens t ON t.doc_id = d.id AND t.pos = a.pos WHERE a.token = t.token"),
-                     q_int(h, "SELECT count(*) FROM tokens"));
+    ck_assert_int_eq(sql_int(h, "SELECT count(*) FROM ablation_tokens"), sql_int(h, "SELECT count(*) FROM tokens"));
+    ck_assert_int_eq(sql_int(h, "SELECT count(*) FROM ablation_tokens a JOIN documents d ON d.doc_index = a.doc"
+                                " JOIN tokens t ON t.doc_id = d.id AND t.pos = a.pos WHERE a.token = t.token"),
+                     sql_int(h, "SELECT count(*) FROM tokens"));
     sqlite3_close(h);
 }
 END_TEST
@@ -199,53 +120,53 @@ END_TEST
 START_TEST(test_text_values) {
     const char *db = tpath("text.db");
     record_and_ablate(db);
-    sqlite3 *h = db_open(db);
+    sqlite3 *h = sql_open(db);
     int n;
     /* each of the four ’ of document 0 is split E2 80 | 99: each token alone
      * is one U+FFFD, and both show the whole character in context */
-    ck_assert_int_eq(q_int(h, "SELECT count(*) FROM token_context WHERE doc_index = 0 AND token_bytes IN (x'e280', x'99')"
-                              " AND token = char(65533) AND token_text = '’'"), 8);
-    const char *ctx = q_bytes(h, "SELECT context FROM token_context WHERE doc_index = 0 AND token_bytes = x'e280'"
-                                 " ORDER BY pos LIMIT 1", NULL);
+    ck_assert_int_eq(sql_int(h, "SELECT count(*) FROM token_context WHERE doc_index = 0 AND token_bytes IN (x'e280', x'99')"
+                                " AND token = char(65533) AND token_text = '’'"), 8);
+    char buf[4096];
+    const char *ctx = sql_bytes(h, "SELECT context FROM token_context WHERE doc_index = 0 AND token_bytes = x'e280'"
+                                   " ORDER BY pos LIMIT 1", buf, sizeof buf, NULL);
     ck_assert_str_eq(ctx, "Abram[[’]]s tent stood by the “great oak");
-    ctx = q_bytes(h, "SELECT context FROM token_context WHERE doc_index = 0 AND token_bytes = x'99' ORDER BY pos LIMIT 1",
-                  NULL);
+    ctx = sql_bytes(h, "SELECT context FROM token_context WHERE doc_index = 0 AND token_bytes = x'99' ORDER BY pos LIMIT 1",
+                    buf, sizeof buf, NULL);
     ck_assert_str_eq(ctx, "Abram[[’]]s tent stood by the “great oak");
     /* the emoji: the tokens holding parts of 😀 all show it whole */
-    ck_assert_int_ge(q_int(h, "SELECT count(*) FROM token_context WHERE doc_index = 1 AND token_text LIKE '%😀%'"
-                              " AND instr(token, char(65533)) > 0"), 2);
+    ck_assert_int_ge(sql_int(h, "SELECT count(*) FROM token_context WHERE doc_index = 1 AND token_text LIKE '%😀%'"
+                                " AND instr(token, char(65533)) > 0"), 2);
     /* CJK and combining marks survive as they are */
-    ck_assert_int_eq(q_int(h, "SELECT instr(text, '日本語のテキスト') > 0 AND instr(text, 'cafe' || char(769)) = 0"
-                              " FROM documents WHERE doc_index = 2"), 1);
-    ck_assert_int_eq(q_int(h, "SELECT instr(text, 'cafe' || char(769)) > 0 FROM documents WHERE doc_index = 3"), 1);
+    ck_assert_int_eq(sql_int(h, "SELECT instr(text, '日本語のテキスト') > 0 AND instr(text, 'cafe' || char(769)) = 0"
+                                " FROM documents WHERE doc_index = 2"), 1);
+    ck_assert_int_eq(sql_int(h, "SELECT instr(text, 'cafe' || char(769)) > 0 FROM documents WHERE doc_index = 3"), 1);
     /* invalid bytes: one U+FFFD per maximal subpart, exact bytes in BLOBs */
-    const char *text = q_bytes(h, "SELECT text FROM documents WHERE doc_index = 4", NULL);
+    const char *text = sql_bytes(h, "SELECT text FROM documents WHERE doc_index = 4", buf, sizeof buf, NULL);
     ck_assert_str_eq(text, "Invalid bytes: lone " R " here, truncated euro " R " there, overlong slash " R R
                            ", a surrogate " R R R " half, above max " R R R R " and a stray " R " byte.");
-    const char *tok = q_bytes(h, "SELECT token_bytes FROM token_context WHERE doc_index = 4 AND instr(token_bytes, x'ff') > 0",
-                              &n);
+    const char *tok = sql_bytes(h, "SELECT token_bytes FROM token_context WHERE doc_index = 4 AND instr(token_bytes, x'ff') > 0",
+                                buf, sizeof buf, &n);
     ck_assert_msg(memchr(tok, 0xff, (size_t)n) != NULL, "no token holds the byte FF");
-    ck_assert_int_eq(q_int(h, "SELECT count(*) FROM tokens t JOIN documents d ON d.id = t.doc_id WHERE d.doc_index = 4"
-                              " AND instr(substr(d.text_bytes, t.byte_start + 1, t.byte_end - t.byte_start), x'ed') > 0"
-                              " AND instr(t.token, char(65533)) > 0"), 1);
+    ck_assert_int_eq(sql_int(h, "SELECT count(*) FROM tokens t JOIN documents d ON d.id = t.doc_id WHERE d.doc_index = 4"
+                                " AND instr(substr(d.text_bytes, t.byte_start + 1, t.byte_end - t.byte_start), x'ed') > 0"
+                                " AND instr(t.token, char(65533)) > 0"), 1);
     /* NUL: U+FFFD in TEXT (SQLite's length() would stop at a NUL), the byte in text_bytes */
-    ck_assert_int_eq(q_int(h, "SELECT instr(text, 'A NUL ' || char(65533) || ' byte') = 1 AND instr(text_bytes, x'00') = 7"
-                              " FROM documents WHERE doc_index = 5"), 1);
+    ck_assert_int_eq(sql_int(h, "SELECT instr(text, 'A NUL ' || char(65533) || ' byte') = 1 AND instr(text_bytes, x'00') = 7"
+                                " FROM documents WHERE doc_index = 5"), 1);
     /* a document that ends inside a character */
-    ck_assert_int_eq(q_int(h, "SELECT substr(text, -1) = char(65533) AND substr(text_bytes, -2) = x'e280'"
-                              " FROM documents WHERE doc_index = 6"), 1);
+    ck_assert_int_eq(sql_int(h, "SELECT substr(text, -1) = char(65533) AND substr(text_bytes, -2) = x'e280'"
+                                " FROM documents WHERE doc_index = 6"), 1);
     /* SQLite's own character count agrees with the character spans: the last
      * token of every document ends at length(text) */
-    ck_assert_int_eq(q_int(h, "SELECT count(*) FROM documents d WHERE length(d.text) ="
-                              " (SELECT max(char_end) FROM tokens t WHERE t.doc_id = d.id)"), 7);
+    ck_assert_int_eq(sql_int(h, "SELECT count(*) FROM documents d WHERE length(d.text) ="
+                                " (SELECT max(char_end) FROM tokens t WHERE t.doc_id = d.id)"), 7);
     sqlite3_close(h);
 
     /* byte spans index the exact bytes: each document's bytes are the corpus
      * file's at its offset, and its tokens' spans tile them */
     size_t clen;
-    char *cbytes, err[PROBE_ERR_LEN];
-    ck_assert_msg(file_read_all(corpus, &cbytes, &clen, err) == 0, "%s", err);
-    h = db_open(db);
+    char *cbytes = file_read(corpus, &clen);
+    h = sql_open(db);
     sqlite3_stmt *st;
     ck_assert_int_eq(sqlite3_prepare_v2(h,
                                         "SELECT d.byte_offset, t.byte_start, t.byte_end, c.token_bytes, d.text_bytes "
@@ -267,7 +188,7 @@ START_TEST(test_text_values) {
         tokens++;
     }
     sqlite3_finalize(st);
-    ck_assert_int_eq(tokens, q_int(h, "SELECT count(*) FROM tokens"));
+    ck_assert_int_eq(tokens, sql_int(h, "SELECT count(*) FROM tokens"));
     sqlite3_close(h);
     free(cbytes);
 }
@@ -278,16 +199,14 @@ END_TEST
 START_TEST(test_json_valid_utf8) {
     const char *db = tpath("d\xfd.db");
     record_and_ablate(db);
-    char cmd[4096];
     const char *js = tpath("top.json");
-    snprintf(cmd, sizeof cmd, "'%s' top-neurons --db '%s' --json > '%s'", probe_bin(), db, js);
-    ck_assert_msg(run_capture(cmd, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(probe("top-neurons --db '%s' --json > '%s'", db, js) == 0, "%s", out);
     ck_assert_msg(python_json(js, "corpus") == 0, "top-neurons --json is not valid UTF-8 JSON: %s", out);
     ck_assert_msg(strstr(out, "field=") && strstr(out, "corpus-" R ".txt"), "%s", out);
     js = tpath("ablate.json");
-    snprintf(cmd, sizeof cmd, "'%s' ablate '%s' --db '%s' --model '%s' --ctx 16 --layers 0 --json --quiet > '%s'",
-             probe_bin(), corpus, db, model, js);
-    ck_assert_msg(run_capture(cmd, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(probe("ablate '%s' --db '%s' --model '%s' --ctx 16 --layers 0 --json --quiet > '%s'", corpus, db,
+                        model, js) == 0,
+                  "%s", out);
     ck_assert_msg(python_json(js, "database") == 0, "ablate --json is not valid UTF-8 JSON: %s", out);
     ck_assert_msg(strstr(out, "d" R ".db"), "%s", out);
     ck_assert_msg(python_json(js, "model") == 0 && strstr(out, "tiny-" R), "%s", out);
@@ -295,20 +214,16 @@ START_TEST(test_json_valid_utf8) {
     /* predict --json: "Abram" is followed by tokens such as E2 80 somewhere in
      * the top 200 of a random model; info --json names the model path */
     js = tpath("predict.json");
-    snprintf(cmd, sizeof cmd, "'%s' predict --model '%s' --top 1000 --json 'Abram' > '%s'", probe_bin(), model, js);
-    ck_assert_msg(run_capture(cmd, out, sizeof out) == 0, "%s", out);
-    snprintf(cmd, sizeof cmd,
-             PYTHON " -c 'import json, sys; d = json.loads(open(sys.argv[1], \"rb\").read().decode(\"utf-8\")); "
-                    "print(len(d), sum(\"\\ufffd\" in e[\"token\"] for e in d))' '%s'",
-             js);
-    ck_assert_msg(run_capture(cmd, out, sizeof out) == 0, "predict --json is not valid UTF-8 JSON: %s", out);
+    ck_assert_msg(probe("predict --model '%s' --top 1000 --json 'Abram' > '%s'", model, js) == 0, "%s", out);
+    ck_assert_msg(run_cmdf(out, sizeof out, PY_JSON "print(len(d), sum(\"\\ufffd\" in e[\"token\"] for e in d))' '%s'",
+                           js) == 0,
+                  "predict --json is not valid UTF-8 JSON: %s", out);
     int n = 0, replaced = 0;
     ck_assert_int_eq(sscanf(out, "%d %d", &n, &replaced), 2);
     ck_assert_int_eq(n, 1000);
     ck_assert_msg(replaced > 0, "no partial-character token among the top 1000: the check proves nothing");
     js = tpath("info.json");
-    snprintf(cmd, sizeof cmd, "'%s' info --model '%s' --json > '%s'", probe_bin(), model, js);
-    ck_assert_msg(run_capture(cmd, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(probe("info --model '%s' --json > '%s'", model, js) == 0, "%s", out);
     ck_assert_msg(python_json(js, "model") == 0 && strstr(out, "tiny-" R), "info --json: %s", out);
 }
 END_TEST
@@ -318,24 +233,13 @@ END_TEST
 START_TEST(test_cookbook_from_python) {
     const char *db = tpath("text.db");
     record_and_ablate(db);
-    char p[400];
-    snprintf(p, sizeof p, "%s/README.md", root);
-    size_t len;
-    char *text, err[PROBE_ERR_LEN];
-    ck_assert_msg(file_read_all(p, &text, &len, err) == 0, "%s", err);
-    char *a = strstr(text, "<!-- cookbook:start -->"), *b = a ? strstr(a, "<!-- cookbook:end -->") : NULL;
-    ck_assert_msg(a && b, "README.md has no cookbook markers");
-    *b = '\0';
+    char *text = readme_section("cookbook"), *cursor = text, *q;
     FILE *f = fopen(tpath("cookbook.sql"), "w");
     ck_assert_ptr_nonnull(f);
     int queries = 0;
-    for (char *q = strstr(a, "```sql\n"); q; q = strstr(q, "```sql\n")) {
-        q += 7;
-        char *end = strstr(q, "```");
-        ck_assert_ptr_nonnull(end);
-        fprintf(f, "%.*s\n;;\n", (int)(end - q), q);
+    while ((q = sql_block_next(&cursor)) != NULL) {
+        fprintf(f, "%s\n;;\n", q);
         queries++;
-        q = end + 3;
     }
     fclose(f);
     free(text);
@@ -352,9 +256,7 @@ END_TEST
 /* Copies tests/fixtures/db_text/v5.sqlite to a temporary file. */
 static const char *old_db(const char *name) {
     const char *path = tpath(name);
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "cp '%s/tests/fixtures/db_text/v5.sqlite' '%s'", root, path);
-    ck_assert_msg(run_capture(cmd, out, sizeof out) == 0, "%s", out);
+    file_copy(path_in(root, "tests/fixtures/db_text/v5.sqlite"), path);
     return path;
 }
 
@@ -364,13 +266,11 @@ START_TEST(test_migrate_v5) {
     ck_assert_msg(python_reads(db, NULL) != 0 && strstr(out, "Could not decode to UTF-8"),
                   "the reader accepted a database with invalid UTF-8 in TEXT columns: it proves nothing\n%s", out);
     /* read-only commands do not migrate, and their JSON is valid anyway */
-    char cmd[4096];
     const char *js = tpath("top.json");
-    snprintf(cmd, sizeof cmd, "'%s' top-neurons --db '%s' --json > '%s'", probe_bin(), db, js);
-    ck_assert_msg(run_capture(cmd, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(probe("top-neurons --db '%s' --json > '%s'", db, js) == 0, "%s", out);
     ck_assert_msg(python_json(js, "corpus") == 0 && strstr(out, "corpus-" R ".txt"), "%s", out);
-    sqlite3 *h = db_open(db);
-    ck_assert_int_eq(q_int(h, "PRAGMA user_version"), 5);
+    sqlite3 *h = sql_open(db);
+    ck_assert_int_eq(sql_int(h, "PRAGMA user_version"), 5);
     sqlite3_close(h);
     /* opening it for writing migrates it: recording the same corpus again finds
      * the complete run and records nothing */
@@ -381,8 +281,8 @@ START_TEST(test_migrate_v5) {
     /* exactly what this probe records and ablates on the same corpus */
     const char *fresh = tpath("fresh.db");
     record_and_ablate(fresh);
-    h = db_open(db);
-    ck_assert_int_eq(q_int(h, "PRAGMA user_version"), 7);
+    h = sql_open(db);
+    ck_assert_int_eq(sql_int(h, "PRAGMA user_version"), 7);
     char sql[2048];
     snprintf(sql, sizeof sql, "ATTACH '%s' AS f", fresh);
     ck_assert_int_eq(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
@@ -400,23 +300,23 @@ START_TEST(test_migrate_v5) {
         /* (the join reads main.documents: same ids in both databases) */
         long long nm;
         snprintf(sql, sizeof sql, "SELECT count(*) FROM (%s)", qm);
-        nm = q_int(h, sql);
+        nm = sql_int(h, sql);
         ck_assert_int_gt(nm, 0);
         snprintf(sql, sizeof sql, "SELECT count(*) FROM (%s)", qf);
-        ck_assert_int_eq(q_int(h, sql), nm);
+        ck_assert_int_eq(sql_int(h, sql), nm);
         snprintf(sql, sizeof sql, "SELECT count(*) FROM (%s EXCEPT %s)", qm, qf);
-        ck_assert_msg(q_int(h, sql) == 0, "migrated and fresh databases differ: %s", qm);
+        ck_assert_msg(sql_int(h, sql) == 0, "migrated and fresh databases differ: %s", qm);
     }
     /* the paths of the old run, as their text form */
-    ck_assert_int_eq(q_int(h, "SELECT corpus_path = 'corpus-' || char(65533) || '.txt' FROM main.runs"), 1);
-    ck_assert_int_eq(q_int(h, "SELECT source = 'corpus-' || char(65533) || '.txt' FROM main.ablations"), 1);
+    ck_assert_int_eq(sql_int(h, "SELECT corpus_path = 'corpus-' || char(65533) || '.txt' FROM main.runs"), 1);
+    ck_assert_int_eq(sql_int(h, "SELECT source = 'corpus-' || char(65533) || '.txt' FROM main.ablations"), 1);
     sqlite3_close(h);
 }
 END_TEST
 
 START_TEST(test_newer_version_refused) {
     const char *db = old_db("new.db");
-    sqlite3 *h = db_open(db);
+    sqlite3 *h = sql_open(db);
     ck_assert_int_eq(sqlite3_exec(h, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(h);
     ck_assert_int_eq(probe("record '%s' --db '%s' --model '%s' " OPTS, corpus, db, model), 1);
@@ -428,15 +328,10 @@ END_TEST
 
 int main(void) {
     Suite *s = suite_create("db_text");
-    TCase *tc = tcase_create("db_text");
+    TCase *tc = case_add(s, "db_text", 120,
+                         (const TTest *[]){test_python_reads_everything, test_text_values, test_json_valid_utf8,
+                                           test_cookbook_from_python, test_migrate_v5, test_newer_version_refused,
+                                           NULL});
     tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_python_reads_everything);
-    tcase_add_test(tc, test_text_values);
-    tcase_add_test(tc, test_json_valid_utf8);
-    tcase_add_test(tc, test_cookbook_from_python);
-    tcase_add_test(tc, test_migrate_v5);
-    tcase_add_test(tc, test_newer_version_refused);
-    suite_add_tcase(s, tc);
     return run_suite(s);
 }

@@ -17,17 +17,15 @@
 
 START_TEST(test_heldout_loss_matches_pytorch) {
     char err[PROBE_ERR_LEN];
-    char *json, *text;
-    size_t jlen, tlen;
-    ck_assert_msg(file_read_all("models/demo/heldout_eval.json", &json, &jlen, err) == 0, "%s", err);
-    cJSON *ev = cJSON_Parse(json);
-    ck_assert(ev != NULL);
-    double want = cJSON_GetObjectItem(ev, "loss")->valuedouble;
-    double unigram = cJSON_GetObjectItem(ev, "unigram_loss")->valuedouble;
-    int want_tokens = cJSON_GetObjectItem(ev, "tokens")->valueint;
-    int ctx = cJSON_GetObjectItem(ev, "ctx")->valueint;
-    const char *file = cJSON_GetObjectItem(ev, "file")->valuestring;
-    ck_assert_msg(file_read_all(file, &text, &tlen, err) == 0, "%s", err);
+    size_t tlen;
+    cJSON *ev = json_load("models/demo/heldout_eval.json");
+    double want = json_num(ev, "loss");
+    double unigram = json_num(ev, "unigram_loss");
+    int want_tokens = (int)json_num(ev, "tokens");
+    int ctx = (int)json_num(ev, "ctx");
+    const char *file = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ev, "file"));
+    ck_assert_msg(file != NULL, "heldout_eval.json names no file");
+    char *text = file_read(file, &tlen);
 
     Model *m = model_load("models/demo", err);
     ck_assert_msg(m != NULL, "%s", err);
@@ -59,7 +57,6 @@ START_TEST(test_heldout_loss_matches_pytorch) {
     model_free(m);
     free(text);
     cJSON_Delete(ev);
-    free(json);
 }
 END_TEST
 
@@ -69,47 +66,38 @@ END_TEST
  * changes): the same top-10 ids in the same order (near-ties excepted) and
  * probabilities within 1e-5 absolute. */
 START_TEST(test_predict_and_info_on_default_model) {
-    char cmd[2048], out[16384], err[PROBE_ERR_LEN];
-    snprintf(cmd, sizeof cmd, "env -u PROBE_MODEL %s info", probe_bin());
-    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 0);
+    char out[16384];
+    ck_assert_int_eq(run_cmdf(out, sizeof out, "env -u PROBE_MODEL %s info", probe_bin()), 0);
     ck_assert_msg(strstr(out, "models/demo") != NULL, "%s", out);
 
-    char *json;
-    size_t jlen;
-    ck_assert_msg(file_read_all("tests/fixtures/demo/predict.json", &json, &jlen, err) == 0, "%s", err);
-    cJSON *ref = cJSON_Parse(json);
-    ck_assert(ref != NULL);
+    cJSON *ref = json_load("tests/fixtures/demo/predict.json");
     const char *prompt = cJSON_GetObjectItem(ref, "prompt")->valuestring;
     cJSON *want = cJSON_GetObjectItem(ref, "top");
     ck_assert_int_eq(cJSON_GetArraySize(want), 10);
     ck_assert(strchr(prompt, '\'') == NULL);
-    snprintf(cmd, sizeof cmd, "env -u PROBE_MODEL %s predict --json '%s' 2>/dev/null", probe_bin(), prompt);
-    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 0);
+    ck_assert_int_eq(run_cmdf(out, sizeof out, "env -u PROBE_MODEL %s predict --json '%s' 2>/dev/null", probe_bin(),
+                              prompt), 0);
     cJSON *got = cJSON_Parse(out);
     ck_assert_msg(got != NULL && cJSON_GetArraySize(got) == 10, "%s", out);
     for (int i = 0; i < 10; i++) {
         cJSON *w = cJSON_GetArrayItem(want, i), *g = cJSON_GetArrayItem(got, i);
-        int wid = cJSON_GetObjectItem(w, "id")->valueint, gid = cJSON_GetObjectItem(g, "id")->valueint;
-        double wp = cJSON_GetObjectItem(w, "prob")->valuedouble, gp = cJSON_GetObjectItem(g, "prob")->valuedouble;
-        ck_assert_int_eq(cJSON_GetObjectItem(g, "rank")->valueint, i + 1);
-        double gap_prev = i > 0 ? cJSON_GetObjectItem(cJSON_GetArrayItem(want, i - 1), "prob")->valuedouble - wp : 1;
-        double gap_next = i < 9 ? wp - cJSON_GetObjectItem(cJSON_GetArrayItem(want, i + 1), "prob")->valuedouble : 1;
+        int wid = (int)json_num(w, "id"), gid = (int)json_num(g, "id");
+        double wp = json_num(w, "prob"), gp = json_num(g, "prob");
+        ck_assert_int_eq((int)json_num(g, "rank"), i + 1);
+        double gap_prev = i > 0 ? json_num(cJSON_GetArrayItem(want, i - 1), "prob") - wp : 1;
+        double gap_next = i < 9 ? wp - json_num(cJSON_GetArrayItem(want, i + 1), "prob") : 1;
         if (gap_prev > 2e-5 && gap_next > 2e-5)
             ck_assert_msg(gid == wid, "rank %d: probe says id %d, the reference %d", i + 1, gid, wid);
         ck_assert_msg(fabs(gp - wp) < 1e-5, "rank %d: probe p = %.7f, the reference %.7f", i + 1, gp, wp);
     }
     cJSON_Delete(got);
     cJSON_Delete(ref);
-    free(json);
 }
 END_TEST
 
 int main(void) {
     Suite *s = suite_create("demo");
-    TCase *tc = tcase_create("demo");
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, test_heldout_loss_matches_pytorch);
-    tcase_add_test(tc, test_predict_and_info_on_default_model);
-    suite_add_tcase(s, tc);
+    case_add(s, "demo", 300,
+             (const TTest *[]){test_heldout_loss_matches_pytorch, test_predict_and_info_on_default_model, NULL});
     return run_suite(s);
 }

@@ -214,7 +214,7 @@ START_TEST(test_team_sizes_agree) {
         ck_assert_int_eq(parallel_threads(), nt);
         m = model_load_weights("tests/fixtures/models/odd-f16", err); /* scratch sized for the team */
         ck_assert_msg(m != NULL, "%s", err);
-        ck_assert_int_eq(m->s.att_slots, nt);
+        ck_assert_int_eq(model_scratch_slots(m), nt);
         for (int rep = 0; rep < 2; rep++) /* a second dispatch reuses the sleeping/spinning team */
             for (int i = 0; i < N_TEAM_T; i++)
                 ck_assert_msg(forward_digest(m, ids, team_T[i], logits) == base[i],
@@ -305,20 +305,17 @@ START_TEST(test_spec_parsing) {
 END_TEST
 
 START_TEST(test_trace_cli_matches_reference) {
-    char cmd[2048], out[8192], dir[] = "/tmp/probe_trace_XXXXXX";
-    ck_assert(mkdtemp(dir) != NULL);
-    snprintf(cmd, sizeof cmd, "%s trace --model " FIX "/f16-prefix-lmhead --ids " FIX
-             "/f16-prefix-lmhead/ids.json --out %s --no-ffn-layers 0 --zero 1:4 --set 1:6=2.0",
-             probe_bin(), dir);
-    int rc = run_capture(cmd, out, sizeof out);
+    char out[8192], dir[64];
+    tmpdir_make(dir, sizeof dir, "check_forward");
+    int rc = run_probe(out, sizeof out,
+                       "trace --model " FIX "/f16-prefix-lmhead --ids " FIX "/f16-prefix-lmhead/ids.json"
+                       " --out %s --no-ffn-layers 0 --zero 1:4 --set 1:6=2.0", dir);
     ck_assert_msg(rc == 0, "trace failed (%d): %s", rc, out);
     const char *files[] = {"ffn_0.npy", "ffn_1.npy", "logits.npy", "loss.npy"};
     for (size_t i = 0; i < 4; i++) {
-        char a[600], b[600];
+        const char *a = path_in(dir, files[i]), *b = path_in(FIX "/f16-prefix-lmhead/mixed", files[i]);
         long sa[4], sb[4];
         int na, nb;
-        snprintf(a, sizeof a, "%s/%s", dir, files[i]);
-        snprintf(b, sizeof b, FIX "/f16-prefix-lmhead/mixed/%s", files[i]);
         float *x = npy_read_f32(a, sa, &na), *y = npy_read_f32(b, sb, &nb);
         ck_assert_msg(x && y, "missing %s", files[i]);
         ck_assert_int_eq(na, nb);
@@ -332,43 +329,32 @@ START_TEST(test_trace_cli_matches_reference) {
         free(x);
         free(y);
     }
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    ck_assert(system(cmd) == 0);
+    tmpdir_remove(dir);
 }
 END_TEST
 
 START_TEST(test_trace_cli_errors) {
-    char cmd[1024], out[4096];
-    snprintf(cmd, sizeof cmd, "%s trace --bogus", probe_bin());
-    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 2);
+    char out[4096];
+    ck_assert_int_eq(run_probe(out, sizeof out, "trace --bogus"), 2);
     ck_assert_msg(strstr(out, "--bogus"), "%s", out);
-    snprintf(cmd, sizeof cmd, "%s trace --model " FIX "/f32 --ids " FIX "/f32/ids.json --out /tmp/x --zero 1:999",
-             probe_bin());
-    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 2);
+    ck_assert_int_eq(
+        run_probe(out, sizeof out, "trace --model " FIX "/f32 --ids " FIX "/f32/ids.json --out /tmp/x --zero 1:999"), 2);
     ck_assert_msg(strstr(out, "'1:999'") && strstr(out, "0..127"), "%s", out);
-    snprintf(cmd, sizeof cmd, "%s trace --model " FIX "/f32 --ids /nonexistent.json --out /tmp/x", probe_bin());
-    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 1);
+    ck_assert_int_eq(run_probe(out, sizeof out, "trace --model " FIX "/f32 --ids /nonexistent.json --out /tmp/x"), 1);
     ck_assert_msg(strstr(out, "'/nonexistent.json'"), "%s", out);
-    snprintf(cmd, sizeof cmd, "%s trace --help", probe_bin());
-    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 0);
+    ck_assert_int_eq(run_probe(out, sizeof out, "trace --help"), 0);
     ck_assert(strstr(out, "usage: probe trace") != NULL);
 }
 END_TEST
 
 int main(void) {
     Suite *s = suite_create("forward");
-    TCase *tc = tcase_create("forward");
-    tcase_set_timeout(tc, 120);
+    TCase *tc = case_add(s, "forward", 120,
+                         (const TTest *[]){test_long_window_crosses_attention_blocks, test_all_pass_hooks_are_bit_exact,
+                                           test_team_sizes_agree, test_gemm_grid, test_forward_rejects_bad_windows,
+                                           test_spec_parsing, test_trace_cli_matches_reference, test_trace_cli_errors,
+                                           NULL});
     int n = (int)(sizeof models / sizeof *models * (sizeof cases / sizeof *cases));
     tcase_add_loop_test(tc, test_reference_cases, 0, n);
-    tcase_add_test(tc, test_long_window_crosses_attention_blocks);
-    tcase_add_test(tc, test_all_pass_hooks_are_bit_exact);
-    tcase_add_test(tc, test_team_sizes_agree);
-    tcase_add_test(tc, test_gemm_grid);
-    tcase_add_test(tc, test_forward_rejects_bad_windows);
-    tcase_add_test(tc, test_spec_parsing);
-    tcase_add_test(tc, test_trace_cli_matches_reference);
-    tcase_add_test(tc, test_trace_cli_errors);
-    suite_add_tcase(s, tc);
     return run_suite(s);
 }

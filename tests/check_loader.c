@@ -32,48 +32,20 @@
 
 /* ---- temporary model directories ------------------------------------- */
 
-static void tmp_make(char *dir) {
-    strcpy(dir, "/tmp/check_loader.XXXXXX");
-    ck_assert_msg(mkdtemp(dir) != NULL, "mkdtemp failed");
-}
-
-static void tmp_remove(const char *dir) {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
-static void write_bytes(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    ck_assert_msg(f != NULL, "cannot write %s", path);
-    ck_assert_uint_eq(fwrite(data, 1, n, f), n);
-    ck_assert_int_eq(fclose(f), 0);
-}
-
-/* noinline: gcc 12 -O3 otherwise warns of a dangling pointer to the local */
-__attribute__((noinline)) static char *read_bytes(const char *path, size_t *n) {
-    char err[PROBE_ERR_LEN];
-    char *data = NULL;
-    int rc = file_read_all(path, &data, n, err);
-    ck_assert_msg(rc == 0, "%s", err);
-    return data;
-}
+static void tmp_make(char *dir) { tmpdir_make(dir, 64, "check_loader"); }
 
 static void write_text(const char *dir, const char *file, const char *text) {
-    char path[600];
-    snprintf(path, sizeof path, "%s/%s", dir, file);
-    write_bytes(path, text, strlen(text));
+    file_write(path_in(dir, file), text, strlen(text));
 }
 
 /* dst/vocab.json and merges.txt -> the repository's tokenizer files. */
 static void link_tokenizer(const char *dst) {
     static const char *files[] = {"vocab.json", "merges.txt"};
     for (int i = 0; i < 2; i++) {
-        char src[PATH_MAX], rel[600], link[600];
-        snprintf(rel, sizeof rel, "models/gpt2-tokenizer/%s", files[i]);
+        char src[PATH_MAX];
+        const char *rel = path_in("models/gpt2-tokenizer", files[i]);
         ck_assert_msg(realpath(rel, src) != NULL, "missing %s", rel);
-        snprintf(link, sizeof link, "%s/%s", dst, files[i]);
-        ck_assert_int_eq(symlink(src, link), 0);
+        ck_assert_int_eq(symlink(src, path_in(dst, files[i])), 0);
     }
 }
 
@@ -82,13 +54,9 @@ static void copy_model(const char *name, char *dir) {
     tmp_make(dir);
     static const char *files[] = {"config.json", "model.safetensors"};
     for (int i = 0; i < 2; i++) {
-        char src[600], dst[600];
-        size_t n;
+        char src[600];
         snprintf(src, sizeof src, MODELS "/%s/%s", name, files[i]);
-        snprintf(dst, sizeof dst, "%s/%s", dir, files[i]);
-        char *data = read_bytes(src, &n);
-        write_bytes(dst, data, n);
-        free(data);
+        file_copy(src, path_in(dir, files[i]));
     }
     link_tokenizer(dir);
 }
@@ -99,10 +67,9 @@ static void copy_model(const char *name, char *dir) {
 typedef void (*HeaderEdit)(cJSON *header);
 
 static void rewrite_header(const char *dir, HeaderEdit fn, int pad_mod) {
-    char path[600];
+    const char *path = path_in(dir, "model.safetensors");
     size_t n;
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    unsigned char *file = (unsigned char *)read_bytes(path, &n);
+    unsigned char *file = (unsigned char *)file_read(path, &n);
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = hlen << 8 | file[i];
     cJSON *h = cJSON_ParseWithLength((const char *)file + 8, hlen);
@@ -117,7 +84,7 @@ static void rewrite_header(const char *dir, HeaderEdit fn, int pad_mod) {
     memcpy(out + 8, js, jl);
     memset(out + 8 + jl, ' ', nl - jl);
     memcpy(out + 8 + nl, file + 8 + hlen, data_len);
-    write_bytes(path, out, 8 + nl + data_len);
+    file_write(path, out, 8 + nl + data_len);
     free(out);
     free(js);
     cJSON_Delete(h);
@@ -139,53 +106,16 @@ static void set_offsets(cJSON *h, const char *name, double b, double e) {
 
 /* ---- good input: the committed fixtures --------------------------------- */
 
-/* The Model's pointer for an HF tensor name (without prefix). */
-static const float *tensor_ptr(const Model *m, const char *name) {
-    int l, k;
-    if (!strcmp(name, "wte.weight")) return m->wte;
-    if (!strcmp(name, "wpe.weight")) return m->wpe;
-    if (!strcmp(name, "ln_f.weight")) return m->lnf_w;
-    if (!strcmp(name, "ln_f.bias")) return m->lnf_b;
-    if (!strcmp(name, "lm_head.weight")) return m->lm_head;
-    if (sscanf(name, "h.%d.%n", &l, &k) != 1 || l < 0 || l >= m->cfg.n_layer) return NULL;
-    const LayerParams *p = &m->layers[l];
-    const char *r = name + k;
-    static const struct {
-        const char *name;
-        size_t off;
-    } fields[] = {
-        {"ln_1.weight", offsetof(LayerParams, ln1_w)},
-        {"ln_1.bias", offsetof(LayerParams, ln1_b)},
-        {"attn.c_attn.weight", offsetof(LayerParams, qkv_w)},
-        {"attn.c_attn.bias", offsetof(LayerParams, qkv_b)},
-        {"attn.c_proj.weight", offsetof(LayerParams, attn_proj_w)},
-        {"attn.c_proj.bias", offsetof(LayerParams, attn_proj_b)},
-        {"ln_2.weight", offsetof(LayerParams, ln2_w)},
-        {"ln_2.bias", offsetof(LayerParams, ln2_b)},
-        {"mlp.c_fc.weight", offsetof(LayerParams, fc_w)},
-        {"mlp.c_fc.bias", offsetof(LayerParams, fc_b)},
-        {"mlp.c_proj.weight", offsetof(LayerParams, proj_w)},
-        {"mlp.c_proj.bias", offsetof(LayerParams, proj_b)},
-    };
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
-        if (!strcmp(r, fields[i].name)) return *(const float *const *)((const char *)p + fields[i].off);
-    return NULL;
-}
-
 /* Every tensor of the model against the generator's statistics: exact first
  * and last values, sums within float64 summation-order noise. Returns the
  * number of tensors checked. */
 static int check_against_sums(const Model *m, const char *sums_file) {
-    size_t n;
-    char *text = read_bytes(sums_file, &n);
-    cJSON *root = cJSON_ParseWithLength(text, n);
-    free(text);
-    ck_assert(root != NULL);
+    cJSON *root = json_load(sums_file);
     cJSON *tensors = cJSON_GetObjectItem(root, "tensors");
     int count = 0;
     cJSON *t;
     cJSON_ArrayForEach(t, tensors) {
-        const float *p = tensor_ptr(m, t->string);
+        const float *p = model_weight(m, t->string);
         ck_assert_msg(p != NULL, "no pointer for %s", t->string);
         size_t numel = 1;
         cJSON *d;
@@ -214,36 +144,48 @@ static int check_against_sums(const Model *m, const char *sums_file) {
     return count;
 }
 
-START_TEST(test_tiny_f32) {
+/* model_load (tokenizer too) or model_load_weights of dir, which must succeed. */
+static Model *load_ok(const char *dir, int with_tokenizer) {
     char err[PROBE_ERR_LEN];
-    Model *m = model_load(MODELS "/tiny-f32", err);
-    ck_assert_msg(m != NULL, "%s", err);
-    const ModelConfig *c = &m->cfg;
-    ck_assert_int_eq(c->n_layer, 2);
-    ck_assert_int_eq(c->n_embd, 32);
-    ck_assert_int_eq(c->n_head, 4);
-    ck_assert_int_eq(c->n_inner, 128); /* null in config.json -> 4 * n_embd */
-    ck_assert_int_eq(c->n_positions, 64);
-    ck_assert_int_eq(c->vocab_size, 50257);
-    ck_assert_int_eq(c->activation, ACT_GELU_NEW);
-    ck_assert_str_eq(c->activation_name, "gelu_new");
-    ck_assert(c->layer_norm_epsilon == 1e-5f);
+    Model *m = with_tokenizer ? model_load(dir, err) : model_load_weights(dir, err);
+    ck_assert_msg(m != NULL, "%s: %s", dir, err);
+    return m;
+}
+
+/* Every field of a loaded config against the one expected. */
+static void expect_config(const ModelConfig *c, ModelConfig want) {
+    ck_assert_int_eq(c->n_layer, want.n_layer);
+    ck_assert_int_eq(c->n_embd, want.n_embd);
+    ck_assert_int_eq(c->n_head, want.n_head);
+    ck_assert_int_eq(c->n_inner, want.n_inner);
+    ck_assert_int_eq(c->n_positions, want.n_positions);
+    ck_assert_int_eq(c->vocab_size, want.vocab_size);
+    ck_assert(c->layer_norm_epsilon == want.layer_norm_epsilon);
+    ck_assert_int_eq(c->activation, want.activation);
+    ck_assert_str_eq(c->activation_name, want.activation_name);
+}
+
+START_TEST(test_tiny_f32) {
+    Model *m = load_ok(MODELS "/tiny-f32", 1);
+    expect_config(&m->cfg, (ModelConfig){.n_layer = 2, .n_embd = 32, .n_head = 4,
+                                         .n_inner = 128, /* null in config.json -> 4 * n_embd */
+                                         .n_positions = 64, .vocab_size = 50257, .layer_norm_epsilon = 1e-5f,
+                                         .activation = ACT_GELU_NEW, .activation_name = "gelu_new"});
     ck_assert_int_eq(m->tied, 1);
-    ck_assert_ptr_eq(m->lm_head, m->wte);
+    ck_assert_ptr_eq(model_weight(m, "lm_head.weight"), model_weight(m, "wte.weight"));
     /* F32 is used in place: pointers into the map, nothing converted */
-    ck_assert_ptr_null(m->converted);
-    ck_assert_ptr_eq(m->wte, st_find(m->st, "wte.weight")->data);
-    ck_assert_ptr_eq(m->layers[1].fc_w, st_find(m->st, "h.1.mlp.c_fc.weight")->data);
+    ck_assert_ptr_null(model_converted(m));
+    ck_assert_ptr_eq(model_weight(m, "wte.weight"), st_find(m->st, "wte.weight")->data);
+    ck_assert_ptr_eq(model_weight(m, "h.1.mlp.c_fc.weight"), st_find(m->st, "h.1.mlp.c_fc.weight")->data);
     ck_assert_ptr_nonnull(m->tok);
-    ck_assert_ptr_nonnull(m->scratch_mem);
+    ck_assert_int_eq(model_scratch_slots(m), 1); /* scratch for the one-thread team */
     ck_assert_int_eq(check_against_sums(m, SUMS "/tiny-f32.sums.json"), 2 + 2 * 12 + 2);
     /* the attn.bias buffers are in the file, and ignored */
     ck_assert_ptr_nonnull(st_find(m->st, "h.0.attn.bias"));
     ck_assert_int_eq(st_count(m->st), 30);
     uint64_t ck = m->checksum;
     model_free(m);
-    m = model_load_weights(MODELS "/tiny-f32", err);
-    ck_assert_msg(m != NULL, "%s", err);
+    m = load_ok(MODELS "/tiny-f32", 0);
     ck_assert_ptr_null(m->tok);
     ck_assert_uint_eq(m->checksum, ck);
     model_free(m);
@@ -251,42 +193,37 @@ START_TEST(test_tiny_f32) {
 END_TEST
 
 START_TEST(test_tiny_f16_prefix_untied) {
-    char err[PROBE_ERR_LEN];
-    Model *m = model_load(MODELS "/tiny-f16-prefix", err);
-    ck_assert_msg(m != NULL, "%s", err);
+    Model *m = load_ok(MODELS "/tiny-f16-prefix", 1);
     const ModelConfig *c = &m->cfg;
-    ck_assert_int_eq(c->n_layer, 3);
-    ck_assert_int_eq(c->n_embd, 48);
-    ck_assert_int_eq(c->n_head, 3);
-    ck_assert_int_eq(c->n_inner, 96); /* explicit */
-    ck_assert_int_eq(c->vocab_size, 4096);
-    ck_assert_int_eq(c->activation, ACT_GELU);
+    expect_config(c, (ModelConfig){.n_layer = 3, .n_embd = 48, .n_head = 3, .n_inner = 96 /* explicit */,
+                                   .n_positions = 64, .vocab_size = 4096, .layer_norm_epsilon = 1e-5f,
+                                   .activation = ACT_GELU, .activation_name = "gelu"});
     ck_assert_int_eq(m->tied, 0);
-    ck_assert_ptr_ne(m->lm_head, m->wte);
-    ck_assert_ptr_nonnull(m->converted);
+    const float *wte = model_weight(m, "wte.weight"), *lm_head = model_weight(m, "lm_head.weight");
+    const float *conv = model_converted(m);
+    ck_assert_ptr_ne(lm_head, wte);
+    ck_assert_ptr_nonnull(conv);
     ck_assert_ptr_nonnull(st_find(m->st, "transformer.wte.weight"));
     ck_assert_ptr_null(st_find(m->st, "wte.weight"));
     ck_assert_int_eq(check_against_sums(m, SUMS "/tiny-f16-prefix.sums.json"), 2 + 3 * 12 + 2 + 1);
     /* all of it converted into one buffer: V*C*2 + P*C + layers + ln_f */
     ParamCounts pc = model_param_counts(c, 0);
-    ck_assert(m->wte >= m->converted && m->wte < m->converted + pc.total);
-    ck_assert(m->lm_head >= m->converted && m->lm_head < m->converted + pc.total);
-    ck_assert(m->lnf_b >= m->converted && m->lnf_b < m->converted + pc.total);
+    const float *lnf_b = model_weight(m, "ln_f.bias");
+    ck_assert(wte >= conv && wte < conv + pc.total);
+    ck_assert(lm_head >= conv && lm_head < conv + pc.total);
+    ck_assert(lnf_b >= conv && lnf_b < conv + pc.total);
     model_free(m);
 }
 END_TEST
 
 START_TEST(test_tiny_bf16_relu) {
-    char err[PROBE_ERR_LEN];
-    Model *m = model_load(MODELS "/tiny-bf16-relu", err);
-    ck_assert_msg(m != NULL, "%s", err);
-    ck_assert_int_eq(m->cfg.activation, ACT_RELU);
-    ck_assert_int_eq(m->cfg.n_inner, 64);
-    ck_assert_int_eq(m->cfg.n_positions, 32);
-    ck_assert(m->cfg.layer_norm_epsilon == 1e-6f);
+    Model *m = load_ok(MODELS "/tiny-bf16-relu", 1);
+    expect_config(&m->cfg, (ModelConfig){.n_layer = 2, .n_embd = 16, .n_head = 2, .n_inner = 64, .n_positions = 32,
+                                         .vocab_size = 50257, .layer_norm_epsilon = 1e-6f, .activation = ACT_RELU,
+                                         .activation_name = "relu"});
     ck_assert_int_eq(m->tied, 1);
-    ck_assert_ptr_eq(m->lm_head, m->wte);
-    ck_assert_ptr_nonnull(m->converted);
+    ck_assert_ptr_eq(model_weight(m, "lm_head.weight"), model_weight(m, "wte.weight"));
+    ck_assert_ptr_nonnull(model_converted(m));
     ck_assert_int_eq(check_against_sums(m, SUMS "/tiny-bf16-relu.sums.json"), 2 + 2 * 12 + 2);
     model_free(m);
 }
@@ -296,17 +233,16 @@ static void make_unaligned(cJSON *h) { (void)h; }
 
 /* F32 data that is not 4-byte aligned in the map is copied, not used in place. */
 START_TEST(test_unaligned_f32_is_copied) {
-    char dir[64], err[PROBE_ERR_LEN];
+    char dir[64];
     copy_model("tiny-f32", dir);
     rewrite_header(dir, make_unaligned, 2); /* data starts at 8 + 8k + 2 */
-    Model *m = model_load_weights(dir, err);
-    ck_assert_msg(m != NULL, "%s", err);
-    ck_assert_ptr_nonnull(m->converted);
+    Model *m = load_ok(dir, 0);
+    ck_assert_ptr_nonnull(model_converted(m));
     ck_assert_uint_eq((uintptr_t)st_find(m->st, "wte.weight")->data % 4, 2);
-    ck_assert_uint_eq((uintptr_t)m->wte % 4, 0);
+    ck_assert_uint_eq((uintptr_t)model_weight(m, "wte.weight") % 4, 0);
     ck_assert_int_eq(check_against_sums(m, SUMS "/tiny-f32.sums.json"), 28);
     model_free(m);
-    tmp_remove(dir);
+    tmpdir_remove(dir);
 }
 END_TEST
 
@@ -379,20 +315,9 @@ START_TEST(test_f16_all_patterns) {
         buf[1] = (unsigned char)(b >> 8);
         float got;
         st_to_f32(ST_F16, buf, &got, 1);
-        int e = (b >> 10) & 0x1f, mant = b & 0x3ff;
-        double s = (b & 0x8000) ? -1 : 1, want;
-        if (e == 0x1f) {
-            if (mant) {
-                ck_assert_msg(isnan(got), "%04x", b);
-                continue;
-            }
-            want = s * INFINITY;
-        } else if (e == 0) {
-            want = s * ldexp(mant, -24);
-        } else {
-            want = s * ldexp(1024 + mant, e - 25);
-        }
-        ck_assert_msg((double)got == want, "f16 %04x -> %.10g, expected %.10g", b, (double)got, want);
+        double want = f16_reference((uint16_t)b);
+        if (isnan(want)) ck_assert_msg(isnan(got), "%04x", b);
+        else ck_assert_msg((double)got == want, "f16 %04x -> %.10g, expected %.10g", b, (double)got, want);
     }
 }
 END_TEST
@@ -400,12 +325,11 @@ END_TEST
 /* ---- config and parameter counts --------------------------------------- */
 
 static int cfg_from_text(const char *text, ModelConfig *c, char *err) {
-    char dir[64], path[128];
+    char dir[64];
     tmp_make(dir);
     write_text(dir, "config.json", text);
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    int rc = config_load(path, c, err);
-    tmp_remove(dir);
+    int rc = config_load(path_in(dir, "config.json"), c, err);
+    tmpdir_remove(dir);
     return rc;
 }
 
@@ -528,18 +452,16 @@ static void write_sparse_gpt2(const char *dir, int L, int C, int P, int V, int l
 }
 
 START_TEST(test_info_gpt2_small) {
-    char dir[64], cmd[600], out[8192];
+    char dir[64], out[8192];
     tmp_make(dir);
     write_sparse_gpt2(dir, 12, 768, 1024, 50257, 0);
-    snprintf(cmd, sizeof cmd, "%s info --model %s", probe_bin(), dir);
-    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 0);
+    ck_assert_int_eq(run_probe(out, sizeof out, "info --model %s", dir), 0);
     ck_assert_msg(strstr(out, "FFN") && strstr(out, "56,669,184"), "%s", out);
     ck_assert_msg(strstr(out, "124,439,808"), "%s", out);
     ck_assert_msg(strstr(out, "39,383,808") && strstr(out, "28,348,416") && strstr(out, "38,400"), "%s", out);
     ck_assert_msg(strstr(out, "45.54%") && strstr(out, "66.63%"), "%s", out); /* of all / non-embedding */
     ck_assert_msg(strstr(out, "tied to wte") && strstr(out, "loaded in"), "%s", out);
-    snprintf(cmd, sizeof cmd, "%s info --json --model %s", probe_bin(), dir);
-    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 0);
+    ck_assert_int_eq(run_probe(out, sizeof out, "info --json --model %s", dir), 0);
     cJSON *j = cJSON_Parse(out);
     ck_assert_msg(j != NULL, "not JSON: %s", out);
     cJSON *p = cJSON_GetObjectItem(j, "params");
@@ -550,33 +472,27 @@ START_TEST(test_info_gpt2_small) {
     ck_assert(fabs(cJSON_GetObjectItem(j, "ffn_share_non_embedding")->valuedouble - 56669184.0 / 85056000) < 1e-6);
     ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(j, "tied")));
     cJSON_Delete(j);
-    tmp_remove(dir);
+    tmpdir_remove(dir);
 
     /* untied head: one more row in the table, counted in the total */
     tmp_make(dir);
     write_sparse_gpt2(dir, 2, 768, 1024, 50257, 1);
-    snprintf(cmd, sizeof cmd, "%s info --model %s", probe_bin(), dir);
-    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 0);
+    ck_assert_int_eq(run_probe(out, sizeof out, "info --model %s", dir), 0);
     ck_assert_msg(strstr(out, "lm_head (untied)") && strstr(out, "38,597,376"), "%s", out);
-    tmp_remove(dir);
+    tmpdir_remove(dir);
 }
 END_TEST
 
 START_TEST(test_info_fixture_and_usage) {
-    char cmd[600], out[8192];
-    snprintf(cmd, sizeof cmd, "%s info --model " MODELS "/tiny-f16-prefix", probe_bin());
-    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 0);
+    char out[8192];
+    ck_assert_int_eq(run_probe(out, sizeof out, "info --model " MODELS "/tiny-f16-prefix"), 0);
     ck_assert_msg(strstr(out, "F16") && strstr(out, "untied") && strstr(out, "activation gelu,"), "%s", out);
-    snprintf(cmd, sizeof cmd, "PROBE_MODEL=" MODELS "/tiny-bf16-relu %s info", probe_bin());
-    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 0);
+    ck_assert_int_eq(run_cmdf(out, sizeof out, "PROBE_MODEL=" MODELS "/tiny-bf16-relu %s info", probe_bin()), 0);
     ck_assert_msg(strstr(out, "BF16") && strstr(out, "relu") && strstr(out, "811,216"), "%s", out);
-    snprintf(cmd, sizeof cmd, "%s info --bogus", probe_bin());
-    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 2);
+    ck_assert_int_eq(run_probe(out, sizeof out, "info --bogus"), 2);
     ck_assert_msg(strstr(out, "--bogus"), "%s", out);
-    snprintf(cmd, sizeof cmd, "%s info extra", probe_bin());
-    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 2);
-    snprintf(cmd, sizeof cmd, "%s info --help", probe_bin());
-    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 0);
+    ck_assert_int_eq(run_probe(out, sizeof out, "info extra"), 2);
+    ck_assert_int_eq(run_probe(out, sizeof out, "info --help"), 0);
     ck_assert(strstr(out, "usage: probe info") != NULL);
 }
 END_TEST
@@ -590,75 +506,45 @@ typedef struct {
     const char *needle1, *needle2;  /* more text the message must contain */
 } BadCase;
 
-static char *st_path_of(const char *dir, char *buf) {
-    snprintf(buf, 600, "%s/model.safetensors", dir);
-    return buf;
+static const char *st_path_of(const char *dir) { return path_in(dir, "model.safetensors"); }
+
+static void truncate_to(const char *dir, off_t size) { ck_assert_int_eq(truncate(st_path_of(dir), size), 0); }
+
+/* Overwrites n bytes of DIR/model.safetensors at offset off. */
+static void patch_weights(const char *dir, off_t off, const void *bytes, size_t n) {
+    int fd = open(st_path_of(dir), O_WRONLY);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(pwrite(fd, bytes, n, off), (ssize_t)n);
+    close(fd);
 }
 
-static void truncate_to(const char *dir, off_t size) {
-    char p[600];
-    ck_assert_int_eq(truncate(st_path_of(dir, p), size), 0);
-}
-
-static void bad_missing_dir(const char *dir) { tmp_remove(dir); }
+static void bad_missing_dir(const char *dir) { tmpdir_remove(dir); }
 static void bad_dir_is_file(const char *dir) {
-    tmp_remove(dir);
-    write_bytes(dir, "{}", 2);
+    tmpdir_remove(dir);
+    file_write(dir, "{}", 2);
 }
-static void bad_no_config(const char *dir) {
-    char p[600];
-    snprintf(p, sizeof p, "%s/config.json", dir);
-    unlink(p);
-}
-static void bad_no_weights(const char *dir) {
-    char p[600];
-    unlink(st_path_of(dir, p));
-}
+static void bad_no_config(const char *dir) { unlink(path_in(dir, "config.json")); }
+static void bad_no_weights(const char *dir) { unlink(st_path_of(dir)); }
 static void bad_weights_dir(const char *dir) {
-    char p[600];
-    unlink(st_path_of(dir, p));
-    ck_assert_int_eq(mkdir(p, 0755), 0);
+    unlink(st_path_of(dir));
+    ck_assert_int_eq(mkdir(st_path_of(dir), 0755), 0);
 }
-static void bad_no_vocab(const char *dir) {
-    char p[600];
-    snprintf(p, sizeof p, "%s/vocab.json", dir);
-    unlink(p);
-}
+static void bad_no_vocab(const char *dir) { unlink(path_in(dir, "vocab.json")); }
 static void bad_empty_file(const char *dir) { truncate_to(dir, 0); }
 static void bad_truncated_header(const char *dir) { truncate_to(dir, 1000); }
 static void bad_truncated_data(const char *dir) {
-    char p[600];
-    size_t n;
-    free(read_bytes(st_path_of(dir, p), &n));
-    truncate_to(dir, (off_t)n - 4);
+    struct stat sb;
+    ck_assert_int_eq(stat(st_path_of(dir), &sb), 0);
+    truncate_to(dir, sb.st_size - 4);
 }
 static void bad_header_len_huge(const char *dir) {
-    char p[600];
-    int fd = open(st_path_of(dir, p), O_WRONLY);
-    unsigned char len[8] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
-    ck_assert_int_eq(pwrite(fd, len, 8, 0), 8);
-    close(fd);
+    patch_weights(dir, 0, "\xff\xff\xff\xff\xff\xff\xff\xff", 8);
 }
-static void bad_header_len_small(const char *dir) {
-    char p[600];
-    int fd = open(st_path_of(dir, p), O_WRONLY);
-    unsigned char len[8] = {1, 0, 0, 0, 0, 0, 0, 0};
-    ck_assert_int_eq(pwrite(fd, len, 8, 0), 8);
-    close(fd);
-}
-static void bad_header_not_json(const char *dir) {
-    char p[600];
-    int fd = open(st_path_of(dir, p), O_WRONLY);
-    ck_assert_int_eq(pwrite(fd, "[", 1, 8), 1); /* '{' -> '[' */
-    close(fd);
-}
+static void bad_header_len_small(const char *dir) { patch_weights(dir, 0, "\1\0\0\0\0\0\0\0", 8); }
+static void bad_header_not_json(const char *dir) { patch_weights(dir, 8, "[", 1); /* '{' -> '[' */ }
 static void bad_header_array(const char *dir) {
-    char p[600];
-    int fd = open(st_path_of(dir, p), O_WRONLY);
-    unsigned char len[8] = {8, 0, 0, 0, 0, 0, 0, 0};
-    ck_assert_int_eq(pwrite(fd, len, 8, 0), 8);
-    ck_assert_int_eq(pwrite(fd, "[1, 2]  ", 8, 8), 8);
-    close(fd);
+    patch_weights(dir, 0, "\10\0\0\0\0\0\0\0", 8);
+    patch_weights(dir, 8, "[1, 2]  ", 8);
 }
 
 static void e_overlap(cJSON *h) {
@@ -755,10 +641,9 @@ HDR(control_dtype)
 HDR(lm_head_bad)
 
 static void cfg_replace(const char *dir, const char *from, const char *to) {
-    char p[600];
+    const char *p = path_in(dir, "config.json");
     size_t n;
-    snprintf(p, sizeof p, "%s/config.json", dir);
-    char *text = read_bytes(p, &n);
+    char *text = file_read(p, &n);
     char *at = strstr(text, from);
     ck_assert_msg(at != NULL, "'%s' not in config.json", from);
     char *out = malloc(n + strlen(to) + 1);
@@ -766,7 +651,7 @@ static void cfg_replace(const char *dir, const char *from, const char *to) {
     memcpy(out, text, pre);
     strcpy(out + pre, to);
     strcat(out, at + strlen(from));
-    write_bytes(p, out, strlen(out));
+    file_write(p, out, strlen(out));
     free(out);
     free(text);
 }
@@ -850,7 +735,7 @@ static const BadCase bad_cases[] = {
 
 START_TEST(test_bad_input) {
     const BadCase *bc = &bad_cases[_i];
-    char dir[64], file[700], err[PROBE_ERR_LEN], cmd[1024], out[8192];
+    char dir[64], file[700], err[PROBE_ERR_LEN], out[8192];
     copy_model("tiny-f32", dir);
     bc->setup(dir);
     if (bc->file[0]) snprintf(file, sizeof file, "'%s/%s'", dir, bc->file);
@@ -863,15 +748,13 @@ START_TEST(test_bad_input) {
     ck_assert_msg(!bc->needle1 || strstr(err, bc->needle1), "%s: no '%s' in: %s", bc->name, bc->needle1, err);
     ck_assert_msg(!bc->needle2 || strstr(err, bc->needle2), "%s: no '%s' in: %s", bc->name, bc->needle2, err);
 
-    snprintf(cmd, sizeof cmd, "%s info --model %s", probe_bin(), dir);
-    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 1);
+    ck_assert_int_eq(run_probe(out, sizeof out, "info --model %s", dir), 1);
     size_t len = strlen(out);
     ck_assert_msg(len > 0 && out[len - 1] == '\n' && !memchr(out, '\n', len - 1), "%s: not one line: %s", bc->name,
                   out);
     ck_assert_msg(!strncmp(out, "probe info: ", 12) && strstr(out, err), "%s: printed '%s', expected '%s'", bc->name, out,
                   err);
-    if (bc->setup == bad_dir_is_file) unlink(dir);
-    else if (bc->setup != bad_missing_dir) tmp_remove(dir);
+    tmpdir_remove(dir); /* a directory, the file of bad_dir_is_file, or nothing */
 }
 END_TEST
 
@@ -903,7 +786,7 @@ START_TEST(test_reader_basics) {
     model_free(NULL);
 
     /* a hand-written file: empty tensors share an offset, scalars, metadata */
-    char dir[64], path[128];
+    char dir[64];
     tmp_make(dir);
     const char *hdr = "{\"__metadata__\":{\"a\":\"b\"},\"e1\":{\"dtype\":\"F32\",\"shape\":[0,3],\"data_offsets\":[4,4]},"
                       "\"s\":{\"dtype\":\"BF16\",\"shape\":[],\"data_offsets\":[4,6]},"
@@ -915,8 +798,7 @@ START_TEST(test_reader_basics) {
     memcpy(buf + 8, hdr, hl);
     unsigned char data[6] = {1, 2, 3, 4, 0x80, 0x3f};
     memcpy(buf + 8 + hl, data, 6);
-    snprintf(path, sizeof path, "%s/a.safetensors", dir);
-    write_bytes(path, buf, 8 + hl + 6);
+    const char *path = file_write(path_in(dir, "a.safetensors"), buf, 8 + hl + 6);
     st = st_open(path, err);
     ck_assert_msg(st != NULL, "%s", err);
     ck_assert_int_eq(st_count(st), 4);
@@ -930,29 +812,18 @@ START_TEST(test_reader_basics) {
     ck_assert_int_eq(st_find(st, "x")->dtype, ST_OTHER);
     ck_assert_uint_eq(st_file_size(st), 8 + hl + 6);
     st_close(st);
-    tmp_remove(dir);
+    tmpdir_remove(dir);
 }
 END_TEST
 
 int main(void) {
     Suite *s = suite_create("loader");
-    TCase *tc = tcase_create("fixtures");
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, test_tiny_f32);
-    tcase_add_test(tc, test_tiny_f16_prefix_untied);
-    tcase_add_test(tc, test_tiny_bf16_relu);
-    tcase_add_test(tc, test_unaligned_f32_is_copied);
-    tcase_add_test(tc, test_f16_bf16_exact);
-    tcase_add_test(tc, test_f16_all_patterns);
-    tcase_add_test(tc, test_config_variants);
-    tcase_add_test(tc, test_param_counts_gpt2_small);
-    tcase_add_test(tc, test_info_gpt2_small);
-    tcase_add_test(tc, test_info_fixture_and_usage);
-    tcase_add_test(tc, test_reader_basics);
-    suite_add_tcase(s, tc);
-    TCase *bad = tcase_create("bad input");
-    tcase_set_timeout(bad, 60);
+    case_add(s, "fixtures", 60,
+             (const TTest *[]){test_tiny_f32, test_tiny_f16_prefix_untied, test_tiny_bf16_relu,
+                               test_unaligned_f32_is_copied, test_f16_bf16_exact, test_f16_all_patterns,
+                               test_config_variants, test_param_counts_gpt2_small, test_info_gpt2_small,
+                               test_info_fixture_and_usage, test_reader_basics, NULL});
+    TCase *bad = case_add(s, "bad input", 60, (const TTest *[]){NULL});
     tcase_add_loop_test(bad, test_bad_input, 0, N_BAD);
-    suite_add_tcase(s, bad);
     return run_suite(s);
 }

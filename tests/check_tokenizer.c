@@ -216,25 +216,11 @@ END_TEST
 
 static char tmpdir[64];
 
-static void make_tmpdir(void) {
-    strcpy(tmpdir, "/tmp/check_tokenizer.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
+static void make_tmpdir(void) { tmpdir_make(tmpdir, sizeof tmpdir, "check_tokenizer"); }
 
-static void rm_tmpdir(void) {
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    ck_assert_int_eq(system(cmd), 0);
-}
+static void rm_tmpdir(void) { tmpdir_remove(tmpdir); }
 
-static void write_file(const char *name, const char *text) {
-    char path[256];
-    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
-}
+static void write_file(const char *name, const char *text) { file_write(path_in(tmpdir, name), text, strlen(text)); }
 
 /* A valid small vocab.json: the 256 byte symbols (ids 0..255) plus `extra`
  * (",\"ab\":256..." style, may be ""). */
@@ -259,10 +245,8 @@ static void write_vocab(const char *extra) {
 /* Loads tmpdir's files; asserts failure and that err contains each of the
  * NULL-terminated strings. */
 static void expect_error(const char *must1, const char *must2) {
-    char v[256], m[256], err[PROBE_ERR_LEN] = "";
-    snprintf(v, sizeof v, "%s/vocab.json", tmpdir);
-    snprintf(m, sizeof m, "%s/merges.txt", tmpdir);
-    Tokenizer *t = tok_load(v, m, err);
+    char err[PROBE_ERR_LEN] = "";
+    Tokenizer *t = tok_load(path_in(tmpdir, "vocab.json"), path_in(tmpdir, "merges.txt"), err);
     ck_assert_msg(t == NULL, "loaded although malformed (expected '%s')", must1);
     ck_assert_msg(strchr(err, '\n') == NULL, "error is not one line: %s", err);
     ck_assert_msg(strstr(err, must1) != NULL, "error '%s' lacks '%s'", err, must1);
@@ -273,10 +257,8 @@ START_TEST(test_small_valid) {
     make_tmpdir();
     write_vocab(", \"ab\": 256, \"abc\": 257, \"<|endoftext|>\": 258");
     write_file("merges.txt", "#version: 0.2\na b\nab c\n");
-    char v[256], m[256], err[PROBE_ERR_LEN];
-    snprintf(v, sizeof v, "%s/vocab.json", tmpdir);
-    snprintf(m, sizeof m, "%s/merges.txt", tmpdir);
-    Tokenizer *t = tok_load(v, m, err);
+    char err[PROBE_ERR_LEN];
+    Tokenizer *t = tok_load(path_in(tmpdir, "vocab.json"), path_in(tmpdir, "merges.txt"), err);
     ck_assert_msg(t != NULL, "%s", err);
     ck_assert_int_eq(tok_vocab_size(t), 259);
     TokBuf b = {0};
@@ -339,64 +321,53 @@ END_TEST
 /* ---------------------------------------------------------------- CLI --- */
 
 START_TEST(test_cli) {
-    char cmd[2048], out[8192];
+    char out[8192];
     const char *bin = probe_bin();
     make_tmpdir();
     write_file("in.txt", "Hello world");
-    snprintf(cmd, sizeof cmd, "%s tokenize --model " TOKDIR " %s/in.txt", bin, tmpdir);
-    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 0);
+    ck_assert_int_eq(run_probe(out, sizeof out, "tokenize --model " TOKDIR " %s/in.txt", tmpdir), 0);
     ck_assert_str_eq(out, "[15496, 995]\n");
 
-    snprintf(cmd, sizeof cmd, "printf '' | %s tokenize --model " TOKDIR " -", bin);
-    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 0);
+    ck_assert_int_eq(run_cmdf(out, sizeof out, "printf '' | %s tokenize --model " TOKDIR " -", bin), 0);
     ck_assert_str_eq(out, "[]\n");
 
     write_file("ids.json", "[15496, 995, 0]");
-    snprintf(cmd, sizeof cmd, "%s tokenize --decode --model " TOKDIR " %s/ids.json", bin, tmpdir);
-    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 0);
+    ck_assert_int_eq(run_probe(out, sizeof out, "tokenize --decode --model " TOKDIR " %s/ids.json", tmpdir), 0);
     ck_assert_str_eq(out, "Hello world!");
 
     /* byte-exact round trip of invalid UTF-8 through the CLI */
     write_file("raw.bin", "a\xff\xfe \xc3\xa9\xed\xa0\x80 'S\r\n\n\n  x  \x80");
-    snprintf(cmd, sizeof cmd,
-             "%s tokenize --model " TOKDIR " %s/raw.bin | %s tokenize --model " TOKDIR
-             " --decode - | cmp - %s/raw.bin",
-             bin, tmpdir, bin, tmpdir);
-    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 0);
+    ck_assert_int_eq(run_cmdf(out, sizeof out,
+                              "%s tokenize --model " TOKDIR " %s/raw.bin | %s tokenize --model " TOKDIR
+                              " --decode - | cmp - %s/raw.bin",
+                              bin, tmpdir, bin, tmpdir), 0);
 
-    snprintf(cmd, sizeof cmd, "%s tokenize --help", bin);
-    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 0);
+    ck_assert_int_eq(run_probe(out, sizeof out, "tokenize --help"), 0);
     ck_assert_ptr_nonnull(strstr(out, "usage: probe tokenize"));
 
-    snprintf(cmd, sizeof cmd, "%s tokenize --bogus -", bin);
-    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 2);
+    ck_assert_int_eq(run_probe(out, sizeof out, "tokenize --bogus -"), 2);
     ck_assert_ptr_nonnull(strstr(out, "option '--bogus'"));
 
-    snprintf(cmd, sizeof cmd, "%s tokenize --model", bin);
-    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 2);
+    ck_assert_int_eq(run_probe(out, sizeof out, "tokenize --model"), 2);
 
-    snprintf(cmd, sizeof cmd, "%s tokenize --model " TOKDIR, bin);
-    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 2);
+    ck_assert_int_eq(run_probe(out, sizeof out, "tokenize --model " TOKDIR), 2);
 
-    snprintf(cmd, sizeof cmd, "%s tokenize --model " TOKDIR " %s/nope.txt", bin, tmpdir);
-    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 1);
+    ck_assert_int_eq(run_probe(out, sizeof out, "tokenize --model " TOKDIR " %s/nope.txt", tmpdir), 1);
     ck_assert_ptr_nonnull(strstr(out, "nope.txt"));
 
     write_file("bad_ids.json", "[15496, 99999]");
-    snprintf(cmd, sizeof cmd, "%s tokenize --decode --model " TOKDIR " %s/bad_ids.json", bin, tmpdir);
-    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 1);
+    ck_assert_int_eq(run_probe(out, sizeof out, "tokenize --decode --model " TOKDIR " %s/bad_ids.json", tmpdir),
+                     1);
     ck_assert_ptr_nonnull(strstr(out, "99999"));
 
     /* a model directory with a malformed merges.txt */
     write_vocab(", \"ab\": 256");
     write_file("merges.txt", "#version: 0.2\na b\na b c\n");
-    snprintf(cmd, sizeof cmd, "%s tokenize --model %s %s/in.txt", bin, tmpdir, tmpdir);
-    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 1);
+    ck_assert_int_eq(run_probe(out, sizeof out, "tokenize --model %s %s/in.txt", tmpdir, tmpdir), 1);
     ck_assert_msg(strstr(out, "merges.txt") && strstr(out, "line 3"), "%s", out);
     ck_assert_msg(strchr(out, '\n') == out + strlen(out) - 1, "not one line: %s", out);
 
-    snprintf(cmd, sizeof cmd, "%s tokenize --model %s/none %s/in.txt", bin, tmpdir, tmpdir);
-    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 1);
+    ck_assert_int_eq(run_probe(out, sizeof out, "tokenize --model %s/none %s/in.txt", tmpdir, tmpdir), 1);
     ck_assert_msg(strstr(out, "vocab.json") != NULL, "%s", out);
     rm_tmpdir();
 }
@@ -404,19 +375,9 @@ END_TEST
 
 int main(void) {
     Suite *s = suite_create("tokenizer");
-    TCase *tc = tcase_create("encode");
+    TCase *tc = case_add(s, "encode", 120,
+                         (const TTest *[]){test_basics, test_fixtures, test_cache_and_append, test_random_bytes, NULL});
     tcase_add_unchecked_fixture(tc, load_tok, free_tok);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_basics);
-    tcase_add_test(tc, test_fixtures);
-    tcase_add_test(tc, test_cache_and_append);
-    tcase_add_test(tc, test_random_bytes);
-    suite_add_tcase(s, tc);
-    TCase *tf = tcase_create("files");
-    tcase_add_test(tf, test_small_valid);
-    tcase_add_test(tf, test_bad_files);
-    tcase_add_test(tf, test_cli);
-    tcase_set_timeout(tf, 60);
-    suite_add_tcase(s, tf);
+    case_add(s, "files", 60, (const TTest *[]){test_small_valid, test_bad_files, test_cli, NULL});
     return run_suite(s);
 }

@@ -166,17 +166,13 @@ END_TEST
  * against Python's decoder. A wrong range in utf8_unit (say ED A0 taken as
  * a prefix) changes the text form of some of them. */
 START_TEST(test_random_against_python) {
-    ck_assert_msg(access("/usr/bin/python3", X_OK) == 0,
-                  "/usr/bin/python3 is missing: this check compares with Python's UTF-8 decoder "
-                  "(install Debian's python3 package)");
+    python3_require("this check compares with Python's UTF-8 decoder");
     static const unsigned char alphabet[] = {0x00, 0x41, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc1,
                                              0xc2, 0xdf, 0xe0, 0xe1, 0xec, 0xed, 0xee, 0xef, 0xf0, 0xf1, 0xf3,
                                              0xf4, 0xf5, 0xf8, 0xfe, 0xff, 0x20};
-    char dir[] = "/tmp/check_utf8.XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    char in_path[64], out_path[64], cmd[512];
-    snprintf(in_path, sizeof in_path, "%s/in.hex", dir);
-    snprintf(out_path, sizeof out_path, "%s/out.hex", dir);
+    char dir[64];
+    tmpdir_make(dir, sizeof dir, "check_utf8");
+    const char *in_path = path_in(dir, "in.hex"), *out_path = path_in(dir, "out.hex");
     enum { N = 3000 };
     static unsigned char data[N][12];
     static int lens[N];
@@ -194,15 +190,15 @@ START_TEST(test_random_against_python) {
         fputc('\n', f);
     }
     fclose(f);
-    snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 -c 'import sys\n"
-             "out = open(sys.argv[2], \"w\")\n"
-             "for line in open(sys.argv[1]):\n"
-             "    t = bytes.fromhex(line.strip()).decode(\"utf-8\", \"replace\").replace(\"\\0\", \"\\ufffd\")\n"
-             "    out.write(t.encode(\"utf-8\").hex() + \" %%d\\n\" %% len(t))\n' '%s' '%s'",
-             in_path, out_path);
     char msg[4096];
-    ck_assert_msg(run_capture(cmd, msg, sizeof msg) == 0, "python failed: %s", msg);
+    ck_assert_msg(run_cmdf(msg, sizeof msg,
+                           PYTHON3 " -c 'import sys\n"
+                           "out = open(sys.argv[2], \"w\")\n"
+                           "for line in open(sys.argv[1]):\n"
+                           "    t = bytes.fromhex(line.strip()).decode(\"utf-8\", \"replace\").replace(\"\\0\", \"\\ufffd\")\n"
+                           "    out.write(t.encode(\"utf-8\").hex() + \" %%d\\n\" %% len(t))\n' '%s' '%s'",
+                           in_path, out_path) == 0,
+                  "python failed: %s", msg);
     f = fopen(out_path, "r");
     ck_assert_ptr_nonnull(f);
     char line[256];
@@ -223,18 +219,14 @@ START_TEST(test_random_against_python) {
         ck_assert_int_eq(utf8_cursor_char(&c, (size_t)lens[i]), chars);
     }
     fclose(f);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    tmpdir_remove(dir);
 }
 END_TEST
 
 int main(void) {
     Suite *s = suite_create("utf8");
-    TCase *tc = tcase_create("utf8");
-    tcase_add_test(tc, test_cases);
-    tcase_add_test(tc, test_clean_prefix_and_buffers);
-    tcase_add_test(tc, test_cursor_spans);
-    tcase_add_test(tc, test_random_against_python);
-    suite_add_tcase(s, tc);
+    case_add(s, "utf8", 0,
+             (const TTest *[]){test_cases, test_clean_prefix_and_buffers, test_cursor_spans, test_random_against_python,
+                               NULL});
     return run_suite(s);
 }
