@@ -51,7 +51,7 @@ static float sum_sq_dev_lanes(const float *x, int n, float mean) {
     return s;
 }
 
-static float max_lanes(const float *x, int n) {
+float row_max(const float *x, int n) {
     if (n < LANES) {
         float m = x[0];
         for (int i = 1; i < n; i++) m = x[i] > m ? x[i] : m;
@@ -244,7 +244,7 @@ static void attention_heads(const AttentionJob *j, float *att, int h0, int h1) {
             for (int i = 0; i < M; i++) {
                 float *row = att + (size_t)i * N;
                 int valid = r0 + i + 1; /* keys 0..r0+i */
-                float mx = max_lanes(row, valid);
+                float mx = row_max(row, valid);
                 inv[i] = 1.0f / exp_shift_sum(row, valid, mx);
                 for (int c = valid; c < N; c++) row[c] = 0.0f;
             }

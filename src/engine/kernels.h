@@ -39,6 +39,11 @@ void matmul_nt_forward(float *out, const float *x, const float *W, int T, int K,
 void attention_forward(float *out, float *att, int att_slots, const float *qkv, int T, int C,
                        int NH);
 
+/* The largest of x[0..n), n >= 1, over 16 independent lanes (it vectorises
+ * without -ffast-math); NaN is skipped unless it comes first in a lane. The
+ * one row maximum: attention's softmax and logits_argmax use it. */
+float row_max(const float *x, int n);
+
 /* In place activations over n values. */
 void gelu_new_forward(float *x, size_t n);  /* tanh approximation (GPT-2) */
 void gelu_erf_forward(float *x, size_t n);  /* exact erf GELU */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "fastexp.h"
+#include "kernels.h"
 
 /* Sums in double, in a fixed order (so results do not depend on the
  * machine) that vectorises: 2 x 4 partial sums in vector registers (GCC /
@@ -68,10 +69,10 @@ double logits_scale_sum(float *e, int V, double inv) {
 }
 
 int logits_argmax(const float *z, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (z[i] > z[best]) best = i;
-    return best;
+    float mx = row_max(z, n); /* vectorised; then the first index holding it */
+    for (int i = 0; i < n; i++)
+        if (z[i] == mx) return i;
+    return 0; /* NaN maximum */
 }
 
 double logits_logsumexp(const float *z, int n) {
