@@ -1,23 +1,13 @@
 /* check_record.c — `probe record` and `probe top-neurons` end to end.
  *
  * Reference values: tests/fixtures/record/expected.json from
- * scripts/record_reference.py (float64 forward, own tokenizer and windowing)
- * for tests/fixtures/record/corpus.txt on tests/fixtures/models/tiny-f32,
- * recorded with --ctx 16 --examples 8 --top-k 4 --full 1. */
-#include <check.h>
-#include <cjson/cJSON.h>
-#include <errno.h>
+ * scripts/reference/record_reference.py (float64 forward, own tokenizer and
+ * windowing) for tests/fixtures/record/corpus.txt on
+ * tests/fixtures/models/tiny-f32, recorded with --ctx 16 --examples 8
+ * --top-k 4 --full 1. */
 #include <fcntl.h>
 #include <signal.h>
-#include <sqlite3.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "testutil.h"
 #include "utf8.h"
@@ -27,115 +17,27 @@
 #define REF_OPTS "--ctx 16 --examples 8 --top-k 4 --full 1"
 
 static char tmpdir[256];
-static char root[256]; /* repository root (the directory of $PROBE_BIN) */
+static const char *root; /* the repository (repo_root) */
 static char out[1 << 16];
 
-static int file_exists(const char *p);
-
-/* The repository: the directory of $PROBE_BIN, or its parent (build-asan/probe). */
-static void find_root(void) {
-    snprintf(root, sizeof root, "%s", probe_bin());
-    for (int up = 0; up < 2; up++) {
-        char *slash = strrchr(root, '/');
-        if (!slash) break;
-        *slash = '\0';
-        char probe[400];
-        snprintf(probe, sizeof probe, "%s/tests/fixtures/record/corpus.txt", root);
-        if (file_exists(probe)) return;
-    }
-    snprintf(root, sizeof root, ".");
-}
-
 static void setup(void) {
-    find_root();
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/check_record.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    root = repo_root();
+    tmpdir_make(tmpdir, sizeof tmpdir, "check_record");
     chmod(tmpdir, 0755);
 }
 
-static void teardown(void) {
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "chmod -R u+w '%s'; rm -rf '%s'", tmpdir, tmpdir);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
-static const char *tpath(const char *name) {
-    static char p[64][320]; /* a ring: enough for every path one test uses */
-    static int i;
-    i = (i + 1) % 64;
-    snprintf(p[i], sizeof p[i], "%s/%s", tmpdir, name);
-    return p[i];
-}
+static void teardown(void) { tmpdir_remove(tmpdir); }
 
 /* Runs `ENV probe record ARGS` (model tiny-f32); output in `out`. */
 static int record(const char *env, const char *args) {
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "%s '%s' record --model '%s/tests/fixtures/models/tiny-f32' %s", env ? env : "",
-             probe_bin(), root, args);
-    return run_capture(cmd, out, sizeof out);
+    return run_cmdf(out, sizeof out, "%s '%s' record --model '%s/tests/fixtures/models/tiny-f32' %s", env ? env : "",
+                    probe_bin(), root, args);
 }
 
 static int record_ref(const char *db, const char *env) {
     char args[2048];
     snprintf(args, sizeof args, "'%s/tests/fixtures/record/corpus.txt' --db '%s' " REF_OPTS, root, db);
     return record(env, args);
-}
-
-static void write_file(const char *path, const char *data, size_t len) {
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_uint_eq(fwrite(data, 1, len, f), len);
-    fclose(f);
-}
-
-static sqlite3 *db_open(const char *path) {
-    sqlite3 *db = NULL;
-    ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    return db;
-}
-
-static long long q_int(sqlite3 *db, const char *sql) {
-    sqlite3_stmt *st;
-    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(db));
-    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-    long long v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
-
-static long long q_int_path(const char *path, const char *sql) {
-    sqlite3 *db = db_open(path);
-    long long v = q_int(db, sql);
-    sqlite3_close(db);
-    return v;
-}
-
-static int file_exists(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0;
-}
-
-static cJSON *load_expected(void) {
-    char p[4200], *text, err[PROBE_ERR_LEN];
-    size_t len;
-    snprintf(p, sizeof p, "%s/tests/fixtures/record/expected.json", root);
-    ck_assert_msg(file_read_all(p, &text, &len, err) == 0, "%s", err);
-    cJSON *j = cJSON_ParseWithLength(text, len);
-    free(text);
-    ck_assert_ptr_nonnull(j);
-    return j;
-}
-
-/* max |a - b| / max |b| */
-static double rel_err(const double *a, const double *b, int n) {
-    double md = 0, mb = 0;
-    for (int i = 0; i < n; i++) {
-        double d = fabs(a[i] - b[i]);
-        if (d > md || d != d) md = d != d ? INFINITY : d;
-        if (fabs(b[i]) > mb) mb = fabs(b[i]);
-    }
-    return mb > 0 ? md / mb : md;
 }
 
 /* A ranked list (examples of a neuron, top-k of a token) matches the
@@ -164,18 +66,12 @@ static void check_ranked(const char *what, int n, const long long *got_item, con
     }
 }
 
-static float f16_to_f32(uint16_t h) {
-    int s = h >> 15, e = (h >> 10) & 31, m = h & 1023;
-    double v = e == 0 ? ldexp(m, -24) : e == 31 ? INFINITY : ldexp(1024 + m, e - 25);
-    return (float)(s ? -v : v);
-}
-
 START_TEST(test_reference) {
-    const char *db = tpath("ref.db");
+    const char *db = path_in(tmpdir, "ref.db");
     ck_assert_msg(record_ref(db, NULL) == 0, "%s", out);
     ck_assert_msg(strstr(out, "complete: 5 documents, 108 tokens"), "%s", out);
-    cJSON *ref = load_expected();
-    sqlite3 *h = db_open(db);
+    cJSON *ref = json_load(path_in(root, "tests/fixtures/record/expected.json"));
+    sqlite3 *h = sql_open(db);
     sqlite3_stmt *st;
 
     /* tokens: document, position, id, byte span; token text = the text form
@@ -207,10 +103,10 @@ START_TEST(test_reference) {
     }
     sqlite3_finalize(st);
     ck_assert_int_eq(i, nt);
-    ck_assert_int_eq(q_int(h, "SELECT count(*) FROM documents"), 5);
-    ck_assert_int_eq(q_int(h, "SELECT n_tokens FROM runs WHERE id = 1"), 108);
-    ck_assert_int_eq(q_int(h, "SELECT count(*) FROM runs WHERE status = 'complete'"), 1);
-    ck_assert_int_eq(q_int(h, "SELECT count(*) FROM run_state"), 0);
+    ck_assert_int_eq(sql_int(h, "SELECT count(*) FROM documents"), 5);
+    ck_assert_int_eq(sql_int(h, "SELECT n_tokens FROM runs WHERE id = 1"), 108);
+    ck_assert_int_eq(sql_int(h, "SELECT count(*) FROM runs WHERE status = 'complete'"), 1);
+    ck_assert_int_eq(sql_int(h, "SELECT count(*) FROM run_state"), 0);
 
     const cJSON *layers = cJSON_GetObjectItem(ref, "layers");
     for (int li = 0; li < cJSON_GetArraySize(layers); li++) {
@@ -237,7 +133,7 @@ START_TEST(test_reference) {
         sqlite3_finalize(st);
         ck_assert_int_eq(j, F);
         for (int c = 0; c < 5; c++) {
-            double e = rel_err(got[c], want[c], F);
+            double e = max_rel_err_d(got[c], want[c], (size_t)F);
             ck_assert_msg(e <= TOL, "layer %d %s: max rel err %.3g > %.0e", layer, cols[c], e, TOL);
         }
         double scale = 0;
@@ -292,7 +188,7 @@ START_TEST(test_reference) {
         sqlite3_finalize(st);
         ck_assert_int_eq(t, nt);
         snprintf(sql, sizeof sql, "SELECT count(*) FROM token_top_neurons WHERE layer = %d", layer);
-        ck_assert_int_eq(q_int(h, sql), nt * 4);
+        ck_assert_int_eq(sql_int(h, sql), nt * 4);
         /* the view decodes the same neurons and values as the blob */
         int nv = 0;
         snprintf(sql, sizeof sql,
@@ -316,7 +212,7 @@ START_TEST(test_reference) {
         /* full fp16 vectors, layer 1 only */
         const cJSON *full = cJSON_GetObjectItem(L, "full");
         snprintf(sql, sizeof sql, "SELECT count(*) FROM token_full WHERE layer = %d", layer);
-        ck_assert_int_eq(q_int(h, sql), full ? nt : 0);
+        ck_assert_int_eq(sql_int(h, sql), full ? nt : 0);
         if (full) {
             snprintf(sql, sizeof sql, "SELECT vec FROM token_full WHERE layer = %d ORDER BY token_row", layer);
             ck_assert_int_eq(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
@@ -329,7 +225,7 @@ START_TEST(test_reference) {
                 for (j = 0; j < F; j++) {
                     uint16_t hv;
                     memcpy(&hv, b + 2 * j, 2);
-                    double r = cJSON_GetArrayItem(rr, j)->valuedouble, g = f16_to_f32(hv);
+                    double r = cJSON_GetArrayItem(rr, j)->valuedouble, g = f16_reference(hv);
                     /* fp16 rounding (half an ulp: 2^-11 relative, 2^-25 absolute for
                      * subnormals) plus the float32 tolerance */
                     double allowed = fabs(r) * 0.00049 + 3e-8 + TOL * scale;
@@ -344,10 +240,11 @@ START_TEST(test_reference) {
         }
     }
     /* views: one SELECT for "what makes neuron 1:5 fire" */
-    ck_assert_int_eq(q_int(h, "SELECT count(*) FROM neuron_top_examples e JOIN token_context c USING (token_row) "
-                              "WHERE e.layer = 1 AND e.neuron = 5 AND instr(e.context, '[[' || c.token_text || ']]') > 0"),
+    ck_assert_int_eq(sql_int(h, "SELECT count(*) FROM neuron_top_examples e JOIN token_context c USING (token_row) "
+                                "WHERE e.layer = 1 AND e.neuron = 5 "
+                                "AND instr(e.context, '[[' || c.token_text || ']]') > 0"),
                      8);
-    ck_assert_int_eq(q_int(h, "SELECT count(*) FROM neurons WHERE hook = 'blocks.1.mlp.hook_post'"), 128);
+    ck_assert_int_eq(sql_int(h, "SELECT count(*) FROM neurons WHERE hook = 'blocks.1.mlp.hook_post'"), 128);
     sqlite3_close(h);
     free(rows);
     cJSON_Delete(ref);
@@ -368,7 +265,7 @@ static uint64_t db_digest(const char *path) {
         "SELECT * FROM token_full ORDER BY token_row, layer",
         "SELECT count(*) FROM run_state",
     };
-    sqlite3 *db = db_open(path);
+    sqlite3 *db = sql_open(path);
     uint64_t h = PROBE_HASH_SEED;
     for (size_t q = 0; q < sizeof qs / sizeof qs[0]; q++) {
         sqlite3_stmt *st;
@@ -399,19 +296,19 @@ static uint64_t db_digest(const char *path) {
 }
 
 START_TEST(test_resume_after_kill) {
-    const char *a = tpath("a.db"), *b = tpath("b.db");
+    const char *a = path_in(tmpdir, "a.db"), *b = path_in(tmpdir, "b.db");
     ck_assert_msg(record_ref(a, "PROBE_RECORD_BATCH_DOCS=1") == 0, "%s", out);
     /* killed (SIGKILL) right after the commit of document 2 of 5 */
     int rc = record_ref(b, "PROBE_RECORD_BATCH_DOCS=1 PROBE_RECORD_CRASH_AFTER_DOCS=2");
     ck_assert_msg(rc != 0, "the simulated crash did not happen: %s", out);
-    ck_assert_int_eq(q_int_path(b, "SELECT count(*) FROM runs WHERE status = 'running' AND docs_done = 2"), 1);
-    ck_assert_int_eq(q_int_path(b, "SELECT count(*) FROM documents"), 2);
-    ck_assert_int_eq(q_int_path(b, "SELECT count(*) FROM neuron_stats"), 0);
-    ck_assert_int_eq(q_int_path(b, "SELECT count(*) FROM run_state"), 2);
+    ck_assert_int_eq(sql_int_at(b, "SELECT count(*) FROM runs WHERE status = 'running' AND docs_done = 2"), 1);
+    ck_assert_int_eq(sql_int_at(b, "SELECT count(*) FROM documents"), 2);
+    ck_assert_int_eq(sql_int_at(b, "SELECT count(*) FROM neuron_stats"), 0);
+    ck_assert_int_eq(sql_int_at(b, "SELECT count(*) FROM run_state"), 2);
     /* without --resume: refused, nothing added */
     ck_assert_int_eq(record_ref(b, NULL), 1);
     ck_assert_msg(strstr(out, "unfinished run 1") && strstr(out, "--resume"), "%s", out);
-    ck_assert_int_eq(q_int_path(b, "SELECT count(*) FROM documents"), 2);
+    ck_assert_int_eq(sql_int_at(b, "SELECT count(*) FROM documents"), 2);
     /* --resume with other options: refused */
     char args[2048];
     snprintf(args, sizeof args, "'%s/tests/fixtures/record/corpus.txt' --db '%s' --ctx 16 --resume", root, b);
@@ -427,7 +324,7 @@ START_TEST(test_resume_after_kill) {
     ck_assert_msg(db_digest(a) == db_digest(b), "a second recording changed the database");
     snprintf(args, sizeof args, "'%s/tests/fixtures/record/corpus.txt' --db '%s' " REF_OPTS " --resume", root, b);
     ck_assert_int_eq(record(NULL, args), 0); /* --resume of a complete run: also a no-op */
-    ck_assert_int_eq(q_int_path(b, "SELECT count(*) FROM runs"), 1);
+    ck_assert_int_eq(sql_int_at(b, "SELECT count(*) FROM runs"), 1);
 }
 END_TEST
 
@@ -438,22 +335,20 @@ END_TEST
  * window length from 2 to 200 occurs), with 1 to 4 threads; also a resume
  * with another team size than the interrupted run. */
 static int record_odd(const char *db, const char *env, const char *extra) {
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd,
-             "%s '%s' record --model '%s/tests/fixtures/models/odd-f16' '%s/examples/heldout_mobydick.txt' "
-             "--db '%s' --ctx 200 --examples 8 --top-k 5 --full 0,1 --quiet %s",
-             env, probe_bin(), root, root, db, extra);
-    return run_capture(cmd, out, sizeof out);
+    return run_cmdf(out, sizeof out,
+                    "%s '%s' record --model '%s/tests/fixtures/models/odd-f16' '%s/examples/heldout_mobydick.txt' "
+                    "--db '%s' --ctx 200 --examples 8 --top-k 5 --full 0,1 --quiet %s",
+                    env, probe_bin(), root, root, db, extra);
 }
 
 START_TEST(test_thread_counts_agree) {
-    const char *a = tpath("a.db"), *c = tpath("c.db");
+    const char *a = path_in(tmpdir, "a.db"), *c = path_in(tmpdir, "c.db");
     ck_assert_msg(record_odd(a, "PROBE_THREADS=1", "") == 0, "%s", out);
-    ck_assert_int_eq(q_int_path(a, "SELECT n_tokens FROM runs"), 23876);
+    ck_assert_int_eq(sql_int_at(a, "SELECT n_tokens FROM runs"), 23876);
     uint64_t h1 = db_digest(a);
     for (int nt = 2; nt <= 4; nt++) {
         char env[64];
-        const char *b = tpath("b.db");
+        const char *b = path_in(tmpdir, "b.db");
         snprintf(env, sizeof env, "PROBE_THREADS=%d", nt);
         ck_assert_msg(record_odd(b, env, "") == 0, "%s", out);
         ck_assert_msg(db_digest(b) == h1, "1 and %d compute threads recorded different databases", nt);
@@ -463,10 +358,10 @@ START_TEST(test_thread_counts_agree) {
     ck_assert_msg(record_odd(c, "PROBE_THREADS=2 PROBE_RECORD_BATCH_DOCS=7", "--resume") == 0, "%s", out);
     ck_assert_msg(db_digest(c) == h1, "resumed with 2 threads: differs");
     /* the digest sees the activations: another model gives another database */
-    ck_assert_msg(record_ref(tpath("r.db"), "PROBE_THREADS=1") == 0, "%s", out);
-    ck_assert(db_digest(tpath("r.db")) != h1);
+    ck_assert_msg(record_ref(path_in(tmpdir, "r.db"), "PROBE_THREADS=1") == 0, "%s", out);
+    ck_assert(db_digest(path_in(tmpdir, "r.db")) != h1);
     /* a bad PROBE_THREADS is a usage error naming the variable */
-    ck_assert_int_eq(record_ref(tpath("d.db"), "PROBE_THREADS=zero"), 2);
+    ck_assert_int_eq(record_ref(path_in(tmpdir, "d.db"), "PROBE_THREADS=zero"), 2);
     ck_assert_msg(strstr(out, "PROBE_THREADS=zero"), "%s", out);
 }
 END_TEST
@@ -474,15 +369,14 @@ END_TEST
 /* A real SIGINT in the middle of a run: 'interrupted', statistics of the
  * committed documents, and --resume completes it exactly. */
 START_TEST(test_sigint) {
-    const char *corpus = tpath("lines.txt"), *a = tpath("a.db"), *b = tpath("b.db");
+    const char *corpus = path_in(tmpdir, "lines.txt"), *a = path_in(tmpdir, "a.db"), *b = path_in(tmpdir, "b.db");
     FILE *f = fopen(corpus, "w");
     ck_assert_ptr_nonnull(f);
     for (int i = 0; i < 3000; i++)
         fprintf(f, "Line %d: the quick brown fox %s over the lazy dog %d times.\n", i,
                 i % 3 ? "jumps" : "jumped", i * 7 % 13);
     fclose(f);
-    char model[4200];
-    snprintf(model, sizeof model, "%s/tests/fixtures/models/tiny-f32", root);
+    const char *model = path_in(root, "tests/fixtures/models/tiny-f32");
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
@@ -499,7 +393,7 @@ START_TEST(test_sigint) {
         struct timespec ts = {0, 5 * 1000 * 1000};
         nanosleep(&ts, NULL);
         sqlite3 *db = NULL;
-        if (file_exists(b) && sqlite3_open_v2(b, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+        if (path_exists(b) && sqlite3_open_v2(b, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
             sqlite3_stmt *st;
             if (sqlite3_prepare_v2(db, "SELECT docs_done FROM runs", -1, &st, NULL) == SQLITE_OK &&
                 sqlite3_step(st) == SQLITE_ROW)
@@ -513,14 +407,14 @@ START_TEST(test_sigint) {
     int status;
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "exit status %d", status);
-    long long docs = q_int_path(b, "SELECT docs_done FROM runs WHERE status = 'interrupted'");
+    long long docs = sql_int_at(b, "SELECT docs_done FROM runs WHERE status = 'interrupted'");
     ck_assert_int_ge(docs, 20);
     ck_assert_int_lt(docs, 3000);
-    ck_assert_int_eq(q_int_path(b, "SELECT count(*) FROM documents"), docs);
+    ck_assert_int_eq(sql_int_at(b, "SELECT count(*) FROM documents"), docs);
     /* statistics of what was committed */
-    ck_assert_int_eq(q_int_path(b, "SELECT count(DISTINCT count) FROM neuron_stats"), 1);
-    ck_assert_int_eq(q_int_path(b, "SELECT min(count) = (SELECT n_tokens FROM runs) FROM neuron_stats"), 1);
-    ck_assert_int_eq(q_int_path(b, "SELECT count(*) FROM tokens"), q_int_path(b, "SELECT n_tokens FROM runs"));
+    ck_assert_int_eq(sql_int_at(b, "SELECT count(DISTINCT count) FROM neuron_stats"), 1);
+    ck_assert_int_eq(sql_int_at(b, "SELECT min(count) = (SELECT n_tokens FROM runs) FROM neuron_stats"), 1);
+    ck_assert_int_eq(sql_int_at(b, "SELECT count(*) FROM tokens"), sql_int_at(b, "SELECT n_tokens FROM runs"));
 
     char args[2048];
     snprintf(args, sizeof args, "'%s' --split line --db '%s' --examples 4 --top-k 2 --resume", corpus, b);
@@ -541,15 +435,15 @@ START_TEST(test_bad_env) {
         "PROBE_RECORD_CRASH_AFTER_DOCS=two", "PROBE_BUSY_TIMEOUT_MS=soon",
         "PROBE_BUSY_TIMEOUT_MS=-5",          "PROBE_BUSY_TIMEOUT_MS=99999999",
     };
-    const char *db = tpath("env.db");
+    const char *db = path_in(tmpdir, "env.db");
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         ck_assert_msg(record_ref(db, bad[i]) == 2, "%s: %s", bad[i], out);
         ck_assert_msg(strstr(out, bad[i]) && strstr(out, "expected an integer in"), "%s: %s", bad[i], out);
         ck_assert_msg(strncmp(out, "probe record: ", 14) == 0, "%s", out);
-        ck_assert(!file_exists(db));
+        ck_assert(!path_exists(db));
     }
     ck_assert_msg(record_ref(db, "PROBE_RECORD_BATCH_DOCS= PROBE_BUSY_TIMEOUT_MS=") == 0, "%s", out);
-    ck_assert_int_eq(q_int_path(db, "SELECT count(*) FROM runs WHERE status = 'complete'"), 1);
+    ck_assert_int_eq(sql_int_at(db, "SELECT count(*) FROM runs WHERE status = 'complete'"), 1);
 }
 END_TEST
 
@@ -562,49 +456,49 @@ static const char *topk_agg =
     " WHERE c.n_top = v.n AND c.n_first = v.f AND c.max_value = v.m AND abs(c.mean_value - v.a) <= 1e-12 * abs(v.a)";
 
 START_TEST(test_summaries) {
-    const char *db = tpath("sum.db");
+    const char *db = path_in(tmpdir, "sum.db");
     ck_assert_msg(record_ref(db, NULL) == 0, "%s", out);
-    long long groups = q_int_path(db, "SELECT count(*) FROM (SELECT DISTINCT layer, neuron FROM token_top_neurons)");
+    long long groups = sql_int_at(db, "SELECT count(*) FROM (SELECT DISTINCT layer, neuron FROM token_top_neurons)");
     ck_assert_int_gt(groups, 10);
-    ck_assert_int_eq(q_int_path(db, "SELECT count(*) FROM neuron_topk_counts"), groups);
-    ck_assert_int_eq(q_int_path(db, topk_agg), groups);
-    ck_assert_int_eq(q_int_path(db, "SELECT sum(n_top) FROM neuron_topk_counts"), 108 * 2 * 4);
+    ck_assert_int_eq(sql_int_at(db, "SELECT count(*) FROM neuron_topk_counts"), groups);
+    ck_assert_int_eq(sql_int_at(db, topk_agg), groups);
+    ck_assert_int_eq(sql_int_at(db, "SELECT sum(n_top) FROM neuron_topk_counts"), 108 * 2 * 4);
     /* back to version 6: no summaries; the next write-open rebuilds them */
-    sqlite3 *h = db_open(db);
+    sqlite3 *h = sql_open(db);
     ck_assert_int_eq(sqlite3_exec(h, "DROP TABLE neuron_topk_counts;"
                                      " PRAGMA user_version = 6", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(h);
     ck_assert_msg(record_ref(db, NULL) == 0, "%s", out);
     ck_assert_msg(strstr(out, "nothing recorded"), "%s", out);
-    ck_assert_int_eq(q_int_path(db, "PRAGMA user_version"), 7);
-    ck_assert_int_eq(q_int_path(db, "SELECT count(*) FROM neuron_topk_counts"), groups);
-    ck_assert_int_eq(q_int_path(db, topk_agg), groups);
+    ck_assert_int_eq(sql_int_at(db, "PRAGMA user_version"), 7);
+    ck_assert_int_eq(sql_int_at(db, "SELECT count(*) FROM neuron_topk_counts"), groups);
+    ck_assert_int_eq(sql_int_at(db, topk_agg), groups);
 }
 END_TEST
 
 /* ---- bad input ------------------------------------------------------------ */
 
 START_TEST(test_bad_input) {
-    const char *db = tpath("bad.db");
+    const char *db = path_in(tmpdir, "bad.db");
     char args[2048];
     /* empty corpus: nothing created */
-    write_file(tpath("empty.txt"), " \n\n", 3);
-    snprintf(args, sizeof args, "'%s' --db '%s'", tpath("empty.txt"), db);
+    file_write(path_in(tmpdir, "empty.txt"), " \n\n", 3);
+    snprintf(args, sizeof args, "'%s' --db '%s'", path_in(tmpdir, "empty.txt"), db);
     ck_assert_int_eq(record(NULL, args), 1);
     ck_assert_msg(strstr(out, "empty.txt' is empty"), "%s", out);
-    ck_assert(!file_exists(db));
+    ck_assert(!path_exists(db));
     /* a 100 MB single line: refused before anything is written */
     size_t big = (size_t)100 << 20;
     char *data = malloc(big);
     ck_assert_ptr_nonnull(data);
     memset(data, 'a', big);
-    write_file(tpath("big.txt"), data, big);
+    file_write(path_in(tmpdir, "big.txt"), data, big);
     free(data);
-    snprintf(args, sizeof args, "'%s' --db '%s'", tpath("big.txt"), db);
+    snprintf(args, sizeof args, "'%s' --db '%s'", path_in(tmpdir, "big.txt"), db);
     ck_assert_int_eq(record(NULL, args), 1);
     ck_assert_msg(strstr(out, "big.txt'") && strstr(out, "above the limit"), "%s", out);
-    ck_assert(!file_exists(db));
-    unlink(tpath("big.txt"));
+    ck_assert(!path_exists(db));
+    unlink(path_in(tmpdir, "big.txt"));
     /* usage errors: out-of-range layer, unknown option, --full outside --layers, --ctx too big */
     snprintf(args, sizeof args, "'%s/tests/fixtures/record/corpus.txt' --db '%s' --layers 0,5", root, db);
     ck_assert_int_eq(record(NULL, args), 2);
@@ -616,76 +510,72 @@ START_TEST(test_bad_input) {
     ck_assert_int_eq(record(NULL, args), 2);
     snprintf(args, sizeof args, "'%s/tests/fixtures/record/corpus.txt' --db '%s' --ctx 65", root, db);
     ck_assert_int_eq(record(NULL, args), 2);
-    ck_assert(!file_exists(db));
+    ck_assert(!path_exists(db));
     /* non-UTF-8 corpus: recorded as bytes, with a warning */
-    write_file(tpath("bytes.txt"), "caf\xe9 \xff\xfe ok\n", 11);
-    snprintf(args, sizeof args, "'%s' --db '%s'", tpath("bytes.txt"), db);
+    file_write(path_in(tmpdir, "bytes.txt"), "caf\xe9 \xff\xfe ok\n", 11);
+    snprintf(args, sizeof args, "'%s' --db '%s'", path_in(tmpdir, "bytes.txt"), db);
     ck_assert_msg(record(NULL, args) == 0, "%s", out);
     ck_assert_msg(strstr(out, "not valid UTF-8"), "%s", out);
-    ck_assert_int_eq(q_int_path(db, "SELECT text_bytes = x'636166e920fffe206f6b' AND text = 'caf' || char(65533) "
+    ck_assert_int_eq(sql_int_at(db, "SELECT text_bytes = x'636166e920fffe206f6b' AND text = 'caf' || char(65533) "
                                     "|| ' ' || char(65533, 65533) || ' ok' FROM documents"), 1);
-    ck_assert_int_eq(q_int_path(db, "SELECT sum(byte_end - byte_start) FROM tokens"), 10);
+    ck_assert_int_eq(sql_int_at(db, "SELECT sum(byte_end - byte_start) FROM tokens"), 10);
     /* not a probe database: a text file, another application's SQLite file */
-    write_file(tpath("notes.db"), "hello, not a database\n", 22);
-    snprintf(args, sizeof args, "'%s/tests/fixtures/record/corpus.txt' --db '%s'", root, tpath("notes.db"));
+    file_write(path_in(tmpdir, "notes.db"), "hello, not a database\n", 22);
+    snprintf(args, sizeof args, "'%s/tests/fixtures/record/corpus.txt' --db '%s'", root, path_in(tmpdir, "notes.db"));
     ck_assert_int_eq(record(NULL, args), 1);
     ck_assert_msg(strstr(out, "notes.db' is not a probe database"), "%s", out);
     struct stat sb;
-    ck_assert_int_eq(stat(tpath("notes.db"), &sb), 0);
+    ck_assert_int_eq(stat(path_in(tmpdir, "notes.db"), &sb), 0);
     ck_assert_int_eq(sb.st_size, 22);
     sqlite3 *other = NULL;
-    ck_assert_int_eq(sqlite3_open(tpath("other.db"), &other), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_open(path_in(tmpdir, "other.db"), &other), SQLITE_OK);
     ck_assert_int_eq(sqlite3_exec(other, "CREATE TABLE t(x); INSERT INTO t VALUES (1)", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(other);
-    snprintf(args, sizeof args, "'%s/tests/fixtures/record/corpus.txt' --db '%s'", root, tpath("other.db"));
+    snprintf(args, sizeof args, "'%s/tests/fixtures/record/corpus.txt' --db '%s'", root, path_in(tmpdir, "other.db"));
     ck_assert_int_eq(record(NULL, args), 1);
     ck_assert_msg(strstr(out, "another application"), "%s", out);
-    ck_assert_int_eq(q_int_path(tpath("other.db"), "SELECT count(*) FROM sqlite_master"), 1);
+    ck_assert_int_eq(sql_int_at(path_in(tmpdir, "other.db"), "SELECT count(*) FROM sqlite_master"), 1);
     /* locked: another connection holds the write lock */
-    sqlite3 *lock = db_open(db);
-    long long runs = q_int(lock, "SELECT count(*) FROM runs");
+    sqlite3 *lock = sql_open(db);
+    long long runs = sql_int(lock, "SELECT count(*) FROM runs");
     ck_assert_int_eq(sqlite3_exec(lock, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
     snprintf(args, sizeof args, "'%s/tests/fixtures/record/corpus.txt' --db '%s'", root, db);
     ck_assert_int_eq(record("PROBE_BUSY_TIMEOUT_MS=100", args), 1);
     ck_assert_msg(strstr(out, "is locked"), "%s", out);
     ck_assert_int_eq(sqlite3_exec(lock, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
-    ck_assert_int_eq(q_int(lock, "SELECT count(*) FROM runs"), runs);
+    ck_assert_int_eq(sql_int(lock, "SELECT count(*) FROM runs"), runs);
     sqlite3_close(lock);
     /* read-only. Root ignores file permissions, so as root the command runs as
      * nobody (setpriv, util-linux) on copies in the world-readable tmpdir. */
     ck_assert_int_eq(chmod(db, 0444), 0);
-    char cmd[4096];
-    int ran = 1;
-    if (geteuid() == 0) {
-        snprintf(cmd, sizeof cmd,
-                 "cp '%s' '%s/probe' && cp -r '%s/tests/fixtures/models/tiny-f32' '%s/model' && "
-                 "cp '%s/tests/fixtures/record/corpus.txt' '%s/corpus.txt' && chmod -R a+rX '%s' && "
-                 "setpriv --reuid=65534 --regid=65534 --clear-groups '%s/probe' info --model '%s/model' >/dev/null",
-                 probe_bin(), tmpdir, root, tmpdir, root, tmpdir, tmpdir, tmpdir, tmpdir);
-        ran = run_capture(cmd, out, sizeof out) == 0;
+    int as_root = geteuid() == 0, ran = 1;
+    if (as_root) {
+        ran = run_cmdf(out, sizeof out,
+                       "cp '%s' '%s/probe' && cp -r '%s/tests/fixtures/models/tiny-f32' '%s/model' && "
+                       "cp '%s/tests/fixtures/record/corpus.txt' '%s/corpus.txt' && chmod -R a+rX '%s' && "
+                       "setpriv --reuid=65534 --regid=65534 --clear-groups '%s/probe' info --model '%s/model' "
+                       ">/dev/null",
+                       probe_bin(), tmpdir, root, tmpdir, root, tmpdir, tmpdir, tmpdir, tmpdir) == 0;
         if (!ran) fprintf(stderr, "check_record: read-only case skipped (cannot run as nobody): %s\n", out);
-        snprintf(cmd, sizeof cmd,
-                 "setpriv --reuid=65534 --regid=65534 --clear-groups '%s/probe' record --model '%s/model' "
-                 "'%s/corpus.txt' --db '%s'", tmpdir, tmpdir, tmpdir, db);
-    } else {
-        snprintf(cmd, sizeof cmd, "'%s' record --model '%s/tests/fixtures/models/tiny-f32' "
-                 "'%s/tests/fixtures/record/corpus.txt' --db '%s'", probe_bin(), root, root, db);
     }
     if (ran) {
-        ck_assert_int_eq(run_capture(cmd, out, sizeof out), 1);
+        snprintf(args, sizeof args, "'%s/tests/fixtures/record/corpus.txt' --db '%s'", root, db);
+        int rc = as_root ? run_cmdf(out, sizeof out,
+                                    "setpriv --reuid=65534 --regid=65534 --clear-groups '%s/probe' record "
+                                    "--model '%s/model' '%s/corpus.txt' --db '%s'",
+                                    tmpdir, tmpdir, tmpdir, db)
+                         : record(NULL, args);
+        ck_assert_int_eq(rc, 1);
         ck_assert_msg(strstr(out, "read-only") && strstr(out, "bad.db"), "%s", out);
-        ck_assert_int_eq(q_int_path(db, "SELECT count(*) FROM runs"), runs);
+        ck_assert_int_eq(sql_int_at(db, "SELECT count(*) FROM runs"), runs);
     }
     /* top-neurons on bad input */
-    snprintf(cmd, sizeof cmd, "'%s' top-neurons --db '%s' --layer 2", probe_bin(), db);
-    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 2);
+    ck_assert_int_eq(run_probe(out, sizeof out, "top-neurons --db '%s' --layer 2", db), 2);
     ck_assert_msg(strstr(out, "out of range 0..1"), "%s", out);
-    snprintf(cmd, sizeof cmd, "'%s' top-neurons --db '%s'", probe_bin(), tpath("notes.db"));
-    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 1);
+    ck_assert_int_eq(run_probe(out, sizeof out, "top-neurons --db '%s'", path_in(tmpdir, "notes.db")), 1);
     ck_assert_msg(strstr(out, "not a probe database"), "%s", out);
-    snprintf(cmd, sizeof cmd, "'%s' top-neurons --db '%s'", probe_bin(), tpath("missing.db"));
-    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 1);
-    ck_assert(!file_exists(tpath("missing.db")));
+    ck_assert_int_eq(run_probe(out, sizeof out, "top-neurons --db '%s'", path_in(tmpdir, "missing.db")), 1);
+    ck_assert(!path_exists(path_in(tmpdir, "missing.db")));
 }
 END_TEST
 
@@ -693,18 +583,18 @@ END_TEST
 /* --no-bos, --layers, --split line: the same tokens as the reference (which
  * does not depend on the BOS for token ids), one layer's statistics only. */
 START_TEST(test_options) {
-    const char *db = tpath("opt.db");
+    const char *db = path_in(tmpdir, "opt.db");
     char args[2048];
     snprintf(args, sizeof args, "'%s/tests/fixtures/record/corpus.txt' --db '%s' --no-bos --layers 1 "
              "--split line --top-k 3 --examples 5 --quiet", root, db);
     ck_assert_msg(record(NULL, args) == 0, "%s", out);
-    cJSON *ref = load_expected();
+    cJSON *ref = json_load(path_in(root, "tests/fixtures/record/expected.json"));
     int nt = cJSON_GetArraySize(cJSON_GetObjectItem(ref, "tokens"));
     /* the third paragraph of the fixture has two lines: one more document, and
      * its newline token is gone; token ids do not depend on the BOS, so the
      * ids before that point equal the reference's */
-    ck_assert_int_eq(q_int_path(db, "SELECT count(*) FROM documents"), 6);
-    sqlite3 *h = db_open(db);
+    ck_assert_int_eq(sql_int_at(db, "SELECT count(*) FROM documents"), 6);
+    sqlite3 *h = sql_open(db);
     sqlite3_stmt *st;
     ck_assert_int_eq(sqlite3_prepare_v2(h, "SELECT token_id FROM tokens ORDER BY id", -1, &st, NULL), SQLITE_OK);
     int i = 0, same = 0;
@@ -716,18 +606,16 @@ START_TEST(test_options) {
     sqlite3_finalize(st);
     ck_assert_int_eq(i, nt - 1);
     ck_assert_int_ge(same, nt / 3);
-    ck_assert_int_eq(q_int(h, "SELECT count(*) FROM neuron_stats WHERE layer = 1"), 128);
-    ck_assert_int_eq(q_int(h, "SELECT count(*) FROM neuron_stats WHERE layer = 0"), 0);
-    ck_assert_int_eq(q_int(h, "SELECT count(DISTINCT count) FROM neuron_stats"), 1);
-    ck_assert_int_eq(q_int(h, "SELECT max(count) FROM neuron_stats"), i);
-    ck_assert_int_eq(q_int(h, "SELECT count(*) FROM token_topk WHERE layer = 1 AND length(top) = 18"), i);
-    ck_assert_int_eq(q_int(h, "SELECT count(*) FROM token_topk WHERE layer <> 1"), 0);
-    ck_assert_int_eq(q_int(h, "SELECT max(rank) FROM neuron_examples"), 5);
-    ck_assert_int_eq(q_int(h, "SELECT bos FROM runs"), 0);
+    ck_assert_int_eq(sql_int(h, "SELECT count(*) FROM neuron_stats WHERE layer = 1"), 128);
+    ck_assert_int_eq(sql_int(h, "SELECT count(*) FROM neuron_stats WHERE layer = 0"), 0);
+    ck_assert_int_eq(sql_int(h, "SELECT count(DISTINCT count) FROM neuron_stats"), 1);
+    ck_assert_int_eq(sql_int(h, "SELECT max(count) FROM neuron_stats"), i);
+    ck_assert_int_eq(sql_int(h, "SELECT count(*) FROM token_topk WHERE layer = 1 AND length(top) = 18"), i);
+    ck_assert_int_eq(sql_int(h, "SELECT count(*) FROM token_topk WHERE layer <> 1"), 0);
+    ck_assert_int_eq(sql_int(h, "SELECT max(rank) FROM neuron_examples"), 5);
+    ck_assert_int_eq(sql_int(h, "SELECT bos FROM runs"), 0);
     sqlite3_close(h);
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "'%s' top-neurons --db '%s' --layer 0", probe_bin(), db);
-    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 2);
+    ck_assert_int_eq(run_probe(out, sizeof out, "top-neurons --db '%s' --layer 0", db), 2);
     ck_assert_msg(strstr(out, "layer 0 was not recorded"), "%s", out);
     cJSON_Delete(ref);
 }
@@ -736,18 +624,16 @@ END_TEST
 /* ---- top-neurons ------------------------------------------------------------ */
 
 START_TEST(test_top_neurons) {
-    const char *db = tpath("ref.db");
+    const char *db = path_in(tmpdir, "ref.db");
     ck_assert_msg(record_ref(db, NULL) == 0, "%s", out);
-    cJSON *ref = load_expected();
+    cJSON *ref = json_load(path_in(root, "tests/fixtures/record/expected.json"));
     const cJSON *L1 = cJSON_GetArrayItem(cJSON_GetObjectItem(ref, "layers"), 1);
     /* reference ranking by max in layer 1 */
     int best = 0;
     const cJSON *mx = cJSON_GetObjectItem(L1, "max");
     for (int j = 1; j < cJSON_GetArraySize(mx); j++)
         if (cJSON_GetArrayItem(mx, j)->valuedouble > cJSON_GetArrayItem(mx, best)->valuedouble) best = j;
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "'%s' top-neurons --db '%s' --layer 1 --limit 3 --json", probe_bin(), db);
-    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 0);
+    ck_assert_int_eq(run_probe(out, sizeof out, "top-neurons --db '%s' --layer 1 --limit 3 --json", db), 0);
     cJSON *j = cJSON_Parse(out);
     ck_assert_msg(j != NULL, "not JSON: %s", out);
     const cJSON *ns = cJSON_GetObjectItem(j, "neurons");
@@ -767,8 +653,7 @@ START_TEST(test_top_neurons) {
     }
     cJSON_Delete(j);
     /* the table: 20 rows by mean over both layers, each with 5 context lines */
-    snprintf(cmd, sizeof cmd, "'%s' top-neurons --db '%s' --by mean", probe_bin(), db);
-    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 0);
+    ck_assert_int_eq(run_probe(out, sizeof out, "top-neurons --db '%s' --by mean", db), 0);
     int lines = 0, marks = 0;
     for (char *p = out; *p; p++) lines += *p == '\n';
     for (char *p = out; (p = strstr(p, "[[")) != NULL; p++) marks++;
@@ -782,22 +667,12 @@ END_TEST
 /* ---- the README's SQL cookbook ----------------------------------------------- */
 
 START_TEST(test_cookbook) {
-    const char *db = tpath("ref.db");
+    const char *db = path_in(tmpdir, "ref.db");
     ck_assert_msg(record_ref(db, NULL) == 0, "%s", out);
-    char p[4200], *text, err[PROBE_ERR_LEN];
-    size_t len;
-    snprintf(p, sizeof p, "%s/README.md", root);
-    ck_assert_msg(file_read_all(p, &text, &len, err) == 0, "%s", err);
-    char *a = strstr(text, "<!-- cookbook:start -->"), *b = a ? strstr(a, "<!-- cookbook:end -->") : NULL;
-    ck_assert_msg(a && b, "README.md has no cookbook markers");
-    *b = '\0';
-    sqlite3 *h = db_open(db);
+    char *text = readme_section("cookbook"), *cursor = text, *q;
+    sqlite3 *h = sql_open(db);
     int queries = 0;
-    for (char *q = strstr(a, "```sql\n"); q; q = strstr(q, "```sql\n")) {
-        q += 7;
-        char *end = strstr(q, "```");
-        ck_assert_ptr_nonnull(end);
-        *end = '\0';
+    while ((q = sql_block_next(&cursor)) != NULL) {
         sqlite3_stmt *st;
         const char *tail;
         ck_assert_msg(sqlite3_prepare_v2(h, q, -1, &st, &tail) == SQLITE_OK, "cookbook query %d: %s\n%s",
@@ -808,7 +683,6 @@ START_TEST(test_cookbook) {
         ck_assert_msg(rows > 0, "cookbook query %d returned no rows:\n%s", queries + 1, q);
         sqlite3_finalize(st);
         queries++;
-        q = end + 3;
     }
     ck_assert_int_ge(queries, 8);
     sqlite3_close(h);
@@ -818,19 +692,10 @@ END_TEST
 
 int main(void) {
     Suite *s = suite_create("record");
-    TCase *tc = tcase_create("record");
+    TCase *tc = case_add(s, "record", 300,
+                         (const TTest *[]){test_reference, test_resume_after_kill, test_sigint,
+                                           test_thread_counts_agree, test_bad_input, test_bad_env, test_summaries,
+                                           test_options, test_top_neurons, test_cookbook, NULL});
     tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, test_reference);
-    tcase_add_test(tc, test_resume_after_kill);
-    tcase_add_test(tc, test_sigint);
-    tcase_add_test(tc, test_thread_counts_agree);
-    tcase_add_test(tc, test_bad_input);
-    tcase_add_test(tc, test_bad_env);
-    tcase_add_test(tc, test_summaries);
-    tcase_add_test(tc, test_options);
-    tcase_add_test(tc, test_top_neurons);
-    tcase_add_test(tc, test_cookbook);
-    suite_add_tcase(s, tc);
     return run_suite(s);
 }
