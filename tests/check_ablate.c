@@ -479,6 +479,17 @@ START_TEST(test_cmd_bad_specs) {
                       bad[i].msg);
         ck_assert_msg(strchr(out, '\n') == out + strlen(out) - 1, "'%s': not one line: %s", bad[i].args, out);
     }
+    /* a bad PROBE_* variable is a usage error naming it, in ablate as in
+     * top-neurons, before any work */
+    static const char *envs[] = {"PROBE_BUSY_TIMEOUT_MS=abc", "PROBE_BUSY_TIMEOUT_MS=-1", "PROBE_THREADS=0"};
+    for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++) {
+        char var[64];
+        snprintf(var, sizeof var, "%.*s", (int)(strchr(envs[i], '=') - envs[i]), envs[i]);
+        int st = run_cmdf(out, sizeof out, "%s '%s' " CMD_BASE " --no-ffn --no-db", envs[i], probe_bin());
+        ck_assert_msg(st == 2 && strstr(out, envs[i]), "%s ablate: exit %d: %s", envs[i], st, out);
+        st = run_cmdf(out, sizeof out, "%s '%s' top-neurons --db /nonexistent.db", envs[i], probe_bin());
+        ck_assert_msg(st == 2 && strstr(out, var), "%s top-neurons: exit %d: %s", envs[i], st, out);
+    }
 }
 END_TEST
 
