@@ -197,6 +197,10 @@ static size_t pretoken_end(const uint8_t *s, size_t len, size_t i) {
     return last > i ? last : j;
 }
 
+size_t tok_pretoken_end(const char *text, size_t len, size_t i) {
+    return pretoken_end((const uint8_t *)text, len, i);
+}
+
 /* ----------------------------------------------------------------- BPE --- */
 
 static inline uint64_t mix64(uint64_t x) {

@@ -38,6 +38,14 @@ int tok_vocab_size(const Tokenizer *tok);
 int tok_encode(const Tokenizer *tok, const char *text, size_t len, TokBuf *b);
 void tok_buf_free(TokBuf *b);
 
+/* The end of the pre-token that starts at text[i] (i < len): pre-tokens are
+ * the matches of the regex above, tiling text[0..len) from 0 (tok_encode
+ * splits each into BPE tokens). A pre-token that holds a whitespace character
+ * is all whitespace or starts with its one ' ', so every whitespace character
+ * that follows a non-whitespace one starts a pre-token: scanning may restart
+ * there (analysis/concept does). Pure, no allocation, never fails. */
+size_t tok_pretoken_end(const char *text, size_t len, size_t i);
+
 /* The raw bytes of one token (not NUL-terminated); NULL if id is invalid. */
 const char *tok_token_bytes(const Tokenizer *tok, int32_t id, size_t *len);
 
