@@ -1,4 +1,4 @@
--- 050_ablation.sql — results of `probe ablate` (src/cmd/ablate.c).
+-- 050_ablation.sql — results of `probe ablate` (written by src/db/ablations.c).
 --
 -- One row in ablations per invocation, one row in ablation_conditions per
 -- condition it measured (one for --no-ffn / --layers / --neurons, one per
