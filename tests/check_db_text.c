@@ -323,6 +323,19 @@ START_TEST(test_newer_version_refused) {
     ck_assert_msg(strstr(out, "new.db' has schema version 99, newer than this probe's 7 (upgrade probe)"), "%s", out);
     ck_assert_int_eq(probe("top-neurons --db '%s'", db), 1);
     ck_assert_msg(strstr(out, "newer than this probe's"), "%s", out);
+    /* a negative version (once a crash: it indexed the schema files with it),
+     * and a version on a file without tables */
+    static const char *edits[] = {"PRAGMA user_version = -1", "PRAGMA user_version = 3"};
+    for (int i = 0; i < 2; i++) {
+        const char *bad = path_in(tmpdir, i ? "versioned_empty.db" : "negative.db");
+        if (i == 0) file_copy(db, bad);
+        h = NULL;
+        ck_assert_int_eq(sqlite3_open(bad, &h), SQLITE_OK); /* creates the empty one */
+        ck_assert_int_eq(sqlite3_exec(h, edits[i], NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(h);
+        ck_assert_int_eq(probe("record '%s' --db '%s' --model '%s' " OPTS, corpus, bad, model), 1);
+        ck_assert_msg(strstr(out, "is not a probe database (schema version") && strstr(out, bad), "%s", out);
+    }
 }
 END_TEST
 

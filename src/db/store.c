@@ -377,6 +377,13 @@ Store *store_open(const char *path, StoreMode mode, char *err) {
         err_set(err, "'%s' is not a probe database (an SQLite database of another application)", path);
         goto fail;
     }
+    /* every value read back is untrusted: a version outside 0..count (or a
+     * version on a file with no tables) would index past the schema files */
+    if (version < 0 || (fresh && version != 0)) {
+        err_set(err, "'%s' is not a probe database (schema version %lld: edited by hand or damaged)", path,
+                version);
+        goto fail;
+    }
     if (version > schema_file_count) {
         err_set(err, "database '%s' has schema version %lld, newer than this probe's %d (upgrade probe)",
                 path, version, schema_file_count);
