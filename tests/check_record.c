@@ -309,8 +309,22 @@ START_TEST(test_resume_after_kill) {
     ck_assert_int_eq(record_ref(b, NULL), 1);
     ck_assert_msg(strstr(out, "unfinished run 1") && strstr(out, "--resume"), "%s", out);
     ck_assert_int_eq(sql_int_at(b, "SELECT count(*) FROM documents"), 2);
-    /* --resume with other options: refused */
+    /* a run whose progress was edited by hand (beyond the corpus, or
+     * negative) is refused, not resumed from documents that do not exist */
     char args[2048];
+    snprintf(args, sizeof args, "'%s/tests/fixtures/record/corpus.txt' --db '%s' " REF_OPTS " --resume", root, b);
+    static const char *edits[] = {"UPDATE runs SET docs_done = -3", "UPDATE runs SET docs_done = 500"};
+    for (int i = 0; i < 2; i++) {
+        sqlite3 *h = sql_open(b);
+        ck_assert_int_eq(sqlite3_exec(h, edits[i], NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(h);
+        ck_assert_int_eq(record(NULL, args), 1);
+        ck_assert_msg(strstr(out, "edited by hand or damaged"), "%s", out);
+    }
+    sqlite3 *h = sql_open(b);
+    ck_assert_int_eq(sqlite3_exec(h, "UPDATE runs SET docs_done = 2", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+    /* --resume with other options: refused */
     snprintf(args, sizeof args, "'%s/tests/fixtures/record/corpus.txt' --db '%s' --ctx 16 --resume", root, b);
     ck_assert_int_eq(record(NULL, args), 1);
     ck_assert_msg(strstr(out, "other options"), "%s", out);

@@ -603,6 +603,14 @@ static OpenOutcome open_run(Rec *r, char *err) {
     RunInfo run;
     int found = runs_find(r->s, &key, &run, err);
     if (found < 0) return OPEN_FAILED;
+    /* every value read back is untrusted: progress beyond the corpus (or
+     * negative) would index documents that do not exist */
+    if (found && (run.docs_done < 0 || run.docs_done > corpus_count(r->c) || run.n_tokens < 0)) {
+        err_set(err, "run %lld in '%s' claims %d of %d documents and %lld tokens done (edited by hand or damaged); "
+                "record into another database", (long long)run.id, o->db, run.docs_done, corpus_count(r->c),
+                (long long)run.n_tokens);
+        return OPEN_FAILED;
+    }
     OpenOutcome out = open_decide(r, &key, found, &run, err);
     if (out != OPEN_NEW && out != OPEN_RESUME) return out;
     r->t_start = now_sec();
