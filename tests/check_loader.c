@@ -816,13 +816,53 @@ START_TEST(test_reader_basics) {
 }
 END_TEST
 
+/* A NaN or Inf anywhere in a weight is refused at load with one line
+ * naming the tensor and the index (before: NaN activations, then NULLs and a
+ * NOT NULL failure at the end of a whole recording). F32 used in place and
+ * F16 converted. */
+START_TEST(test_non_finite_weights) {
+    static const struct {
+        const char *model, *tensor;
+        int index, width;
+        uint32_t bits;
+        const char *want;
+    } cases[] = {
+        {"tiny-f32", "h.0.mlp.c_fc.bias", 17, 4, 0x7fc00000u, "tensor 'h.0.mlp.c_fc.bias' holds NaN at index 17"},
+        {"tiny-f32", "wte.weight", 0, 4, 0xff800000u, "tensor 'wte.weight' holds -Inf at index 0"},
+        {"tiny-f16-prefix", "transformer.h.1.attn.c_proj.weight", 5, 2, 0x7c00u,
+         "tensor 'transformer.h.1.attn.c_proj.weight' holds +Inf at index 5"},
+    };
+    char dir[64], out[4096];
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        copy_model(cases[i].model, dir);
+        size_t n;
+        char *data = file_read(st_path_of(dir), &n);
+        uint64_t hlen = 0;
+        for (int k = 7; k >= 0; k--) hlen = hlen << 8 | (unsigned char)data[k];
+        cJSON *h = cJSON_ParseWithLength(data + 8, (size_t)hlen);
+        ck_assert(h != NULL);
+        double b, e;
+        offsets_of(h, cases[i].tensor, &b, &e);
+        cJSON_Delete(h);
+        free(data);
+        patch_weights(dir, (off_t)(8 + hlen + (uint64_t)b) + (off_t)cases[i].index * cases[i].width, &cases[i].bits,
+                      (size_t)cases[i].width); /* little-endian */
+        int rc = run_probe(out, sizeof out, "info --model '%s'", dir);
+        ck_assert_msg(rc == 1 && strstr(out, cases[i].want) && strstr(out, "model.safetensors"), "exit %d: %s", rc,
+                      out);
+        ck_assert_msg(strchr(out, '\n') == out + strlen(out) - 1, "not one line: %s", out);
+        tmpdir_remove(dir);
+    }
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("loader");
     case_add(s, "fixtures", 60,
              (const TTest *[]){test_tiny_f32, test_tiny_f16_prefix_untied, test_tiny_bf16_relu,
                                test_unaligned_f32_is_copied, test_f16_bf16_exact, test_f16_all_patterns,
                                test_config_variants, test_param_counts_gpt2_small, test_info_gpt2_small,
-                               test_info_fixture_and_usage, test_reader_basics, NULL});
+                               test_info_fixture_and_usage, test_reader_basics, test_non_finite_weights, NULL});
     TCase *bad = case_add(s, "bad input", 60, (const TTest *[]){NULL});
     tcase_add_loop_test(bad, test_bad_input, 0, N_BAD);
     return run_suite(s);

@@ -15,10 +15,14 @@
  * polynomial on |r| <= ln2/2, 2^n built in the exponent bits. Relative
  * error about 2e-7 (a few ulp), well inside the 1e-4 agreement target. */
 static inline float exp_f32(float x) {
-    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    /* clamped so that the float -> int conversion below always sees a
+     * number in range: a NaN takes the lower bound here and is given back
+     * as NaN at the end (no undefined behaviour, and NaN still shows) */
+    float c = x > -87.0f ? x : -87.0f;
+    c = c < 88.0f ? c : 88.0f;
     /* round to nearest by the 1.5 * 2^23 trick (vectorises, unlike roundf) */
-    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = x - n * 0.693359375f + n * 2.12194440e-4f; /* Cody-Waite ln2 split */
+    float n = (c * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = c - n * 0.693359375f + n * 2.12194440e-4f; /* Cody-Waite ln2 split */
     float p = 1.0f / 720.0f;
     p = p * r + 1.0f / 120.0f;
     p = p * r + 1.0f / 24.0f;
@@ -26,8 +30,9 @@ static inline float exp_f32(float x) {
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    union { float f; int32_t i; } scale = {.i = ((int32_t)n + 127) << 23};
-    return p * scale.f;
+    union { float f; uint32_t i; } scale = {.i = (uint32_t)((int32_t)n + 127) << 23};
+    float y = p * scale.f;
+    return x == x ? y : x;
 }
 
 /* exp(x) for x <= 0, in double, without calls or branches so that loops

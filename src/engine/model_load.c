@@ -22,6 +22,7 @@
  * aligned to 4 bytes is used in place from the mmap; F16/BF16 (and any
  * unaligned F32) is converted into one allocation, m->converted. */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +121,25 @@ static int check_tensor(const SafeTensors *st, Want *w, char *err) {
 
 /* hash of config.json bytes + safetensors header bytes + file size: tells a
  * database which exact checkpoint produced it. */
+/* NaN or Inf anywhere in a weight would turn every activation downstream
+ * into NaN, silently (and into NULLs in a database): refuse it at load.
+ * One pass over the exponent bits, which vectorises; the index only when
+ * something is found. */
+static int check_finite(const char *file, const char *name, const float *x, int64_t n, char *err) {
+    uint32_t bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t b;
+        memcpy(&b, &x[i], sizeof b);
+        bad |= (b & 0x7f800000u) == 0x7f800000u;
+    }
+    if (!bad) return 0;
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return err_set(err, "'%s': tensor '%s' holds %s at index %lld: a model with non-finite weights cannot be run",
+                           file, name, isnan(x[i]) ? "NaN" : x[i] > 0 ? "+Inf" : "-Inf", (long long)i);
+    return 0;
+}
+
 static int model_checksum(const char *cfg_path, const char *st_path_, size_t file_size, uint64_t *out, char *err) {
     char *text;
     size_t len;
@@ -207,6 +227,8 @@ Model *model_load_weights(const char *dir, char *err) {
             *w[i].dst = (const float *)t->data;
         }
     }
+    for (int i = 0; i < n; i++)
+        if (check_finite(st_file, w[i].t->name, *w[i].dst, w[i].t->numel, err)) goto fail;
     if (m->tied) m->lm_head = m->wte;
     free(w);
     w = NULL;
