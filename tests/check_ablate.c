@@ -648,6 +648,26 @@ START_TEST(test_db_not_ours) {
 }
 END_TEST
 
+/* Storing fails (the database stays locked by another writer longer than
+ * the busy timeout): the figures are printed all the same, the error says
+ * they were not stored, the exit status is 1 and nothing is half-written. */
+START_TEST(test_db_store_fails_figures_printed) {
+    const char *path = path_in(tmpdir, "locked.db");
+    int st = run_probe(out, sizeof out, CMD_BASE " --no-ffn --db %s", path); /* creates it, stores ablation 1 */
+    ck_assert_msg(st == 0, "exit %d: %s", st, out);
+    sqlite3 *h = sql_open(path);
+    ck_assert_int_eq(sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    st = run_cmdf(out, sizeof out, "PROBE_BUSY_TIMEOUT_MS=100 '%s' " CMD_BASE " --no-ffn --db %s", probe_bin(), path);
+    ck_assert_int_eq(sqlite3_exec(h, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+    ck_assert_msg(st == 1, "exit %d: %s", st, out);
+    ck_assert_msg(strstr(out, "\nno-ffn ") && strstr(out, "base CE"), "figures not printed: %s", out);
+    ck_assert_msg(strstr(out, "locked") && strstr(out, "the figures above were not stored"), "%s", out);
+    ck_assert_int_eq(sql_int_at(path, "SELECT count(*) FROM ablations"), 1);
+    ck_assert_int_eq(sql_int_at(path, "SELECT count(*) FROM ablation_conditions"), 1);
+}
+END_TEST
+
 /* A database holding a complete recorded run of the tiny model whose neuron
  * means are tests/fixtures/ablate/means.json (what `probe record --ctx 24`
  * records for the fixture corpus, computed by the reference). */
@@ -747,8 +767,8 @@ int main(void) {
              (const TTest *[]){test_cmd_no_ffn, test_cmd_layers, test_cmd_neurons, test_cmd_sweep, test_cmd_no_bos,
                                test_cmd_table, test_cmd_bad_specs, test_cmd_missing_corpus, NULL});
     TCase *db = case_add(s, "database", 120,
-                         (const TTest *[]){test_db_rows, test_db_not_ours, test_mean_mode, test_mean_mode_no_stats,
-                                           test_recorded_run, NULL});
+                         (const TTest *[]){test_db_rows, test_db_not_ours, test_db_store_fails_figures_printed,
+                                           test_mean_mode, test_mean_mode_no_stats, test_recorded_run, NULL});
     tcase_add_checked_fixture(db, db_setup, db_teardown);
     return run_suite(s);
 }

@@ -386,10 +386,20 @@ int cmd_ablate(int argc, char **argv) {
         err_set(err, "no predicted tokens in '%s' (every document has at most one token)", r.rec.source);
         goto fail;
     }
-    if (store && store_results(store, &r.rec, &cs, m->tok, cfg->n_layer, &r.ablation_id, err)) goto fail;
+    /* The figures are printed whether or not storing them worked: a full
+     * disk or a database locked too long must not throw the computation
+     * away. Storing is one transaction, so a failure stores nothing. */
+    char store_err[PROBE_ERR_LEN] = "";
+    int stored = !store || store_results(store, &r.rec, &cs, m->tok, cfg->n_layer, &r.ablation_id, store_err) == 0;
     if (o.json ? print_json(&r, &cs, cfg->n_layer) : (print_table(&r, &cs), 0)) {
         err_set(err, "out of memory");
         goto fail;
+    }
+    fflush(stdout);
+    if (!stored) {
+        rc = cli_error(PROBE_EXIT_RUNTIME, "%s; the figures above were not stored (rerun with --no-db, or once the "
+                       "database is writable)", store_err);
+        goto done;
     }
     rc = PROBE_EXIT_OK;
     goto done;
