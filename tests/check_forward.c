@@ -342,6 +342,13 @@ START_TEST(test_trace_cli_errors) {
     ck_assert_msg(strstr(out, "'1:999'") && strstr(out, "0..127"), "%s", out);
     ck_assert_int_eq(run_probe(out, sizeof out, "trace --model " FIX "/f32 --ids /nonexistent.json --out /tmp/x"), 1);
     ck_assert_msg(strstr(out, "'/nonexistent.json'"), "%s", out);
+    /* empty text (no ids at all): a clear error for trace, predictions from
+     * <|endoftext|> alone for predict; under `make asan` neither may copy
+     * from the tokenizer's NULL buffer */
+    ck_assert_int_eq(run_probe(out, sizeof out, "trace --model models/demo --text '' --no-bos --out /tmp/x"), 1);
+    ck_assert_msg(strstr(out, "--text has 0 tokens"), "%s", out);
+    ck_assert_int_eq(run_probe(out, sizeof out, "predict --model models/demo --json ''"), 0);
+    ck_assert_msg(strstr(out, "\"rank\": 10"), "%s", out);
     ck_assert_int_eq(run_probe(out, sizeof out, "trace --help"), 0);
     ck_assert(strstr(out, "usage: probe trace") != NULL);
 }

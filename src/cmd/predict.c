@@ -105,7 +105,7 @@ int cmd_predict(int argc, char **argv) {
     ids = malloc(sizeof *ids * (size_t)T);
     if (!ids) goto oom;
     if (bos) ids[0] = TOK_EOT;
-    memcpy(ids + bos, b.ids + (n_text - keep), sizeof *ids * (size_t)keep);
+    if (keep) memcpy(ids + bos, b.ids + (n_text - keep), sizeof *ids * (size_t)keep); /* b.ids is NULL for "" */
     logits = malloc(sizeof(float) * (size_t)T * V);
     order = malloc(sizeof(int32_t) * (size_t)top);
     topv = malloc(sizeof(float) * (size_t)top);

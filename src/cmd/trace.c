@@ -118,7 +118,7 @@ static int trace_input(const TraceOptions *o, const Model *m, int32_t **ids, int
     *ids = bad ? NULL : malloc(sizeof **ids * (size_t)(*T > 0 ? *T : 1));
     if (*ids) {
         if (o->bos) (*ids)[0] = TOK_EOT;
-        memcpy(*ids + o->bos, b.ids, sizeof **ids * b.n);
+        if (b.n) memcpy(*ids + o->bos, b.ids, sizeof **ids * b.n); /* b.ids is NULL for "" */
     }
     tok_buf_free(&b);
     return *ids ? 0 : err_set(err, "out of memory");
