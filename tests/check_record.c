@@ -637,6 +637,22 @@ END_TEST
 
 /* ---- top-neurons ------------------------------------------------------------ */
 
+/* Corpus bytes never reach the terminal raw: control characters in the
+ * table's contexts are escaped as \xNN (an ESC sequence could recolour or
+ * retitle the user's terminal). */
+START_TEST(test_top_neurons_escapes_controls) {
+    const char *corpus = path_in(tmpdir, "esc.txt"), *db = path_in(tmpdir, "esc.db");
+    const char *text = "the red \033[31mfox\033[0m jumps over the bell\a and the lazy dog\n";
+    file_write(corpus, text, strlen(text));
+    char args[1024];
+    snprintf(args, sizeof args, "'%s' --db '%s' --quiet", corpus, db);
+    ck_assert_msg(record(NULL, args) == 0, "%s", out);
+    ck_assert_int_eq(run_probe(out, sizeof out, "top-neurons --db '%s' --limit 50", db), 0);
+    ck_assert_msg(strchr(out, '\033') == NULL && strchr(out, '\a') == NULL, "raw control bytes: %s", out);
+    ck_assert_msg(strstr(out, "\\x1b[31mfox") != NULL, "%s", out);
+}
+END_TEST
+
 START_TEST(test_top_neurons) {
     const char *db = path_in(tmpdir, "ref.db");
     ck_assert_msg(record_ref(db, NULL) == 0, "%s", out);
@@ -709,7 +725,8 @@ int main(void) {
     TCase *tc = case_add(s, "record", 300,
                          (const TTest *[]){test_reference, test_resume_after_kill, test_sigint,
                                            test_thread_counts_agree, test_bad_input, test_bad_env, test_summaries,
-                                           test_options, test_top_neurons, test_cookbook, NULL});
+                                           test_options, test_top_neurons, test_top_neurons_escapes_controls,
+                                           test_cookbook, NULL});
     tcase_add_checked_fixture(tc, setup, teardown);
     return run_suite(s);
 }

@@ -21,8 +21,20 @@ static void clip(char *out, size_t cap, const char *s, size_t max, int tail) {
             while (b > 0 && ((unsigned char)s[b] & 0xc0) == 0x80) b--;
         }
     }
+    /* newlines and tabs as spaces; other control characters (ESC, BEL, ...,
+     * DEL) escaped as \xNN, so corpus bytes never drive the terminal */
     size_t o = 0;
-    for (size_t i = a; i < b && o + 1 < cap; i++) out[o++] = s[i] == '\n' || s[i] == '\r' || s[i] == '\t' ? ' ' : s[i];
+    for (size_t i = a; i < b; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '\n' || ch == '\r' || ch == '\t') ch = ' ';
+        if (ch < 0x20 || ch == 0x7f) {
+            if (o + 5 >= cap) break;
+            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", ch);
+        } else {
+            if (o + 2 > cap) break;
+            out[o++] = (char)ch;
+        }
+    }
     out[o] = '\0';
 }
 
