@@ -314,6 +314,11 @@ START_TEST(test_bad_files) {
     expect_error("merges.txt", "line 3");
     write_file("merges.txt", "#version: 0.2\na b\nb c\n");
     expect_error("merge result \"bc\"", NULL);
+    /* cut at a line boundary: every line is fine, but "abc" can no longer be
+     * made (specials such as <|endoftext|> need no merge) */
+    write_vocab(", \"ab\": 256, \"abc\": 257, \"<|endoftext|>\": 258");
+    write_file("merges.txt", "#version: 0.2\na b\n");
+    expect_error("merges.txt' produces none of 1 vocabulary tokens (e.g. id 257 \"abc\")", "truncated");
     rm_tmpdir();
 }
 END_TEST

@@ -691,6 +691,34 @@ static int load_merges(Tokenizer *t, const char *text, size_t len, const char *p
     return rc;
 }
 
+/* Every vocabulary token is a byte, a special token (<|...|>) or the
+ * result of a merge; anything else can never be produced by encoding. A
+ * merges.txt cut at a line boundary parses cleanly, so this is how a
+ * truncated (or another vocabulary's) merges file shows. */
+static int check_reachable(const Tokenizer *t, const char *merges_txt, char *err) {
+    uint8_t *made = calloc((size_t)t->n_vocab, 1);
+    if (!made) return err_set(err, "out of memory loading '%s'", merges_txt);
+    for (int b = 0; b < 256; b++)
+        if (t->byte_id[b] >= 0) made[t->byte_id[b]] = 1;
+    for (size_t h = 0; h <= t->merge_mask; h++)
+        if (t->merges[h].key) made[t->merges[h].result] = 1;
+    int missing = 0, example = -1;
+    for (int id = 0; id < t->n_vocab; id++) {
+        uint32_t n = t->tok_len[id];
+        if (made[id] || n == UINT32_MAX) continue;
+        const char *s = t->bytes + t->tok_off[id];
+        if (n >= 4 && !memcmp(s, "<|", 2) && !memcmp(s + n - 2, "|>", 2)) continue; /* special */
+        if (example < 0) example = id;
+        missing++;
+    }
+    free(made);
+    if (!missing) return 0;
+    char sb[48];
+    return err_set(err, "'%s' produces none of %d vocabulary tokens (e.g. id %d \"%s\"): truncated, or the merges "
+                   "of another vocabulary", merges_txt, missing, example,
+                   shown(t->bytes + t->tok_off[example], t->tok_len[example], sb));
+}
+
 Tokenizer *tok_load(const char *vocab_json, const char *merges_txt, char *err) {
     Tokenizer *t = calloc(1, sizeof *t);
     if (!t) {
@@ -717,7 +745,7 @@ Tokenizer *tok_load(const char *vocab_json, const char *merges_txt, char *err) {
     }
     if (load_vocab(t, root, vocab_json, &map, err)) goto done;
     if (file_read_all(merges_txt, &mtext, &mlen, err)) goto done;
-    if (load_merges(t, mtext, mlen, merges_txt, &map, err)) goto done;
+    if (load_merges(t, mtext, mlen, merges_txt, &map, err) || check_reachable(t, merges_txt, err)) goto done;
     rc = 0;
 done:
     free(map.slots);
