@@ -835,18 +835,7 @@ START_TEST(test_non_finite_weights) {
     char dir[64], out[4096];
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         copy_model(cases[i].model, dir);
-        size_t n;
-        char *data = file_read(st_path_of(dir), &n);
-        uint64_t hlen = 0;
-        for (int k = 7; k >= 0; k--) hlen = hlen << 8 | (unsigned char)data[k];
-        cJSON *h = cJSON_ParseWithLength(data + 8, (size_t)hlen);
-        ck_assert(h != NULL);
-        double b, e;
-        offsets_of(h, cases[i].tensor, &b, &e);
-        cJSON_Delete(h);
-        free(data);
-        patch_weights(dir, (off_t)(8 + hlen + (uint64_t)b) + (off_t)cases[i].index * cases[i].width, &cases[i].bits,
-                      (size_t)cases[i].width); /* little-endian */
+        tensor_patch(dir, cases[i].tensor, cases[i].index, &cases[i].bits, cases[i].width); /* little-endian */
         int rc = run_probe(out, sizeof out, "info --model '%s'", dir);
         ck_assert_msg(rc == 1 && strstr(out, cases[i].want) && strstr(out, "model.safetensors"), "exit %d: %s", rc,
                       out);

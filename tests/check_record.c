@@ -637,6 +637,26 @@ END_TEST
 
 /* ---- top-neurons ------------------------------------------------------------ */
 
+/* Finite weights that overflow (two biases of 3e38 add to +Inf in the
+ * residual, so layer 1's layer norm makes NaN): record stops with one line
+ * naming the layer and neuron, before any commit; never a NOT NULL failure
+ * at the end of the run (NaN binds as NULL). */
+START_TEST(test_nonfinite_activations) {
+    const char *model = path_in(tmpdir, "overflow"), *db = path_in(tmpdir, "ovf.db");
+    ck_assert_int_eq(mkdir(model, 0755), 0);
+    model_copy(path_in(root, "tests/fixtures/models/tiny-f32"), model);
+    const float big = 3e38f;
+    tensor_patch(model, "h.0.attn.c_proj.bias", 0, &big, 4);
+    tensor_patch(model, "h.0.mlp.c_proj.bias", 0, &big, 4);
+    int rc = run_cmdf(out, sizeof out, "'%s' record --model '%s' '%s/tests/fixtures/record/corpus.txt' --db '%s' --quiet",
+                      probe_bin(), model, root, db);
+    ck_assert_msg(rc == 1, "exit %d: %s", rc, out);
+    ck_assert_msg(strstr(out, "layer 1 neuron ") && strstr(out, "NaN or infinite activation"), "%s", out);
+    ck_assert_msg(!strstr(out, "NOT NULL"), "%s", out);
+    ck_assert_int_eq(sql_int_at(db, "SELECT count(*) FROM neuron_stats"), 0);
+}
+END_TEST
+
 /* Corpus bytes never reach the terminal raw: control characters in the
  * table's contexts are escaped as \xNN (an ESC sequence could recolour or
  * retitle the user's terminal). */
@@ -726,6 +746,7 @@ int main(void) {
                          (const TTest *[]){test_reference, test_resume_after_kill, test_sigint,
                                            test_thread_counts_agree, test_bad_input, test_bad_env, test_summaries,
                                            test_options, test_top_neurons, test_top_neurons_escapes_controls,
+                                           test_nonfinite_activations,
                                            test_cookbook, NULL});
     tcase_add_checked_fixture(tc, setup, teardown);
     return run_suite(s);

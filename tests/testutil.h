@@ -193,6 +193,40 @@ static inline void file_copy(const char *src, const char *dst) {
     free(data);
 }
 
+/* A copy of model directory src (config, weights, tokenizer files) in dst,
+ * which exists. */
+static inline void model_copy(const char *src, const char *dst) {
+    static const char *files[] = {"config.json", "model.safetensors", "vocab.json", "merges.txt"};
+    for (int i = 0; i < 4; i++) {
+        char from[1024];
+        snprintf(from, sizeof from, "%s/%s", src, files[i]);
+        char to[1024];
+        snprintf(to, sizeof to, "%s/%s", dst, files[i]);
+        file_copy(from, to);
+    }
+}
+
+/* Overwrites element `index` (width bytes, as stored: little-endian) of
+ * tensor `name` in dir/model.safetensors, found through the file's header. */
+static inline void tensor_patch(const char *dir, const char *name, long index, const void *bytes, int width) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    size_t n;
+    char *data = file_read(path, &n);
+    uint64_t hlen = 0;
+    for (int k = 7; k >= 0; k--) hlen = hlen << 8 | (unsigned char)data[k];
+    ck_assert(hlen + 8 <= n);
+    cJSON *h = cJSON_ParseWithLength(data + 8, (size_t)hlen);
+    cJSON *off = cJSON_GetObjectItem(cJSON_GetObjectItem(h, name), "data_offsets");
+    ck_assert_msg(off != NULL, "no tensor '%s' in %s", name, path);
+    size_t at = (size_t)(8 + hlen + (uint64_t)cJSON_GetArrayItem(off, 0)->valuedouble) + (size_t)index * (size_t)width;
+    ck_assert(at + (size_t)width <= n);
+    memcpy(data + at, bytes, (size_t)width);
+    cJSON_Delete(h);
+    file_write(path, data, n);
+    free(data);
+}
+
 /* ---- JSON ---------------------------------------------------------------- */
 
 /* The JSON document in the file at path (caller deletes); asserts it parses. */

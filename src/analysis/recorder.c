@@ -364,6 +364,19 @@ void recorder_add(Recorder *r, int li, const float *act, int n, const int64_t *t
 
 int64_t recorder_count(const Recorder *r, int li) { return r->layers[li].count; }
 
+int recorder_first_nonfinite(const Recorder *r, int *li, int *neuron) {
+    for (int l = 0; l < r->n_layers; l++) {
+        const LayerAgg *a = &r->layers[l];
+        for (int j = 0; j < r->F; j++)
+            if (!isfinite(a->sum[j]) || !isfinite(a->sumsq[j])) {
+                *li = l;
+                *neuron = j;
+                return 1;
+            }
+    }
+    return 0;
+}
+
 void recorder_stats(const Recorder *r, int li, int j, NeuronStats *out) {
     const LayerAgg *a = &r->layers[li];
     double n = (double)a->count;

@@ -60,6 +60,11 @@ void recorder_stats(const Recorder *r, int li, int neuron, NeuronStats *out);
 void recorder_examples(const Recorder *r, int li, int neuron, Example *out, int *n);
 int64_t recorder_count(const Recorder *r, int li);
 
+/* Whether some neuron saw a NaN or infinite activation (its running sums
+ * are not finite): 1 with the first such recorded layer *li and *neuron,
+ * else 0. Checked before each commit, so a run never saves such sums. */
+int recorder_first_nonfinite(const Recorder *r, int *li, int *neuron);
+
 /* The aggregate state of one layer as a byte string (for the run_state table). */
 size_t recorder_state_size(const Recorder *r);
 void recorder_state_save(const Recorder *r, int li, void *buf);

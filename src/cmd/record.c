@@ -386,6 +386,11 @@ static int save_progress(Rec *r, int docs_done, int64_t n_tokens, RunStatus stat
  * neuron results, a complete one loses its saved state; then progress and
  * COMMIT. */
 static int commit_batch(Rec *r, int docs_done, int64_t n_tokens, RunStatus status, char *err) {
+    int li, neuron;
+    if (recorder_first_nonfinite(r->rec, &li, &neuron))
+        return err_set(err, "layer %d neuron %d: a NaN or infinite activation in documents %d..%d of '%s' (the model "
+                       "overflows on this text); the run keeps its last commit", r->rec_layer[li], neuron,
+                       r->docs_done, docs_done - 1, r->o.corpus);
     if (status != RUN_RUNNING && write_results(r, err)) return -1;
     if (status == RUN_COMPLETE && runs_state_clear(r->s, r->run_id, err)) return -1;
     if (save_progress(r, docs_done, n_tokens, status, err) || store_commit(r->s, err)) return -1;
