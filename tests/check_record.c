@@ -654,6 +654,9 @@ START_TEST(test_nonfinite_activations) {
     ck_assert_msg(strstr(out, "layer 1 neuron ") && strstr(out, "NaN or infinite activation"), "%s", out);
     ck_assert_msg(!strstr(out, "NOT NULL"), "%s", out);
     ck_assert_int_eq(sql_int_at(db, "SELECT count(*) FROM neuron_stats"), 0);
+    /* predict on the same model: an error, not "nan" with exit 0 */
+    rc = run_probe(out, sizeof out, "predict --model '%s' 'one two'", model);
+    ck_assert_msg(rc == 1 && strstr(out, "not finite") && !strstr(out, "nan"), "exit %d: %s", rc, out);
 }
 END_TEST
 

@@ -116,6 +116,10 @@ int cmd_predict(int argc, char **argv) {
     }
     const float *row = logits + (size_t)(T - 1) * V;
     double lse = logits_logsumexp(row, V);
+    if (!isfinite(lse)) { /* finite weights can still overflow: never print nan */
+        print_error("the model's logits are not finite for this text (the forward pass overflows)");
+        goto done;
+    }
     int n = 0; /* partial selection of the top N, ties to the lower id */
     for (int v = 0; v < V; v++)
         if (n < top || row[v] > topv[n - 1]) n = topk_insert(topv, order, n, (int)top, row[v], v);
