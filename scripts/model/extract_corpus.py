@@ -5,11 +5,19 @@ Sources (all fetched with `apt-get download`, unpacked with `dpkg-deb -x`):
   r-cran-janeaustenr  Jane Austen's six novels      R lazy-load DB (data/Rdata.rdb/.rdx)
   sword-text-web      World English Bible (engWEB2015eb, with deuterocanon)  SWORD zText
   bible-kjv-text      King James Bible              bible-kjv "EC02" compressed data file
+  sword-comm-tdavid   C. H. Spurgeon, The Treasury of David (1869-1885)  SWORD zCom4
+  sword-comm-mhcc     Matthew Henry's Concise Commentary               SWORD zCom4
+  dict-devil          Ambrose Bierce, The Devil's Dictionary (1911)    dictd (gzip)
   r-cran-tokenizers   Moby Dick (object `mobydick`)  R lazy-load DB  -> HELD OUT
 
 Output (default /work/train/corpus): one UTF-8 text file per source, LF line endings,
 one paragraph per line-block, paragraphs separated by one blank line:
-  austen.txt web.txt kjv.txt  (training)   mobydick.txt (held out, never trained on)
+  austen.txt web.txt kjv.txt tdavid.txt mhcc.txt devil.txt  (training)
+  mobydick.txt (held out, never trained on)
+The extra sources (tdavid, mhcc, devil) are checked for Moby Dick text: no 8-word
+sequence of Moby Dick may occur in them (--no-overlap-check to skip).
+Sources considered and NOT used: dict-gcide (GPL-licensed dictionary), fortunes (mixed,
+partly unattributed modern quotations).
 
 Usage: extract_corpus.py [--out DIR] [--debs DIR] [--no-download]
 """
@@ -24,7 +32,9 @@ import sys
 import tempfile
 import zlib
 
-PACKAGES = ["r-cran-janeaustenr", "sword-text-web", "bible-kjv-text", "r-cran-tokenizers"]
+PACKAGES = ["r-cran-janeaustenr", "sword-text-web", "bible-kjv-text", "r-cran-tokenizers",
+            "sword-comm-tdavid", "sword-comm-mhcc", "dict-devil"]
+EXTRA = ["tdavid", "mhcc", "devil"]  # added for the second demo model (issue 12)
 
 
 # ---------------------------------------------------------------- R serialization
@@ -284,20 +294,27 @@ def extract_mobydick(root):
     return paras
 
 
-def extract_sword_ztext(moddir):
-    """SWORD zText module: per testament, .bzs (block index: offset, csize, usize as
-    u32 LE), .bzz (zlib blocks), .bzv (per-verse entry: block u32, offset u32, size u16).
-    The OSIS markup is reduced to plain text; paragraphs from x-p divs and chapters."""
+def extract_sword_ztext(moddir, letter="b", entry="<IIH", dedupe=False):
+    """SWORD zText/zCom module: per testament, .Xzs (block index: offset, csize, usize as
+    u32 LE), .Xzz (zlib blocks), .Xzv (per-verse entry: block u32, offset u32, size u16;
+    zCom4/zText4: size u32). X is b (BlockType=BOOK) or c (CHAPTER).
+    The OSIS markup is reduced to plain text; paragraphs from x-p divs and chapters.
+    dedupe: keep one copy of entries that point at the same text (a commentary's note on a
+    verse range is linked from every verse of the range; the Bible keeps its old extraction)."""
     pieces = []
+    esz = struct.calcsize(entry)
     for t in ("ot", "nt"):
-        bzs = open(os.path.join(moddir, t + ".bzs"), "rb").read()
-        bzv = open(os.path.join(moddir, t + ".bzv"), "rb").read()
-        bzz = open(os.path.join(moddir, t + ".bzz"), "rb").read()
-        cache = {}
-        for k in range(len(bzv) // 10):
-            b, o, s = struct.unpack_from("<IIH", bzv, k * 10)
-            if not s:
-                continue
+        bzs = open(os.path.join(moddir, t + "." + letter + "zs"), "rb").read()
+        bzv = open(os.path.join(moddir, t + "." + letter + "zv"), "rb").read()
+        bzz = open(os.path.join(moddir, t + "." + letter + "zz"), "rb").read()
+        if not bzs:
+            continue
+        cache, done = {}, set()
+        for k in range(len(bzv) // esz):
+            b, o, s = struct.unpack_from(entry, bzv, k * esz)
+            if not s or (dedupe and (b, o, s) in done):
+                continue  # empty, or a linked entry (a commentary on a verse range)
+            done.add((b, o, s))
             if b not in cache:
                 off, csz, usz = struct.unpack_from("<III", bzs, b * 12)
                 cache[b] = zlib.decompress(bzz[off:off + csz])
@@ -321,6 +338,53 @@ def extract_sword_ztext(moddir):
 
 def extract_web(root):
     return extract_sword_ztext(os.path.join(root, "usr/share/sword/modules/texts/ztext/engWEB2015eb"))
+
+
+def extract_tdavid(root):
+    """Spurgeon's Treasury of David (SWORD zCom4, chapter blocks)."""
+    paras = extract_sword_ztext(os.path.join(root, "usr/share/sword/modules/comments/zcom/tdavid"), "c", "<III", dedupe=True)
+    return [p for p in paras if re.search(r"[a-z]", p)]
+
+
+def extract_mhcc(root):
+    """Matthew Henry's Concise Commentary (SWORD zCom, book blocks, 10-byte verse entries)."""
+    paras = extract_sword_ztext(os.path.join(root, "usr/share/sword/modules/comments/zcom/mhcc"), "b", "<IIH", dedupe=True)
+    return [p for p in paras if re.search(r"[a-z]", p)]
+
+
+def extract_devil(root):
+    """Bierce's Devil's Dictionary from dictd's devil.dict.dz (dictzip = gzip): the
+    text after the 00-database-* entries, from the preface on; entries are paragraphs,
+    verse quotations are kept as one paragraph each."""
+    text = gzip.decompress(open(os.path.join(root, "usr/share/dictd/devil.dict.dz"), "rb").read())
+    text = norm_newlines(text.decode("utf-8", errors="replace"))
+    a = text.find("PREFACE")
+    text = text[a:] if a >= 0 else text
+    paras = paragraphs_from_lines(text.split("\n"))
+    paras = [re.sub(r"\s+[A-Z]\.[A-Z]\.$", "", p) for p in paras]  # trailing initials (G.J., A.B.)
+    return [p.replace("_", "") for p in paras if not re.fullmatch(r"[A-Z.]+", p)]
+
+
+def shingles(paras, n=8):
+    out = set()
+    for p in paras:
+        w = re.findall(r"[a-z]+", p.lower())
+        for i in range(len(w) - n + 1):
+            out.add(" ".join(w[i:i + n]))
+    return out
+
+
+def check_no_mobydick(books, names):
+    """Fail if any extra source shares an 8-word sequence with Moby Dick that is not
+    also in the Bibles (Melville quotes scripture; those are not Moby Dick text)."""
+    md = shingles(books["mobydick"])
+    md -= shingles(books["kjv"]) | shingles(books["web"])
+    for name in names:
+        common = md & shingles(books[name])
+        print("%-9s shares %d 8-word sequences with Moby Dick (outside the Bibles)%s"
+              % (name, len(common), (": " + "; ".join(sorted(common)[:5])) if common else ""))
+        if len(common) > 20:
+            sys.exit("extract_corpus: %s contains Moby Dick text" % name)
 
 
 def lzw_decode(buf, ulen):
@@ -427,6 +491,7 @@ def main():
     ap.add_argument("--out", default="/work/train/corpus")
     ap.add_argument("--debs", default="/work/train/debs")
     ap.add_argument("--no-download", action="store_true")
+    ap.add_argument("--no-overlap-check", action="store_true")
     ap.add_argument("--examples", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples"),
                     help="where demo_corpus.txt and heldout_mobydick.txt go ('' = skip)")
     a = ap.parse_args()
@@ -434,7 +499,8 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     books = {}
     for name, fn in (("austen", extract_austen), ("web", extract_web),
-                     ("kjv", extract_kjv), ("mobydick", extract_mobydick)):
+                     ("kjv", extract_kjv), ("mobydick", extract_mobydick),
+                     ("tdavid", extract_tdavid), ("mhcc", extract_mhcc), ("devil", extract_devil)):
         paras = books[name] = [p for p in (clean_para(q) for q in fn(root)) if p]
         path = os.path.join(a.out, name + ".txt")
         n = write_paras(path, paras)
@@ -445,6 +511,8 @@ def main():
             with open(src, "rb") as f, open(os.path.join(a.out, "copyright." + p), "wb") as g:
                 g.write(f.read())
     subprocess.run(["rm", "-rf", root], check=True)
+    if not a.no_overlap_check:
+        check_no_mobydick(books, EXTRA)
     if a.examples:
         os.makedirs(a.examples, exist_ok=True)
         write_examples(a.examples, books)

@@ -1,11 +1,18 @@
 #!/usr/bin/python3
 """Train probe's bundled demo model: a small GPT-2 (HF GPT2LMHeadModel layout) on
-public-domain narrative English (Austen, World English Bible, King James Bible), with
-Moby Dick held out. Writes models/demo/{config.json,model.safetensors,vocab.json,
-merges.txt,README.md,heldout_eval.json} with no human step.
+public-domain English (Austen, World English Bible, King James Bible, and since issue 12
+Spurgeon's Treasury of David, Matthew Henry's Concise Commentary, Bierce's Devil's
+Dictionary; --books chooses), with Moby Dick held out and the last --val-tokens tokens
+of each training book kept as an in-domain validation split. Writes
+OUT/{config.json,model.safetensors,vocab.json,merges.txt,README.md,heldout_eval.json,
+lr_schedule.json} (OUT defaults to models/demo) with no human step.
 
   scripts/model/extract_corpus.py                 # -> /work/train/corpus/*.txt
-  scripts/model/train_demo_model.py --steps N [--deadline HH:MM] [--bench]
+  scripts/model/train_demo_model.py --steps N [--deadline HH:MM [--time-schedule]] [--bf16] [--bench A,B]
+
+Checkpoints go to WORK/ckpt.pt (every --ckpt-every steps; --resume continues) and
+WORK/ckpt_best.pt (best validation loss, exported at the end when --patience stops early
+or the last evaluation is worse).
 
 Softmax trick (exact, not an approximation): the training books use K distinct GPT-2
 ids. Training uses K output rows plus ONE shared row u standing for each of the
@@ -35,16 +42,26 @@ from gpt2_bpe import Encoder  # noqa: E402
 
 V = 50257
 EOT = 50256
-TRAIN_BOOKS = ["austen", "web", "kjv"]
+# name -> (what, Debian package); all written by scripts/model/extract_corpus.py
+BOOKS = {
+    "austen": ("Jane Austen's six novels", "r-cran-janeaustenr"),
+    "web": ("World English Bible (with deuterocanon)", "sword-text-web"),
+    "kjv": ("King James Bible", "bible-kjv-text"),
+    "tdavid": ("C. H. Spurgeon, The Treasury of David (1869-1885)", "sword-comm-tdavid"),
+    "mhcc": ("Matthew Henry's Concise Commentary", "sword-comm-mhcc"),
+    "devil": ("Ambrose Bierce, The Devil's Dictionary (1911)", "dict-devil"),
+}
+TRAIN_BOOKS = list(BOOKS)  # --books overrides
+OLD_BOOKS = ["austen", "web", "kjv"]  # the first demo model's training books
 HELDOUT_FILE = os.path.join(ROOT, "examples", "heldout_mobydick.txt")
 
 
 # ------------------------------------------------------------------ data
-def load_tokens(corpus, cache):
+def load_tokens(corpus, cache, books):
     os.makedirs(cache, exist_ok=True)
     enc = None
     out = {}
-    for name in TRAIN_BOOKS + ["mobydick"]:
+    for name in books + ["mobydick"]:
         p = os.path.join(cache, name + ".npy")
         src = os.path.join(corpus, name + ".txt")
         if not os.path.exists(p) or os.path.getmtime(p) < os.path.getmtime(src):
@@ -55,6 +72,19 @@ def load_tokens(corpus, cache):
             log("tokenized %s: %d tokens in %.0fs" % (name, len(ids), time.time() - t0))
         out[name] = np.load(p)
     return out
+
+
+def insert_para_eot(ids, p, rng):
+    """Insert <|endoftext|> after a random fraction p of the paragraph breaks of a book's
+    ids. A break between paragraphs ('\\n\\n' before a non-space) is the id pair 198 198
+    in the GPT-2 BPE of the whole string; the EOT goes after it, so the text's ids are
+    unchanged and the model also sees paragraphs that start a document, as `probe ablate`
+    and `probe predict` present them (each paragraph after <|endoftext|>)."""
+    if p <= 0:
+        return ids
+    brk = np.nonzero((ids[1:] == 198) & (ids[:-1] == 198))[0] + 2
+    brk = brk[rng.random(len(brk)) < p]
+    return np.insert(ids, brk, EOT)
 
 
 def heldout_tokens():
@@ -77,6 +107,7 @@ class GPT2(torch.nn.Module):
         E, L, P = cfg["n_embd"], cfg["n_layer"], cfg["n_positions"]
         self.cfg = cfg
         self.extra_logit = extra_logit
+        self.dropout = 0.0  # training only (embeddings, attention probabilities, residual branches)
         p = {}  # HF name -> Parameter (registered below with '.' -> '__')
         p["wte"] = torch.nn.Parameter(torch.empty(n_rows, E))
         p["wpe"] = torch.nn.Parameter(torch.empty(P, E))
@@ -114,6 +145,9 @@ class GPT2(torch.nn.Module):
         E, H = cfg["n_embd"], cfg["n_head"]
         eps = cfg["layer_norm_epsilon"]
         x = p["wte"][idx] + p["wpe"][:T]
+        dp = self.dropout if self.training else 0.0
+        if dp:
+            x = F.dropout(x, dp, True)
         mask = self.mask[:T, :T]
         for i in range(cfg["n_layer"]):
             h = F.layer_norm(x, (E,), p[key(i, "ln_1.weight")], p[key(i, "ln_1.bias")], eps)
@@ -122,18 +156,21 @@ class GPT2(torch.nn.Module):
             att = (q @ k.transpose(-1, -2)) / math.sqrt(E // H)
             att = att.masked_fill(~mask, torch.finfo(att.dtype).min)
             att = torch.softmax(att, dim=-1)
+            if dp:
+                att = F.dropout(att, dp, True)
             a = (att @ v).transpose(1, 2).reshape(B * T, E)
             a = torch.addmm(p[key(i, "attn.c_proj.bias")], a, p[key(i, "attn.c_proj.weight")])
-            x = x + a.view(B, T, E)
+            x = x + (F.dropout(a, dp, True) if dp else a).view(B, T, E)
             h = F.layer_norm(x, (E,), p[key(i, "ln_2.weight")], p[key(i, "ln_2.bias")], eps)
             m = gelu_new(torch.addmm(p[key(i, "mlp.c_fc.bias")], h.reshape(-1, E), p[key(i, "mlp.c_fc.weight")]))
             m = torch.addmm(p[key(i, "mlp.c_proj.bias")], m, p[key(i, "mlp.c_proj.weight")])
-            x = x + m.view(B, T, E)
+            x = x + (F.dropout(m, dp, True) if dp else m).view(B, T, E)
         return F.layer_norm(x, (E,), self.p["ln_f.weight"], self.p["ln_f.bias"], eps)
 
     def logits(self, idx):
         lg = self.hidden(idx) @ self.p["wte"].t()
         if self.extra_logit is not None:
+            lg = lg.float()  # under bf16 autocast: add the shared row's log(V-K) in float32
             lg[..., -1] += self.extra_logit
         return lg
 
@@ -284,6 +321,8 @@ def parse_deadline(s):
 
 
 def lr_at(step, a):
+    if getattr(a, "lr_table", None) is not None and step < len(a.lr_table):
+        return a.lr_table[step]  # --lr-file: replay a recorded schedule
     if a.reschedule:
         s0, total = [int(v) for v in a.reschedule.split(":")]
         if step >= s0:  # cosine from the lr reached at step s0 down to min_lr at step `total`
@@ -328,15 +367,51 @@ def main():
     ap.add_argument("--no-whole-eval", action="store_true", help="skip the whole-Moby-Dick evaluation")
     ap.add_argument("--finish-only", action="store_true",
                     help="no training: load WORK/ckpt.pt and redo export, evaluation and README")
+    ap.add_argument("--books", default=",".join(TRAIN_BOOKS),
+                    help="training books (comma list of %s)" % ",".join(BOOKS))
+    ap.add_argument("--val-tokens", type=int, default=10240,
+                    help="the last N tokens of each training book are the in-domain validation split "
+                         "(never trained on); 0 = none")
+    ap.add_argument("--dropout", type=float, default=0.0)
+    ap.add_argument("--para-eot", type=float, default=0.0,
+                    help="insert <|endoftext|> after this fraction of paragraph breaks of the training "
+                         "text (seeded by --seed; validation and held-out texts unchanged)")
+    ap.add_argument("--bf16", action="store_true",
+                    help="bfloat16 autocast for the training forward/backward (CPU AMX/AVX512-BF16); "
+                         "weights, optimizer and all evaluations stay float32")
+    ap.add_argument("--patience", type=int, default=0,
+                    help="early stopping: stop after this many evaluations without a better "
+                         "validation loss (0 = never); the best-validation weights are exported")
+    ap.add_argument("--time-schedule", action="store_true",
+                    help="with --deadline: after warmup, the cosine runs over wall-clock time up to the "
+                         "deadline (progress = elapsed / available), so it ends annealed whatever the "
+                         "machine's speed; every step's lr is written to OUT/lr_schedule.json")
+    ap.add_argument("--reserve-s", type=float, default=0.0,
+                    help="--time-schedule: end the cosine this many seconds before the deadline")
+    ap.add_argument("--lr-file", default="", help="replay the per-step lr of an lr_schedule.json")
+    ap.add_argument("--bench-steps", type=int, default=4, help="--bench: steps per shape (the first is not timed)")
     ap.add_argument("--bench", default="", help="comma list EMBDxHEADS, e.g. 128x4,192x6: time steps only")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     os.makedirs(a.work, exist_ok=True)
     LOGF = open(os.path.join(a.work, "train.log"), "a")
     deadline = parse_deadline(a.deadline)
+    a.lr_table = json.load(open(a.lr_file))["lr"] if a.lr_file else None
+    if a.time_schedule and not deadline:
+        sys.exit("train_demo_model: --time-schedule needs --deadline")
 
-    toks = load_tokens(a.corpus, os.path.join(a.work, "tokens"))
-    train = np.concatenate(sum([[toks[b], np.array([EOT], np.int32)] for b in TRAIN_BOOKS], [])).astype(np.int64)
+    books = [b for b in a.books.split(",") if b]
+    for b in books:
+        if b not in BOOKS:
+            sys.exit("train_demo_model: unknown book %r" % b)
+    a.books_list = books
+    toks = load_tokens(a.corpus, os.path.join(a.work, "tokens"), books)
+    # in-domain validation: the last --val-tokens tokens of each book, never trained on
+    val = {b: toks[b][len(toks[b]) - a.val_tokens:].astype(np.int64) for b in books} if a.val_tokens else {}
+    prng = np.random.default_rng(a.seed)
+    train = np.concatenate(sum([[insert_para_eot(toks[b][:len(toks[b]) - a.val_tokens], a.para_eot, prng),
+                                 np.array([EOT], np.int32)] for b in books], [])).astype(np.int64)
+    a.train_tokens = {b: len(toks[b]) - a.val_tokens for b in books}
     counts = np.bincount(train, minlength=V)
     seen = np.nonzero(counts)[0]
     K = len(seen)
@@ -345,7 +420,7 @@ def main():
     ctrain = torch.from_numpy(remap[train])
     held = heldout_tokens()
     log("train tokens %d (%s), distinct ids K=%d, heldout tokens %d"
-        % (len(train), ", ".join("%s %d" % (b, len(toks[b])) for b in TRAIN_BOOKS), K, len(held)))
+        % (len(train), ", ".join("%s %d" % (b, a.train_tokens[b]) for b in books), K, len(held)))
     extra = math.log(V - K)
 
     def make_cfg(E, H):
@@ -366,17 +441,19 @@ def main():
             m.init_weights(gen)
             opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
             ts = []
-            for s in range(4):
+            for s in range(a.bench_steps):
                 x, y = batch(gen)
                 t0 = time.time()
-                loss = F.cross_entropy(m.logits(x).view(-1, K + 1), y.reshape(-1))
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+                    lg = m.logits(x)
+                loss = F.cross_entropy(lg.float().view(-1, K + 1), y.reshape(-1))
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
                 ts.append(time.time() - t0)
             dt = sum(ts[1:]) / len(ts[1:])
-            log("bench n_embd=%d heads=%d layers=%d: %.2fs/step = %.0f tokens/s (loss %.3f)"
-                % (E, H, a.n_layer, dt, a.batch * a.ctx / dt, loss.item()))
+            log("bench n_embd=%d heads=%d layers=%d%s: %.2fs/step = %.0f tokens/s (loss %.3f)"
+                % (E, H, a.n_layer, " bf16" if a.bf16 else "", dt, a.batch * a.ctx / dt, loss.item()))
         return
 
     cfg = make_cfg(a.n_embd, a.n_head)
@@ -384,64 +461,116 @@ def main():
     torch.manual_seed(a.seed)
     model = GPT2(cfg, K + 1, extra)
     model.init_weights(gen)
+    model.dropout = a.dropout
     decay = [t for k, t in model.p.items() if t.dim() == 2]
     nodecay = [t for k, t in model.p.items() if t.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.wd},
                              {"params": nodecay, "weight_decay": 0.0}],
                             lr=a.lr, betas=(0.9, 0.95), eps=1e-8)
     curve, step, tokens_seen, t_train = [], 0, 0, 0.0
+    best_val = {"loss": float("inf"), "step": -1, "evals_since": 0}
     ck = os.path.join(a.work, "ckpt.pt")
+    ck_best = os.path.join(a.work, "ckpt_best.pt")
+    st_lrs = None
     if (a.resume or a.finish_only) and os.path.exists(ck):
         st = torch.load(ck)
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["opt"])
         gen.set_state(st["gen"])
         curve, step, tokens_seen, t_train = st["curve"], st["step"], st["tokens"], st["t_train"]
+        best_val = st.get("best_val", best_val)
+        st_lrs = st.get("lrs")
         log("resumed at step %d" % step)
     nparams = sum(t.numel() for t in model.parameters())
     log("config %s; training params %d (K+1=%d output rows); steps %d schedule %d; deadline %s"
         % (json.dumps(cfg), nparams, K + 1, a.steps, a.schedule_steps or a.steps, a.deadline or "-"))
 
-    def heldout_loss_restricted():
+    def heldout_loss_restricted(arr=None):
         # exact full-vocab loss via the K+1 softmax; unseen held-out targets cost
         # -log p(u-class) + log(V-K)... computed as full model equivalence below
+        arr = held if arr is None else arr
         model.eval()
         tot, n = 0.0, 0
         with torch.no_grad():
-            for s in range(0, len(held), a.ctx * 8):
-                wins = [held[t:t + a.ctx] for t in range(s, min(len(held), s + a.ctx * 8), a.ctx)]
-                for w in wins:
-                    if len(w) < 2:
-                        continue
-                    x = torch.from_numpy(remap[w]).long()[None]
-                    lg = model.logits(x[:, :-1]).double()
-                    lp = torch.log_softmax(lg, -1)[0]
-                    tgt = x[0, 1:]
-                    nll = -lp[torch.arange(len(tgt)), tgt]
+            for s in range(0, len(arr), a.ctx * 8):
+                wins = [arr[t:t + a.ctx] for t in range(s, min(len(arr), s + a.ctx * 8), a.ctx)]
+                for T in sorted(set(len(w) for w in wins if len(w) >= 2)):
+                    x = torch.from_numpy(np.stack([remap[w] for w in wins if len(w) == T])).long()
+                    lp = torch.log_softmax(model.logits(x[:, :-1]), -1)
+                    tgt = x[:, 1:]
+                    nll = -lp.gather(-1, tgt[..., None])[..., 0].double()
                     nll = nll + (tgt == K).double() * extra  # unseen: share of the u-class
                     tot += nll.sum().item()
-                    n += len(tgt)
+                    n += tgt.numel()
         model.train()
         return tot / n
+
+    def val_losses():
+        """(all books, the first model's three books) token-weighted validation loss."""
+        if not val:
+            return float("nan"), float("nan")
+        per = {b: heldout_loss_restricted(val[b]) for b in books}
+        nb = {b: len(scored_targets(val[b], a.ctx)) for b in books}
+        allv = sum(per[b] * nb[b] for b in books) / sum(nb.values())
+        old = [b for b in OLD_BOOKS if b in books]
+        oldv = sum(per[b] * nb[b] for b in old) / sum(nb[b] for b in old) if old else float("nan")
+        return allv, oldv
+
+    def evaluate():
+        nonlocal best_val
+        hl = heldout_loss_restricted()
+        tl = float(np.mean(recent[-a.eval_every:])) if recent else float("nan")
+        vl, vo = val_losses()
+        curve.append({"step": step, "tokens": tokens_seen, "train_loss": round(tl, 4),
+                      "val_loss": round(vl, 4), "val_old3_loss": round(vo, 4), "heldout_loss": round(hl, 4)})
+        log("EVAL step %d train %.4f val %.4f (old books %.4f) heldout %.4f" % (step, tl, vl, vo, hl))
+        if val and vl < best_val["loss"]:
+            best_val.update(loss=vl, step=step, evals_since=0)
+            torch.save({"model": model.state_dict(), "step": step, "tokens": tokens_seen}, ck_best)
+        else:
+            best_val["evals_since"] += 1
+
+    def export_best(model):
+        """Early stopping: load the best-validation weights when they are not the last ones."""
+        if val and os.path.exists(ck_best) and curve and best_val["step"] != curve[-1]["step"]:
+            model.load_state_dict(torch.load(ck_best)["model"])
+            log("exporting the best-validation weights of step %d (val %.4f)" % (best_val["step"], best_val["loss"]))
+            a.exported_step = best_val["step"]
 
     if a.finish_only:
         reason = "steps" if step >= a.steps else "deadline"
         log("finish-only from %s: step %d (%s)" % (ck, step, reason))
-        finish(a, cfg, model, seen, counts, held, curve, step, tokens_seen, t_train, reason, K, toks)
+        export_best(model)
+        finish(a, cfg, model, seen, counts, held, curve, step, tokens_seen, t_train, reason, K, toks, val)
         return
     recent = []
     stop_reason = "steps"
     t_last_ck = time.time()
+    lrs = list(st_lrs) if (a.resume and st_lrs) else []
+    t_sched0 = None  # --time-schedule: wall clock when warmup ended (this session)
     model.train()
     while step < a.steps:
         if deadline and time.time() >= deadline:
             stop_reason = "deadline"
             break
         t0 = time.time()
+        lr = lr_at(step, a)
+        if a.time_schedule and step >= a.warmup and a.lr_table is None:
+            if t_sched0 is None:
+                t_sched0 = time.time()
+                lr_start = lr_at(step, argparse.Namespace(**dict(vars(a), reschedule="", schedule_steps=10**9)))
+            prog = min(1.0, (time.time() - t_sched0) / max(1.0, deadline - t_sched0 - a.reserve_s))
+            lr = a.min_lr + 0.5 * (lr_start - a.min_lr) * (1 + math.cos(math.pi * prog))
+            if prog >= 1.0:
+                stop_reason = "deadline"
+                break
+        lrs.append(lr)
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, a)
+            g["lr"] = lr
         x, y = batch(gen)
-        loss = F.cross_entropy(model.logits(x).view(-1, K + 1), y.reshape(-1))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+            lg = model.logits(x)
+        loss = F.cross_entropy(lg.float().view(-1, K + 1), y.reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -451,30 +580,34 @@ def main():
         t_train += time.time() - t0
         recent.append(loss.item())
         if step % 20 == 0:
-            log("step %d loss %.4f lr %.2e %.0f tok/s" % (step, loss.item(), lr_at(step - 1, a),
+            log("step %d loss %.4f lr %.2e %.0f tok/s" % (step, loss.item(), lrs[-1],
                                                           tokens_seen / max(t_train, 1e-9)))
         if step % a.eval_every == 0 or step == a.steps:
-            hl = heldout_loss_restricted()
-            tl = float(np.mean(recent[-a.eval_every:]))
-            curve.append({"step": step, "tokens": tokens_seen, "train_loss": round(tl, 4),
-                          "heldout_loss": round(hl, 4)})
-            log("EVAL step %d train %.4f heldout %.4f" % (step, tl, hl))
-        if step % a.ckpt_every == 0:
+            evaluate()
+            if a.patience and best_val["evals_since"] >= a.patience:
+                stop_reason = "early stop"
+        if step % a.ckpt_every == 0 or stop_reason == "early stop":
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
-                        "curve": curve, "step": step, "tokens": tokens_seen, "t_train": t_train},
-                       ck + ".tmp")
+                        "curve": curve, "step": step, "tokens": tokens_seen, "t_train": t_train,
+                        "best_val": best_val, "lrs": lrs}, ck + ".tmp")
             os.replace(ck + ".tmp", ck)
+        if stop_reason == "early stop":
+            break
     if not curve or curve[-1]["step"] != step:
-        hl = heldout_loss_restricted()
-        tl = float(np.mean(recent[-a.eval_every:])) if recent else float("nan")
-        curve.append({"step": step, "tokens": tokens_seen, "train_loss": round(tl, 4), "heldout_loss": round(hl, 4)})
+        evaluate()
     log("training stopped (%s) at step %d, %d tokens, %.0fs training" % (stop_reason, step, tokens_seen, t_train))
     torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
-                "curve": curve, "step": step, "tokens": tokens_seen, "t_train": t_train}, ck)
-    finish(a, cfg, model, seen, counts, held, curve, step, tokens_seen, t_train, stop_reason, K, toks)
+                "curve": curve, "step": step, "tokens": tokens_seen, "t_train": t_train,
+                "best_val": best_val, "lrs": lrs}, ck + ".tmp")
+    os.replace(ck + ".tmp", ck)
+    os.makedirs(a.out, exist_ok=True)
+    with open(os.path.join(a.out, "lr_schedule.json"), "w") as f:
+        json.dump({"how": "learning rate of each step (index = step), replay with --lr-file", "lr": lrs}, f)
+    export_best(model)
+    finish(a, cfg, model, seen, counts, held, curve, step, tokens_seen, t_train, stop_reason, K, toks, val)
 
 
-def finish(a, cfg, model, seen, counts, held, curve, step, tokens_seen, t_train, stop_reason, K, toks):
+def finish(a, cfg, model, seen, counts, held, curve, step, tokens_seen, t_train, stop_reason, K, toks, val):
     os.makedirs(a.out, exist_ok=True)
     cfg = dict(cfg, dtype=a.dtype)
     tensors = export_tensors(model, seen)
@@ -521,12 +654,29 @@ def finish(a, cfg, model, seen, counts, held, curve, step, tokens_seen, t_train,
           "file": "examples/heldout_mobydick.txt", "file_tokens": int(len(held)),
           "how": how, "whole_mobydick": {"tokens": md_n, "loss": round(md_loss, 6),
                                          "unigram_loss": round(md_uni, 6)}}
+    if val:
+        # in-domain validation split, full 50257-way softmax of the exported model
+        vt = {}
+        for b in val:
+            vl, vn = eval_windows(full, val[b], a.ctx)
+            vt[b] = {"tokens": vn, "loss": round(vl, 6)}
+        tot = sum(v["tokens"] for v in vt.values())
+        old = [b for b in OLD_BOOKS if b in vt]
+        ev["validation"] = {
+            "how": "the last %d GPT-2 tokens of each training book (never trained on), cut into "
+                   "windows of %d tokens and scored like the held-out file" % (a.val_tokens, a.ctx),
+            "loss": round(sum(v["loss"] * v["tokens"] for v in vt.values()) / tot, 6), "tokens": tot,
+            "old_books_loss": round(sum(vt[b]["loss"] * vt[b]["tokens"] for b in old) / sum(vt[b]["tokens"] for b in old), 6) if old else None,
+            "books": vt}
+        log("validation (exported model): %s" % json.dumps(ev["validation"]["books"]))
+    ev["exported_step"] = getattr(a, "exported_step", step)
     with open(os.path.join(a.out, "heldout_eval.json"), "w") as f:
         json.dump(ev, f, indent=2)
         f.write("\n")
 
     enc = Encoder.load()
-    prompts = ["It is a truth universally acknowledged, that a single man in possession",
+    prompts = ["And God said, Let there be",
+               "It is a truth universally acknowledged, that a single man in possession",
                "In the beginning God created the heaven and the",
                "Elizabeth looked at her sister, and",
                "And the LORD said unto Moses,",
@@ -535,7 +685,7 @@ def finish(a, cfg, model, seen, counts, held, curve, step, tokens_seen, t_train,
     rows = []
     with torch.no_grad():
         for pr in prompts:
-            ids = enc.encode(pr)
+            ids = [EOT] + enc.encode(pr)  # as `probe predict` does by default
             gen_ids = []
             for _ in range(8):
                 x = torch.tensor([(ids + gen_ids)[-a.ctx:]])
@@ -586,18 +736,22 @@ def write_readme(a, cfg, curve, step, tokens_seen, t_train, stop_reason, K, toks
     w("## Data\n")
     w("Extracted from Debian packages by `scripts/model/extract_corpus.py` (see `examples/README` and `NOTICE`):\n")
     w("| book | package | GPT-2 tokens | use |\n|---|---|---|---|")
-    w("| Jane Austen's six novels | r-cran-janeaustenr | %d | train |" % len(toks["austen"]))
-    w("| World English Bible (with deuterocanon) | sword-text-web | %d | train |" % len(toks["web"]))
-    w("| King James Bible | bible-kjv-text | %d | train |" % len(toks["kjv"]))
+    for b in a.books_list:
+        w("| %s | %s | %d | train %d, validation %d |" % (BOOKS[b][0], BOOKS[b][1], len(toks[b]),
+                                                          a.train_tokens[b], len(toks[b]) - a.train_tokens[b]))
     w("| Moby Dick (Melville) | r-cran-tokenizers | %d | **held out**, never trained on |" % len(toks["mobydick"]))
     w("")
-    w("Each book is tokenized as one string; the three training books are concatenated with "
+    w("Each book is tokenized as one string; its last %d tokens are the in-domain validation split "
+      "(never trained on); the rest of the %d training books are concatenated with "
       "`<|endoftext|>` (50256) after each, %d tokens in all, using K = %d distinct ids. Training "
-      "windows of %d+1 tokens are drawn uniformly at random from this stream.\n" % (N, K, a.ctx))
+      "windows of %d+1 tokens are drawn uniformly at random from this stream.\n"
+      % (a.val_tokens, len(a.books_list), N, K, a.ctx))
     w("## Training\n")
     w("AdamW (betas 0.9/0.95, weight decay %g on matrices), peak lr %g, %d warmup steps, cosine "
-      "to %g over %d steps (see below for the shortened schedule, if any), batch %d x %d tokens, gradient clipping 1.0, seed %d, float32, "
-      "%d CPU threads." % (a.wd, a.lr, a.warmup, a.min_lr, sched, a.batch, a.ctx, a.seed, a.threads))
+      "to %g over %d steps (see below for the shortened schedule, if any), batch %d x %d tokens, gradient clipping 1.0, seed %d, %s, "
+      "%d CPU threads, dropout %g." % (a.wd, a.lr, a.warmup, a.min_lr, sched, a.batch, a.ctx, a.seed,
+                                      "float32 weights with bfloat16 autocast" if a.bf16 else "float32",
+                                      a.threads, a.dropout))
     w("Stopped at **step %d** (%s), **%d tokens seen** (%.2f passes over the training stream), "
       "%.0f s of training.\n" % (step, "step budget" if stop_reason == "steps" else "wall-clock deadline",
                                    tokens_seen, tokens_seen / N, t_train))
@@ -605,11 +759,23 @@ def write_readme(a, cfg, curve, step, tokens_seen, t_train, stop_reason, K, toks
       "%d ids never seen in training, entered with logit `h.u + ln(%d)`. The exported `wte` has "
       "all never-seen rows equal to `u`, so this is exactly the full 50257-way softmax of the "
       "exported model (not an approximation); it is merely cheaper to train.\n" % (V - K, V - K))
+    w("Never-seen vocabulary ids: the %d ids that never occur in the training text all have the same "
+      "`wte` row `u` (input embedding and, tied, output row), so the model cannot tell them apart: "
+      "each gets 1/%d of the probability it gives the group. Any analysis that ranks vocabulary ids "
+      "(a neuron's value projection onto `wte`, top predicted tokens) sees them as %d exact ties; "
+      "collapse them into one entry (\"never-seen id\") rather than listing them, or they swamp "
+      "the list whenever `u` scores high.\n" % (V - K, V - K, V - K))
     w("Reproduce (after `scripts/model/extract_corpus.py`):\n")
     w("```\n/usr/bin/python3 scripts/model/train_demo_model.py --n-layer %d --n-embd %d --n-head %d --ctx %d "
       "--batch %d --lr %g --min-lr %g --warmup %d --wd %g --seed %d --threads %d --dtype %s "
-      "--steps %d --schedule-steps %d%s\n```\n" % (L, E, H, a.ctx, a.batch, a.lr, a.min_lr, a.warmup,
-                                                   a.wd, a.seed, a.threads, a.dtype, step, sched, resched))
+      "--steps %d --schedule-steps %d%s --books %s --val-tokens %d --dropout %g --para-eot %g%s%s\n```\n"
+      % (L, E, H, a.ctx, a.batch, a.lr, a.min_lr, a.warmup, a.wd, a.seed, a.threads, a.dtype, step, sched, resched,
+         ",".join(a.books_list), a.val_tokens, a.dropout, a.para_eot, " --bf16" if a.bf16 else "",
+         " --lr-file lr_schedule.json" if (a.time_schedule or a.lr_file) else ""))
+    if a.time_schedule or a.lr_file:
+        w("The learning rate followed a cosine over wall-clock time up to a deadline (`--time-schedule`); "
+          "the rate of every step is in `lr_schedule.json` (not in git; see the training log), and "
+          "`--lr-file` replays it step by step.\n")
     if a.reschedule:
         s0, t1 = a.reschedule.split(":")
         w("The run was planned for %d cosine steps; because the shared machine became slower, it was "
@@ -620,15 +786,19 @@ def write_readme(a, cfg, curve, step, tokens_seen, t_train, stop_reason, K, toks
     w("Train loss: mean training loss (nats/token, full vocabulary) over the preceding %d steps. "
       "Held-out: loss on the held-out slice defined below, measured during training in float32 "
       "before export.\n" % a.eval_every)
-    w("| step | tokens | train loss | held-out loss |\n|---|---|---|---|")
+    w("| step | tokens | train loss | validation (all books) | validation (Austen+WEB+KJV) | held-out loss |\n|---|---|---|---|---|---|")
     for c in curve:
-        w("| %d | %d | %.4f | %.4f |" % (c["step"], c["tokens"], c["train_loss"], c["heldout_loss"]))
+        w("| %d | %d | %.4f | %.4f | %.4f | %.4f |" % (c["step"], c["tokens"], c["train_loss"], c.get("val_loss", float("nan")),
+                                                     c.get("val_old3_loss", float("nan")), c["heldout_loss"]))
     w("")
     w("## Held-out loss\n")
     w("Computed by PyTorch from the exported `model.safetensors` (re-read with an independent "
       "reader: JSON header + `numpy.frombuffer`), full 50257-way softmax:\n")
     w("| text | scored tokens | model (nats/token) | unigram baseline |\n|---|---|---|---|")
     w("| `examples/heldout_mobydick.txt` | %d | **%.4f** | %.4f |" % (ev["tokens"], ev["loss"], ev["unigram_loss"]))
+    if "validation" in ev:
+        w("| in-domain validation (last %d tokens of each training book) | %d | %.4f | |"
+          % (a.val_tokens, ev["validation"]["tokens"], ev["validation"]["loss"]))
     wm = ev["whole_mobydick"]
     w("| whole Moby Dick (extracted text) | %d | %.4f | %.4f |" % (wm["tokens"], wm["loss"], wm["unigram_loss"]))
     w("")
@@ -644,7 +814,8 @@ def write_readme(a, cfg, curve, step, tokens_seen, t_train, stop_reason, K, toks
     else:
         w("%d of the scored held-out tokens never occur in the training books.\n" % unseen_held)
     w("## Sanity check: next-token predictions\n")
-    w("Top-3 next tokens with probabilities, and an 8-token greedy continuation:\n")
+    w("Top-3 next tokens with probabilities, and an 8-token greedy continuation, each after "
+      "`<|endoftext|>` + the prompt (as `probe predict` does by default):\n")
     w("| prompt | top 3 | greedy continuation |\n|---|---|---|")
     for pr, top, cont in rows:
         w("| %s | %s | %s |" % (pr.replace("|", "\\|"), top.replace("|", "\\|"), cont.replace("|", "\\|")))
