@@ -637,6 +637,45 @@ END_TEST
 
 /* ---- top-neurons ------------------------------------------------------------ */
 
+/* Resume ownership survives PID reuse: a run whose recorder died is
+ * resumable even when its pid now belongs to a live process, as long as
+ * that process started after the run's last commit; a live process that
+ * started before it is taken for the recorder (refused), unless --force. */
+START_TEST(test_resume_pid_reused) {
+    const char *a = path_in(tmpdir, "a.db"), *b = path_in(tmpdir, "b.db"), *c = path_in(tmpdir, "c.db");
+    ck_assert_msg(record_ref(a, "PROBE_RECORD_BATCH_DOCS=1") == 0, "%s", out);
+    char set[256], args[2048];
+    for (int i = 0; i < 2; i++)
+        ck_assert(record_ref(i ? c : b, "PROBE_RECORD_BATCH_DOCS=1 PROBE_RECORD_CRASH_AFTER_DOCS=2") != 0);
+    /* this test process is alive and older than the runs' last commits */
+    snprintf(set, sizeof set, "UPDATE runs SET pid = %lld", (long long)getpid());
+    for (int i = 0; i < 2; i++) {
+        sqlite3 *h = sql_open(i ? c : b);
+        ck_assert_int_eq(sqlite3_exec(h, set, NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(h);
+    }
+    snprintf(args, sizeof args, "'%s/tests/fixtures/record/corpus.txt' --db '%s' " REF_OPTS " --resume", root, b);
+    ck_assert_int_eq(record("PROBE_RECORD_BATCH_DOCS=1", args), 1);
+    snprintf(set, sizeof set, "being recorded by process %lld", (long long)getpid());
+    ck_assert_msg(strstr(out, set) && strstr(out, "--force"), "%s", out);
+    /* the same pid, but the run's last commit long before that process
+     * started: the pid was reused, the run resumes */
+    sqlite3 *h = sql_open(b);
+    ck_assert_int_eq(sqlite3_exec(h, "UPDATE runs SET updated_at = '2000-01-01T00:00:00Z'", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+    ck_assert_msg(record("PROBE_RECORD_BATCH_DOCS=1", args) == 0, "%s", out);
+    ck_assert_msg(db_digest(a) == db_digest(b), "resumed database differs from an uninterrupted run");
+    /* --force takes over a run whose recorder seems alive */
+    snprintf(args, sizeof args, "'%s/tests/fixtures/record/corpus.txt' --db '%s' " REF_OPTS " --resume --force", root, c);
+    ck_assert_msg(record("PROBE_RECORD_BATCH_DOCS=1", args) == 0, "%s", out);
+    ck_assert_msg(db_digest(a) == db_digest(c), "forced resume differs from an uninterrupted run");
+    /* --force alone is a usage error */
+    snprintf(args, sizeof args, "'%s/tests/fixtures/record/corpus.txt' --db '%s' --force", root, c);
+    ck_assert_int_eq(record(NULL, args), 2);
+    ck_assert_msg(strstr(out, "--force only applies with --resume"), "%s", out);
+}
+END_TEST
+
 /* Finite weights that overflow (two biases of 3e38 add to +Inf in the
  * residual, so layer 1's layer norm makes NaN): record stops with one line
  * naming the layer and neuron, before any commit; never a NOT NULL failure
@@ -749,7 +788,7 @@ int main(void) {
                          (const TTest *[]){test_reference, test_resume_after_kill, test_sigint,
                                            test_thread_counts_agree, test_bad_input, test_bad_env, test_summaries,
                                            test_options, test_top_neurons, test_top_neurons_escapes_controls,
-                                           test_nonfinite_activations,
+                                           test_nonfinite_activations, test_resume_pid_reused,
                                            test_cookbook, NULL});
     tcase_add_checked_fixture(tc, setup, teardown);
     return run_suite(s);

@@ -77,6 +77,8 @@ static const char *usage_text =
     "  --full LIST        also store full fp16 vectors of these (recorded) layers\n"
     "  --no-bos           do not put <|endoftext|> before each document\n"
     "  --resume           continue an interrupted run of the same corpus, model, options\n"
+    "  --force            with --resume: take the run over even though the process that\n"
+    "                     recorded it seems alive (only when you know it is not recording)\n"
     "  --quiet            no progress bar and no warnings (the summary line stays)\n"
     "  --help             this text\n"
     "\n"
@@ -117,7 +119,7 @@ typedef struct {
     const char *corpus, *db, *model, *layers, *full;
     SplitMode split;
     long ctx, top_k, examples;
-    int bos, resume, quiet;
+    int bos, resume, force, quiet;
     long batch_docs;  /* PROBE_RECORD_BATCH_DOCS: commit every N documents (0: every BATCH_SECONDS) */
     long crash_after; /* PROBE_RECORD_CRASH_AFTER_DOCS: SIGKILL after the commit covering N (0: never) */
 } Opts;
@@ -185,7 +187,8 @@ static void rec_free(Rec *r) {
 /* Parses argv and the PROBE_RECORD_* variables into o. 0 to go on; 1 to
  * stop with *exit_code (after --help, or a usage error already printed). */
 static int parse_options(int argc, char **argv, Opts *o, int *exit_code) {
-    enum { O_DB = 1, O_MODEL, O_SPLIT, O_CTX, O_TOPK, O_EX, O_FULL, O_LAYERS, O_RESUME, O_QUIET, O_NOBOS, O_HELP };
+    enum { O_DB = 1, O_MODEL, O_SPLIT, O_CTX, O_TOPK, O_EX, O_FULL, O_LAYERS, O_RESUME, O_FORCE, O_QUIET, O_NOBOS,
+           O_HELP };
     static const struct option opts[] = {
         {"db", required_argument, 0, O_DB},         {"model", required_argument, 0, O_MODEL},
         {"split", required_argument, 0, O_SPLIT},   {"ctx", required_argument, 0, O_CTX},
@@ -193,7 +196,7 @@ static int parse_options(int argc, char **argv, Opts *o, int *exit_code) {
         {"full", required_argument, 0, O_FULL},     {"layers", required_argument, 0, O_LAYERS},
         {"resume", no_argument, 0, O_RESUME},       {"quiet", no_argument, 0, O_QUIET},
         {"no-bos", no_argument, 0, O_NOBOS},        {"help", no_argument, 0, O_HELP},
-        {0, 0, 0, 0}};
+        {"force", no_argument, 0, O_FORCE},         {0, 0, 0, 0}};
     *o = (Opts){.db = "probe.db", .split = SPLIT_PARAGRAPH, .ctx = 0, .top_k = 16, .examples = 32, .bos = 1};
     *exit_code = PROBE_EXIT_USAGE;
     int c, bad = 0;
@@ -210,6 +213,7 @@ static int parse_options(int argc, char **argv, Opts *o, int *exit_code) {
         case O_FULL: o->full = optarg; break;
         case O_LAYERS: o->layers = optarg; break;
         case O_RESUME: o->resume = 1; break;
+        case O_FORCE: o->force = 1; break;
         case O_QUIET: o->quiet = 1; break;
         case O_NOBOS: o->bos = 0; break;
         case O_HELP: *exit_code = cli_help(usage_text); return 1;
@@ -226,6 +230,10 @@ static int parse_options(int argc, char **argv, Opts *o, int *exit_code) {
         return 1;
     }
     o->corpus = argv[optind];
+    if (o->force && !o->resume) {
+        cli_usage_error("--force only applies with --resume");
+        return 1;
+    }
     char err[PROBE_ERR_LEN];
     if (env_long("PROBE_RECORD_BATCH_DOCS", 1, 1L << 30, 0, &o->batch_docs, err) ||
         env_long("PROBE_RECORD_CRASH_AFTER_DOCS", 1, 1L << 30, 0, &o->crash_after, err) || store_env_check(err)) {
@@ -541,9 +549,18 @@ typedef enum {
     OPEN_FAILED  /* err says why */
 } OpenOutcome;
 
-static int pid_alive(long long pid) {
+/* Whether the run's recorder (process pid, last commit at `updated`) still
+ * lives. A live process that started after the run's last commit cannot be
+ * its recorder: the pid was reused by another process after the recorder
+ * died, and the run is free to resume. (Start times come from /proc; where
+ * they cannot be read, a live pid counts as the recorder, and --force
+ * overrides.) */
+static int recorder_alive(long long pid, int64_t updated) {
     if (pid <= 0 || pid == (long long)getpid()) return 0;
-    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+    if (!(kill((pid_t)pid, 0) == 0 || errno == EPERM)) return 0;
+    double started;
+    if (updated > 0 && process_start_time(pid, &started) == 0 && started > (double)updated + 2.0) return 0;
+    return 1;
 }
 
 /* What the run found for this corpus, model and options (if any) means. */
@@ -554,9 +571,9 @@ static OpenOutcome open_decide(Rec *r, const RunKey *key, int found, const RunIn
                   "nothing recorded", o->db, run->id, o->corpus);
         return OPEN_DONE;
     }
-    if (found && run->status == RUN_RUNNING && pid_alive(run->pid)) {
-        err_set(err, "database '%s': run %" PRId64 " of this corpus is being recorded by process %lld", o->db,
-                run->id, run->pid);
+    if (found && run->status == RUN_RUNNING && !o->force && recorder_alive(run->pid, run->updated)) {
+        err_set(err, "database '%s': run %" PRId64 " of this corpus is being recorded by process %lld "
+                "(if it is not, resume with --resume --force)", o->db, run->id, run->pid);
         return OPEN_FAILED;
     }
     if (found && !o->resume) {

@@ -22,11 +22,15 @@ static RunStatus status_parse(const unsigned char *s) {
 }
 
 static const char *sql_find =
-    "SELECT id, status, docs_done, n_tokens, seconds, pid, options FROM runs"
+    "SELECT id, status, docs_done, n_tokens, seconds, pid, options,"
+    " coalesce(CAST(strftime('%s', updated_at) AS INTEGER), CAST(strftime('%s', started_at) AS INTEGER), 0)"
+    " FROM runs"
     " WHERE model_checksum = ?1 AND corpus_checksum = ?2 AND options = ?3"
     " ORDER BY status = 'complete' DESC, id DESC LIMIT 1";
 static const char *sql_find_other =
-    "SELECT id, status, docs_done, n_tokens, seconds, pid, options FROM runs"
+    "SELECT id, status, docs_done, n_tokens, seconds, pid, options,"
+    " coalesce(CAST(strftime('%s', updated_at) AS INTEGER), CAST(strftime('%s', started_at) AS INTEGER), 0)"
+    " FROM runs"
     " WHERE model_checksum = ?1 AND corpus_checksum = ?2 AND options <> ?3 AND status <> 'complete'"
     " ORDER BY id DESC LIMIT 1";
 
@@ -49,6 +53,7 @@ static int find(Store *s, const char *sql, const RunKey *key, RunInfo *out, char
             .n_tokens = sqlite3_column_int64(st, 3),
             .seconds = sqlite3_column_double(st, 4),
             .pid = sqlite3_column_int64(st, 5),
+            .updated = sqlite3_column_int64(st, 7),
         };
         snprintf(out->options, sizeof out->options, "%s", opts ? (const char *)opts : "");
         found = 1;

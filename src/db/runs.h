@@ -55,6 +55,7 @@ typedef struct {
     int64_t n_tokens;   /* tokens committed */
     double seconds;     /* recording time of all sessions so far */
     long long pid;      /* the process that recorded it last (0: none) */
+    int64_t updated;    /* when it last committed (started, if never), Unix seconds; 0 unknown */
     char options[2048]; /* its options JSON (truncated beyond 2047 bytes) */
 } RunInfo;
 

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <unistd.h>
 
 #include "utf8.h"
 
@@ -122,6 +123,39 @@ void print_error(const char *msg) {
         fprintf(stderr, "probe %s: %s\n", error_command, msg);
     else
         fprintf(stderr, "probe: %s\n", msg);
+}
+
+int process_start_time(long long pid, double *epoch) {
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%lld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* field 2 (comm) is in parentheses and may hold spaces: count from the
+     * last ')'; starttime is field 22, the 20th after it */
+    char *p = strrchr(buf, ')');
+    if (!p) return -1;
+    unsigned long long ticks = 0;
+    int field = 2;
+    for (char *tok = strtok(p + 1, " "); tok; tok = strtok(NULL, " "))
+        if (++field == 22) {
+            ticks = strtoull(tok, NULL, 10);
+            break;
+        }
+    if (field != 22) return -1;
+    f = fopen("/proc/stat", "r");
+    if (!f) return -1;
+    long long btime = -1;
+    char line[256];
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "btime %lld", &btime) == 1) break;
+    fclose(f);
+    long hz = sysconf(_SC_CLK_TCK);
+    if (btime < 0 || hz <= 0) return -1;
+    *epoch = (double)btime + (double)ticks / (double)hz;
+    return 0;
 }
 
 int env_long(const char *name, long min, long max, long dflt, long *out, char *err) {

@@ -50,6 +50,11 @@ int parse_long(const char *s, long min, long max, long *out);
 void print_error(const char *msg);
 void error_prefix_set(const char *command);
 
+/* When process pid started, in Unix seconds (from /proc/PID/stat and the
+ * boot time in /proc/stat): 0 and *epoch, or -1 when it cannot be told
+ * (no such process, no /proc). */
+int process_start_time(long long pid, double *epoch);
+
 /* Reads the integer environment variable `name` into *out: dflt when unset
  * or empty, else its whole value parsed in [min, max]; anything else is an
  * error naming the variable and the accepted range (PROBE_* variables are
