@@ -582,6 +582,22 @@ START_TEST(test_bad_input) {
         ck_assert_int_eq(rc, 1);
         ck_assert_msg(strstr(out, "read-only") && strstr(out, "bad.db"), "%s", out);
         ck_assert_int_eq(sql_int_at(db, "SELECT count(*) FROM runs"), runs);
+        /* a reader needs no write access at all: top-neurons on a database in
+         * a directory it cannot write (SQLite cannot create the WAL's -shm
+         * there) */
+        char rodir[512], rodb[600];
+        snprintf(rodir, sizeof rodir, "%s/ro", tmpdir);
+        snprintf(rodb, sizeof rodb, "%s/r.db", rodir);
+        ck_assert_int_eq(mkdir(rodir, 0755), 0);
+        snprintf(args, sizeof args, "'%s/tests/fixtures/record/corpus.txt' --db '%s' --quiet", root, rodb);
+        ck_assert_msg(record(NULL, args) == 0, "%s", out);
+        ck_assert_int_eq(chmod(rodir, 0555), 0);
+        rc = as_root ? run_cmdf(out, sizeof out,
+                                "setpriv --reuid=65534 --regid=65534 --clear-groups '%s/probe' top-neurons --db '%s'",
+                                tmpdir, rodb)
+                     : run_probe(out, sizeof out, "top-neurons --db '%s'", rodb);
+        ck_assert_int_eq(chmod(rodir, 0755), 0);
+        ck_assert_msg(rc == 0 && strstr(out, "rank"), "exit %d: %s", rc, out);
     }
     /* top-neurons on bad input */
     ck_assert_int_eq(run_probe(out, sizeof out, "top-neurons --db '%s' --layer 2", db), 2);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "results.h"
@@ -336,6 +337,36 @@ int store_env_check(char *err) {
     return busy_timeout_ms(&ms, err);
 }
 
+/* A reader of a WAL database in a directory it cannot write cannot create
+ * the -shm file, and SQLite refuses even to read ("attempt to write a
+ * readonly database"). When no -wal file is left (the last writer closed
+ * cleanly, so the database file holds everything), the file is opened as
+ * immutable instead: nothing can change it there. Returns 1 when reopened,
+ * 0 when this does not apply, -1 on error. */
+static int reopen_immutable(Store *s, const char *path, char *err) {
+    char wal[4200];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    if (access(wal, F_OK) == 0) return 0;
+    if (access(path, R_OK) != 0) return 0;
+    char uri[3 * 4096 + 32];
+    size_t n = (size_t)snprintf(uri, sizeof uri, "file:");
+    for (const char *c = path; *c && n + 4 < sizeof uri; c++) {
+        if (*c == '%' || *c == '?' || *c == '#')
+            n += (size_t)snprintf(uri + n, sizeof uri - n, "%%%02x", (unsigned char)*c);
+        else
+            uri[n++] = *c;
+    }
+    snprintf(uri + n, sizeof uri - n, "?immutable=1");
+    sqlite3_close(s->db);
+    s->db = NULL;
+    int rc = sqlite3_open_v2(uri, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        err_set(err, "cannot open database '%s': %s", path, s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+        return -1;
+    }
+    return 1;
+}
+
 Store *store_open(const char *path, StoreMode mode, char *err) {
     int exists;
     if (check_header(path, &exists, err)) return NULL;
@@ -368,6 +399,9 @@ Store *store_open(const char *path, StoreMode mode, char *err) {
     }
 
     long long app = 0, version = 0, objects = 0;
+    if (mode == STORE_READ && query_int(s, "PRAGMA application_id", &app, err)) {
+        if ((sqlite3_errcode(s->db) & 0xff) != SQLITE_READONLY || reopen_immutable(s, path, err) != 1) goto fail;
+    }
     if (query_int(s, "PRAGMA application_id", &app, err) ||
         query_int(s, "PRAGMA user_version", &version, err) ||
         query_int(s, "SELECT count(*) FROM sqlite_master", &objects, err))
