@@ -113,6 +113,19 @@ START_TEST(test_bad_input) {
     free(data);
     ck_assert_ptr_null(corpus_open(p, SPLIT_PARAGRAPH, err));
     ck_assert_msg(strstr(err, "big.txt'") && strstr(err, "above the limit"), "%s", err);
+    /* one line: --split line cannot help, so it is not what the error suggests */
+    ck_assert_msg(strstr(err, "single line") && !strstr(err, "--split line"), "%s", err);
+    /* the same bytes in lines, as one paragraph: --split line helps */
+    data = malloc(big);
+    ck_assert_ptr_nonnull(data);
+    memset(data, 'a', big);
+    for (size_t i = 1000; i < big; i += 1000) data[i] = '\n';
+    p = write_file("lines.txt", data, big);
+    free(data);
+    ck_assert_ptr_null(corpus_open(p, SPLIT_PARAGRAPH, err));
+    ck_assert_msg(strstr(err, "lines.txt'") && strstr(err, "try --split line"), "%s", err);
+    Corpus *ok = open_ok(p, SPLIT_LINE, (int)((big - 1) / 1000 + 1)); /* newlines at 1000, 2000, ... */
+    corpus_free(ok);
 }
 END_TEST
 

@@ -70,11 +70,11 @@ static int ends_with(const char *s, const char *suffix) {
 static int push_doc(Corpus *c, const char *path, const char *text, size_t len, size_t offset,
                     char *err) {
     if (len == 0 || is_blank(text, len)) return 0;
-    if (len > PROBE_DOC_MAX_BYTES)
-        return err_set(err,
-                       "'%s': document at byte %zu is %zu bytes, above the limit of %zu MiB "
-                       "(split it, e.g. --split line)",
-                       path, offset, len, PROBE_DOC_MAX_BYTES >> 20);
+    if (len > PROBE_DOC_MAX_BYTES) /* advice that can help: --split line only splits at line breaks */
+        return err_set(err, "'%s': document at byte %zu is %zu bytes, above the limit of %zu MiB (%s)", path, offset,
+                       len, PROBE_DOC_MAX_BYTES >> 20,
+                       memchr(text, '\n', len) ? "it has line breaks: try --split line"
+                                                : "it is a single line: break the text into lines or paragraphs first");
     if (c->n == c->cap) {
         int ncap = c->cap ? c->cap * 2 : 256;
         Doc *nd = realloc(c->docs, sizeof *nd * (size_t)ncap);
