@@ -336,6 +336,16 @@ START_TEST(test_newer_version_refused) {
         ck_assert_int_eq(probe("record '%s' --db '%s' --model '%s' " OPTS, corpus, bad, model), 1);
         ck_assert_msg(strstr(out, "is not a probe database (schema version") && strstr(out, bad), "%s", out);
     }
+    /* the right version, but a column renamed by hand: one clear line, not
+     * SQLite's bare "no such column" */
+    const char *edited = path_in(tmpdir, "edited.db");
+    ck_assert_int_eq(probe("record '%s' --db '%s' --model '%s' " OPTS, corpus, edited, model), 0);
+    h = sql_open(edited);
+    ck_assert_int_eq(sqlite3_exec(h, "ALTER TABLE runs RENAME COLUMN id TO rid", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+    ck_assert_int_eq(probe("top-neurons --db '%s'", edited), 1);
+    ck_assert_msg(strstr(out, "does not have the tables and columns of probe's schema") &&
+                      strstr(out, "edited by hand"), "%s", out);
 }
 END_TEST
 

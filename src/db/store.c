@@ -49,6 +49,13 @@ void store_rollback(Store *s) {
 sqlite3_stmt *store_prepare(Store *s, const char *sql, char *err) {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+    if (rc == SQLITE_ERROR) {
+        /* probe's own SQL against a database that claims probe's schema
+         * version: a table or column was changed by hand */
+        err_set(err, "database '%s' does not have the tables and columns of probe's schema (%s): edited by hand or "
+                "damaged", s->path, sqlite3_errmsg(s->db));
+        return NULL;
+    }
     if (rc != SQLITE_OK) {
         store_fail(s, rc, err);
         return NULL;
