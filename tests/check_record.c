@@ -355,6 +355,38 @@ static int record_odd(const char *db, const char *env, const char *extra) {
                     env, probe_bin(), root, root, db, extra);
 }
 
+/* Crash torture: `probe record` killed with SIGKILL at seeded random
+ * moments (PROBE_TORTURE_SEED, default 1; the seed and delays are printed),
+ * then resumed (or started again when nothing was committed): every time
+ * the database equals an uninterrupted recording's. */
+START_TEST(test_kill_torture) {
+    const char *ref = path_in(tmpdir, "ref.db");
+    double t0 = now_sec();
+    ck_assert_msg(record_odd(ref, "PROBE_RECORD_BATCH_DOCS=4", "") == 0, "%s", out);
+    double dur = now_sec() - t0;
+    uint64_t want = db_digest(ref);
+    const char *env_seed = getenv("PROBE_TORTURE_SEED");
+    unsigned seed = env_seed && *env_seed ? (unsigned)strtoul(env_seed, NULL, 10) : 1u, state = seed;
+    fprintf(stderr, "check_record: kill torture, seed %u, uninterrupted run %.2f s; kills at", seed, dur);
+    for (int k = 0; k < 6; k++) {
+        char db[600], env[160];
+        snprintf(db, sizeof db, "%s/kill%d.db", tmpdir, k);
+        double delay = 0.01 + dur * (double)(rand_r(&state) % 1000) / 1000.0;
+        fprintf(stderr, " %.3f", delay);
+        snprintf(env, sizeof env, "timeout -s KILL %.3f env PROBE_RECORD_BATCH_DOCS=4", delay);
+        record_odd(db, env, ""); /* killed, or finished first */
+        for (int tries = 0; tries < 3; tries++) {
+            if (record_odd(db, "PROBE_RECORD_BATCH_DOCS=4", "--resume") == 0) break;
+            /* nothing committed before the kill: there is no run to resume */
+            if (record_odd(db, "PROBE_RECORD_BATCH_DOCS=4", "") == 0) break;
+        }
+        ck_assert_msg(db_digest(db) == want, "killed at %.3f s (seed %u): the resumed database differs: %s", delay,
+                      seed, out);
+    }
+    fprintf(stderr, " s: every resumed database equals the uninterrupted one\n");
+}
+END_TEST
+
 START_TEST(test_thread_counts_agree) {
     const char *a = path_in(tmpdir, "a.db"), *c = path_in(tmpdir, "c.db");
     ck_assert_msg(record_odd(a, "PROBE_THREADS=1", "") == 0, "%s", out);
@@ -804,7 +836,7 @@ int main(void) {
                          (const TTest *[]){test_reference, test_resume_after_kill, test_sigint,
                                            test_thread_counts_agree, test_bad_input, test_bad_env, test_summaries,
                                            test_options, test_top_neurons, test_top_neurons_escapes_controls,
-                                           test_nonfinite_activations, test_resume_pid_reused,
+                                           test_nonfinite_activations, test_resume_pid_reused, test_kill_torture,
                                            test_cookbook, NULL});
     tcase_add_checked_fixture(tc, setup, teardown);
     return run_suite(s);

@@ -558,8 +558,12 @@ typedef enum {
 static int recorder_alive(long long pid, int64_t updated) {
     if (pid <= 0 || pid == (long long)getpid()) return 0;
     if (!(kill((pid_t)pid, 0) == 0 || errno == EPERM)) return 0;
+    char state;
     double started;
-    if (updated > 0 && process_start_time(pid, &started) == 0 && started > (double)updated + 2.0) return 0;
+    if (process_info(pid, &state, &started) == 0) {
+        if (state == 'Z' || state == 'X') return 0; /* dead, not yet reaped by its parent */
+        if (updated > 0 && started > (double)updated + 2.0) return 0;
+    }
     return 1;
 }
 

@@ -125,7 +125,7 @@ void print_error(const char *msg) {
         fprintf(stderr, "probe: %s\n", msg);
 }
 
-int process_start_time(long long pid, double *epoch) {
+int process_info(long long pid, char *state, double *epoch) {
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%lld/stat", pid);
     FILE *f = fopen(path, "r");
@@ -136,7 +136,8 @@ int process_start_time(long long pid, double *epoch) {
     /* field 2 (comm) is in parentheses and may hold spaces: count from the
      * last ')'; starttime is field 22, the 20th after it */
     char *p = strrchr(buf, ')');
-    if (!p) return -1;
+    if (!p || p[1] != ' ' || !p[2]) return -1;
+    *state = p[2];
     unsigned long long ticks = 0;
     int field = 2;
     for (char *tok = strtok(p + 1, " "); tok; tok = strtok(NULL, " "))

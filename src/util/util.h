@@ -50,10 +50,11 @@ int parse_long(const char *s, long min, long max, long *out);
 void print_error(const char *msg);
 void error_prefix_set(const char *command);
 
-/* When process pid started, in Unix seconds (from /proc/PID/stat and the
- * boot time in /proc/stat): 0 and *epoch, or -1 when it cannot be told
- * (no such process, no /proc). */
-int process_start_time(long long pid, double *epoch);
+/* Process pid from /proc: its state letter (*state: 'R', 'S', ..., 'Z' for
+ * a zombie, which kill(pid, 0) still finds) and when it started, in Unix
+ * seconds (*epoch, from /proc/PID/stat and the boot time in /proc/stat).
+ * 0, or -1 when it cannot be told (no such process, no /proc). */
+int process_info(long long pid, char *state, double *epoch);
 
 /* Reads the integer environment variable `name` into *out: dflt when unset
  * or empty, else its whole value parsed in [min, max]; anything else is an
