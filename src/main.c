@@ -1,4 +1,5 @@
 /* main.c — `probe COMMAND [options]`: dispatch to the subcommand table. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -35,6 +36,9 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    /* A file-size limit (ulimit -f) must fail a write with EFBIG, which the
+     * database reports as an error, not kill the process with SIGXFSZ. */
+    signal(SIGXFSZ, SIG_IGN);
     if (argc < 2) {
         usage(stderr);
         return PROBE_EXIT_USAGE;

@@ -668,6 +668,26 @@ START_TEST(test_db_store_fails_figures_printed) {
 }
 END_TEST
 
+/* Disk full while storing (a file-size limit, ulimit -f, makes the write
+ * fail with EFBIG as a full disk would with ENOSPC): the figures are
+ * printed, the error names the cause, nothing is stored. */
+START_TEST(test_db_disk_full_figures_printed) {
+    const char *path = path_in(tmpdir, "full.db");
+    int st = run_probe(out, sizeof out, CMD_BASE " --no-ffn --db %s", path); /* creates it */
+    ck_assert_msg(st == 0, "exit %d: %s", st, out);
+    /* 64 KiB of new WAL cannot hold the ~24,000 per-token rows of the held-out text */
+    st = run_cmdf(out, sizeof out,
+                  "bash -c 'ulimit -f 64; exec \"$0\" \"$@\"' '%s' ablate examples/heldout_mobydick.txt --model " MODEL
+                  " --no-ffn --quiet --db %s",
+                  probe_bin(), path);
+    ck_assert_msg(st == 1, "exit %d: %s", st, out);
+    ck_assert_msg(strstr(out, "\nno-ffn ") && strstr(out, "base CE"), "figures not printed: %s", out);
+    ck_assert_msg(strstr(out, "file size limit reached") && strstr(out, "the figures above were not stored"), "%s",
+                  out);
+    ck_assert_int_eq(sql_int_at(path, "SELECT count(*) FROM ablations"), 1);
+}
+END_TEST
+
 /* A database holding a complete recorded run of the tiny model whose neuron
  * means are tests/fixtures/ablate/means.json (what `probe record --ctx 24`
  * records for the fixture corpus, computed by the reference). */
@@ -768,6 +788,7 @@ int main(void) {
                                test_cmd_table, test_cmd_bad_specs, test_cmd_missing_corpus, NULL});
     TCase *db = case_add(s, "database", 120,
                          (const TTest *[]){test_db_rows, test_db_not_ours, test_db_store_fails_figures_printed,
+                                           test_db_disk_full_figures_printed,
                                            test_mean_mode, test_mean_mode_no_stats, test_recorded_run, NULL});
     tcase_add_checked_fixture(db, db_setup, db_teardown);
     return run_suite(s);

@@ -387,6 +387,32 @@ START_TEST(test_kill_torture) {
 }
 END_TEST
 
+/* Disk full, as a file-size limit (ulimit -f; the kernel's EFBIG is what a
+ * full disk's ENOSPC looks like to SQLite): record stops with one line
+ * naming the database and the cause, the database stays intact at its
+ * last commit, and --resume without the limit gives the uninterrupted
+ * database. */
+START_TEST(test_disk_full) {
+    const char *ref = path_in(tmpdir, "ref.db"), *db = path_in(tmpdir, "full.db");
+    ck_assert_msg(record_odd(ref, "PROBE_RECORD_BATCH_DOCS=4", "") == 0, "%s", out);
+    /* 2,000 KiB: the schema and a few batches fit, the whole run (~8 MB) not */
+    int rc = record_odd(db, "bash -c 'ulimit -f 2000; exec \"$0\" \"$@\"' env PROBE_RECORD_BATCH_DOCS=4", "");
+    ck_assert_msg(rc == 1, "exit %d: %s", rc, out);
+    ck_assert_msg(strstr(out, "full.db") && strstr(out, "file size limit reached"), "%s", out);
+    ck_assert_msg(strchr(out, '\n') == out + strlen(out) - 1, "not one line: %s", out);
+    sqlite3 *h = sql_open(db);
+    ck_assert_int_eq(sql_int(h, "SELECT count(*) FROM runs WHERE docs_done > 0 AND docs_done < n_docs"), 1);
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_prepare_v2(h, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "ok");
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    ck_assert_msg(record_odd(db, "PROBE_RECORD_BATCH_DOCS=4", "--resume") == 0, "%s", out);
+    ck_assert_msg(db_digest(db) == db_digest(ref), "resumed after disk full: differs from an uninterrupted run");
+}
+END_TEST
+
 START_TEST(test_thread_counts_agree) {
     const char *a = path_in(tmpdir, "a.db"), *c = path_in(tmpdir, "c.db");
     ck_assert_msg(record_odd(a, "PROBE_THREADS=1", "") == 0, "%s", out);
@@ -837,6 +863,7 @@ int main(void) {
                                            test_thread_counts_agree, test_bad_input, test_bad_env, test_summaries,
                                            test_options, test_top_neurons, test_top_neurons_escapes_controls,
                                            test_nonfinite_activations, test_resume_pid_reused, test_kill_torture,
+                                           test_disk_full,
                                            test_cookbook, NULL});
     tcase_add_checked_fixture(tc, setup, teardown);
     return run_suite(s);

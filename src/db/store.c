@@ -2,6 +2,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,17 @@ int store_fail(Store *s, int rc, char *err) {
                        path);
     case SQLITE_FULL:
         return err_set(err, "cannot write database '%s': disk full", path);
+    case SQLITE_IOERR: {
+        /* SQLite keeps the OS error only for some calls; errno still holds
+         * a failed write's, and a finite file-size limit is the usual EFBIG */
+        int e = s->db ? sqlite3_system_errno(s->db) : 0;
+        if (!e) e = errno;
+        struct rlimit fsize;
+        if (e == EFBIG || (getrlimit(RLIMIT_FSIZE, &fsize) == 0 && fsize.rlim_cur != RLIM_INFINITY))
+            return err_set(err, "cannot write database '%s': file size limit reached (ulimit -f)", path);
+        if (e == ENOSPC) return err_set(err, "cannot write database '%s': disk full", path);
+        return err_set(err, "database '%s': %s", path, s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+    }
     case SQLITE_NOTADB:
         return err_set(err, "'%s' is not a probe database (not an SQLite file)", path);
     case SQLITE_CORRUPT:
