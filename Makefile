@@ -3,6 +3,7 @@
 #   make          builds ./probe
 #   make test     builds and runs every tests/check_*.c suite; non-zero on any failure
 #   make asan     the same suites under AddressSanitizer + UBSan
+#   make fuzz     each tests/fuzz harness under libFuzzer (clang) for FUZZ_SECONDS
 #   make bench    benchmark against PyTorch and the FLOP ceiling (scripts/bench/bench.sh)
 #   make fixtures regenerates every committed test fixture (scripts/fixtures/gen_all_fixtures.sh)
 #
@@ -31,8 +32,10 @@ GEN     := $(BUILD)/gen/schema_sql.c
 OBJS    := $(patsubst src/%.c,$(BUILD)/%.o,$(SRCS)) $(BUILD)/gen/schema_sql.o
 LIBOBJS := $(filter-out $(BUILD)/main.o,$(OBJS))
 TESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/check_*.c))
+FUZZERS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_REGRESS := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZERS))
 
-.PHONY: all test asan bench fixtures demo clean
+.PHONY: all test asan fuzz fuzz-run bench fixtures demo clean
 all: $(BIN)
 
 $(BIN): $(OBJS)
@@ -56,13 +59,47 @@ $(BUILD)/tests/%: tests/%.c tests/testutil.h $(LIBOBJS) $(BIN) | $(BUILD)
 $(BUILD):
 	mkdir -p $(BUILD)/gen $(BUILD)/tests
 
+# The fuzz harnesses (tests/fuzz/fuzz_*.c) linked with a plain main()
+# (tests/fuzz/driver.c) that runs each over its committed corpus: the
+# regression run of `make test`, no clang needed.
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/driver.c tests/fuzz/fuzz_util.h $(LIBOBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(INCS) -Itests/fuzz -DFUZZ_TOKENIZER_DIR='"$(CURDIR)/models/gpt2-tokenizer"' -o $@ $< tests/fuzz/driver.c $(LIBOBJS) $(LDLIBS)
+
 # Each suite is its own binary; all run, and the target fails if any failed.
-test: $(BIN) $(TESTS)
+test: $(BIN) $(TESTS) $(FUZZ_REGRESS)
 	@fail=0; for t in $(TESTS); do echo "== $$t"; PROBE_BIN=$(CURDIR)/$(BIN) $$t || fail=1; done; \
+	for f in $(FUZZERS); do echo "== fuzz regression: $$f"; $(BUILD)/fuzz/fuzz_$$f tests/fuzz/corpus/$$f || fail=1; done; \
 	if [ $$fail = 0 ]; then echo "all test suites passed"; else echo "some test suites FAILED"; exit 1; fi
 
 asan:
 	$(MAKE) BUILD=build-asan BIN=build-asan/probe CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
+
+# libFuzzer: probe's objects and each harness built with clang and
+# -fsanitize=fuzzer,address,undefined into build-fuzz, then each harness runs
+# FUZZ_SECONDS on tests/fuzz/corpus/NAME; new inputs go to
+# build-fuzz/fuzz/new/NAME (the committed corpus is never written), crashes to
+# build-fuzz/fuzz/crashes/NAME/. Needs `sh scripts/install_deps.sh --fuzz`.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS   ?=
+FUZZ_CFLAGS  := -O1 -g -std=c11 -D_GNU_SOURCE -march=native -fno-omit-frame-pointer \
+                -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
+                $(shell pkg-config --cflags $(PKGS))
+fuzz:
+	$(MAKE) BUILD=build-fuzz CC=$(FUZZ_CC) CFLAGS="$(FUZZ_CFLAGS)" fuzz-run
+
+fuzz-run: $(LIBOBJS)
+	@mkdir -p $(BUILD)/fuzz
+	@set -e; for f in $(FUZZERS); do \
+	  echo "$(CC) ... -fsanitize=fuzzer -o $(BUILD)/fuzz/lf_$$f tests/fuzz/fuzz_$$f.c"; \
+	  $(CC) $(CFLAGS) -fsanitize=fuzzer $(INCS) -Itests/fuzz -DFUZZ_TOKENIZER_DIR='"$(CURDIR)/models/gpt2-tokenizer"' \
+	    -o $(BUILD)/fuzz/lf_$$f tests/fuzz/fuzz_$$f.c $(LIBOBJS) $(LDLIBS); done
+	@fail=0; for f in $(FUZZERS); do \
+	  mkdir -p $(BUILD)/fuzz/new/$$f $(BUILD)/fuzz/crashes/$$f; echo "== fuzz $$f ($(FUZZ_SECONDS) s)"; \
+	  $(BUILD)/fuzz/lf_$$f -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(BUILD)/fuzz/crashes/$$f/ \
+	    $(FUZZ_FLAGS) $(BUILD)/fuzz/new/$$f tests/fuzz/corpus/$$f || fail=1; done; \
+	if [ $$fail = 0 ]; then echo "no fuzzer found a crash"; else echo "a fuzzer found a crash: see $(BUILD)/fuzz/crashes/"; exit 1; fi
 
 bench: $(BIN)
 	sh scripts/bench/bench.sh
@@ -84,4 +121,4 @@ demo: $(BIN)
 	./$(BIN) top-neurons --db demo.db --layer 5
 
 clean:
-	rm -rf build build-asan probe
+	rm -rf build build-asan build-fuzz probe

@@ -4,6 +4,7 @@
 #   sh scripts/install_deps.sh            # to build, `make demo` and `make test`
 #   sh scripts/install_deps.sh --bench    # also what `make bench` needs
 #   sh scripts/install_deps.sh --fixtures # also what `make fixtures` needs
+#   sh scripts/install_deps.sh --fuzz     # also what `make fuzz` needs
 #
 # Build and test: a C compiler and make (build-essential), pkg-config, OpenBLAS,
 # cJSON, SQLite 3 (library and the sqlite3 shell), check (the unit-test
@@ -11,7 +12,9 @@
 # standard sqlite3 module). --bench adds Debian's python3-numpy and
 # python3-torch (the PyTorch peer and the checkpoint generator). --fixtures
 # adds python3-numpy, python3-regex (the references and generators of
-# scripts/fixtures/) and nodejs + npm (the tokenizer's cross-check).
+# scripts/fixtures/) and nodejs + npm (the tokenizer's cross-check). --fuzz
+# adds clang and libclang-rt-14-dev (libFuzzer and the sanitizer runtimes of
+# Debian 12's clang 14; `make test` runs the harnesses without them).
 #
 # Runs `apt-get update`, then `apt-get install -y --no-install-recommends ...`,
 # non-interactively: directly as root, otherwise through sudo. Used by the
@@ -21,16 +24,18 @@ set -e
 PKGS="build-essential pkg-config libopenblas-dev libcjson-dev libsqlite3-dev check sqlite3 python3"
 BENCH_PKGS="python3-numpy python3-torch"
 FIXTURE_PKGS="python3-numpy python3-regex nodejs npm"
+FUZZ_PKGS="clang libclang-rt-14-dev"
 
 usage() {
     cat <<EOF
-usage: sh scripts/install_deps.sh [--bench] [--fixtures]
+usage: sh scripts/install_deps.sh [--bench] [--fixtures] [--fuzz]
 
 Installs, with apt-get (as root, else through sudo), the Debian packages that
 probe needs to build and test:
   $PKGS
   --bench     also what \`make bench\` needs: $BENCH_PKGS
   --fixtures  also what \`make fixtures\` needs: $FIXTURE_PKGS
+  --fuzz      also what \`make fuzz\` needs: $FUZZ_PKGS
   -h, --help  this help
 EOF
 }
@@ -39,6 +44,7 @@ for arg in "$@"; do
     case "$arg" in
         --bench) PKGS="$PKGS $BENCH_PKGS" ;;
         --fixtures) PKGS="$PKGS $FIXTURE_PKGS" ;;
+        --fuzz) PKGS="$PKGS $FUZZ_PKGS" ;;
         -h|--help) usage; exit 0 ;;
         *) echo "install_deps.sh: unknown option '$arg' (see --help)" >&2; exit 2 ;;
     esac

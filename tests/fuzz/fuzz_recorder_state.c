@@ -1,0 +1,57 @@
+/* fuzz_recorder_state.c — recorder_state_load (analysis/recorder.h), the
+ * reader of a saved run_state blob, for a small Recorder (1 layer, F = 4
+ * neurons, 3 examples, top-3). The raw input is loaded as is (almost always
+ * the wrong size), then as a blob of exactly recorder_state_size bytes (the
+ * input, cut or zero-padded), so the fuzzer reaches the content checks. On
+ * success the statistics and examples are read, the state saved again, and a
+ * few tokens added on top. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "fuzz_util.h"
+#include "recorder.h"
+#include "util.h"
+
+enum { F = 4, N = 3, K = 3 };
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    char err[PROBE_ERR_LEN];
+    Recorder *r = recorder_new(1, F, N, K, err);
+    if (!r) abort();
+    size_t need = recorder_state_size(r);
+    fuzz_note("recorder_state_load (raw)", recorder_state_load(r, 0, data, size, err) == 0, err);
+    uint8_t *blob = calloc(1, need);
+    memcpy(blob, data, size < need ? size : need);
+    int rc = recorder_state_load(r, 0, blob, need, err);
+    fuzz_note("recorder_state_load (sized)", rc == 0, err);
+    if (rc == 0) {
+        NeuronStats st;
+        Example ex[N];
+        int n;
+        for (int j = 0; j < F; j++) {
+            recorder_stats(r, 0, j, &st);
+            recorder_examples(r, 0, j, ex, &n);
+            if (n < 0 || n > N) abort();
+        }
+        recorder_count(r, 0);
+        int li, neuron;
+        recorder_first_nonfinite(r, &li, &neuron);
+        uint8_t *again = malloc(need);
+        recorder_state_save(r, 0, again);
+        free(again);
+        /* Known finding (tests/fuzz/crashes/recorder_state/README): the loader
+         * accepts any saved count, and recorder_add's count += n then
+         * overflows; skipped here (unless FUZZ_SHOW_KNOWN is set) so the
+         * fuzzer looks for other bugs. */
+        if (!getenv("FUZZ_SHOW_KNOWN") && recorder_count(r, 0) > INT64_MAX - 2) goto done;
+        float act[2 * F] = {1, -2, 0.5f, 3, 0, 7, -1, 2};
+        int64_t rows[2] = {1000, 1001};
+        uint8_t topk[2 * K * RECORDER_TOPK_BYTES];
+        recorder_add(r, 0, act, 2, rows, topk, NULL);
+        for (int j = 0; j < F; j++) recorder_examples(r, 0, j, ex, &n);
+    }
+done:
+    free(blob);
+    recorder_free(r);
+    return 0;
+}
