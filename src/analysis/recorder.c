@@ -457,8 +457,12 @@ int recorder_state_load(Recorder *r, int li, const void *buf, size_t len, char *
     GET(a->heap_n, p, f * 4);
     GET(a->hval, p, fn * 4);
     GET(a->hrow, p, fn * 8);
+    /* a count is untrusted like everything read back: negative, beyond any
+     * corpus (2^48 tokens), or below a heap's fill, it would overflow later */
+    if (a->count < 0 || a->count > ((int64_t)1 << 48)) return err_set(err, "saved recorder state is corrupt");
     for (size_t j = 0; j < f; j++) {
-        if (a->heap_n[j] < 0 || a->heap_n[j] > r->N) return err_set(err, "saved recorder state is corrupt");
+        if (a->heap_n[j] < 0 || a->heap_n[j] > r->N || a->heap_n[j] > a->count)
+            return err_set(err, "saved recorder state is corrupt");
         a->thr[j] = a->heap_n[j] == r->N ? a->hval[j * (size_t)r->N] : -INFINITY;
     }
     return 0;
