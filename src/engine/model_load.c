@@ -27,6 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <stdint.h>
+#include <unistd.h>
+#include <sys/mman.h>
 
 #include "model.h"
 #include "util.h"
@@ -140,6 +143,18 @@ static int check_finite(const char *file, const char *name, const float *x, int6
     return 0;
 }
 
+/* The check above read every weight; weights used in place from the file
+ * mapping then count as resident although the forward pass may never read
+ * most of them (wte's rows of ids absent from a corpus). Dropping the whole
+ * pages of a tensor read in place gives them back; they fault in again from
+ * the page cache when used. */
+static void release_pages(const void *p, size_t n) {
+    long ps = sysconf(_SC_PAGESIZE);
+    if (ps <= 0) return;
+    uintptr_t a = ((uintptr_t)p + (uintptr_t)ps - 1) & ~(uintptr_t)(ps - 1), e = ((uintptr_t)p + n) & ~(uintptr_t)(ps - 1);
+    if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
+}
+
 static int model_checksum(const char *cfg_path, const char *st_path_, size_t file_size, uint64_t *out, char *err) {
     char *text;
     size_t len;
@@ -227,8 +242,10 @@ Model *model_load_weights(const char *dir, char *err) {
             *w[i].dst = (const float *)t->data;
         }
     }
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         if (check_finite(st_file, w[i].t->name, *w[i].dst, w[i].t->numel, err)) goto fail;
+        if (!w[i].needs_copy) release_pages(*w[i].dst, (size_t)w[i].t->numel * sizeof(float));
+    }
     if (m->tied) m->lm_head = m->wte;
     free(w);
     w = NULL;
