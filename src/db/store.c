@@ -2,7 +2,6 @@
 #include "store.h"
 
 #include <errno.h>
-#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,12 +26,11 @@ int store_fail(Store *s, int rc, char *err) {
         return err_set(err, "cannot write database '%s': disk full", path);
     case SQLITE_IOERR: {
         /* SQLite keeps the OS error only for some calls; errno still holds
-         * a failed write's, and a finite file-size limit is the usual EFBIG */
+         * the failed write's (EFBIG past a file-size limit: main() ignores
+         * SIGXFSZ so that the write fails instead of killing probe) */
         int e = s->db ? sqlite3_system_errno(s->db) : 0;
         if (!e) e = errno;
-        struct rlimit fsize;
-        if (e == EFBIG || (getrlimit(RLIMIT_FSIZE, &fsize) == 0 && fsize.rlim_cur != RLIM_INFINITY))
-            return err_set(err, "cannot write database '%s': file size limit reached (ulimit -f)", path);
+        if (e == EFBIG) return err_set(err, "cannot write database '%s': file size limit reached (ulimit -f)", path);
         if (e == ENOSPC) return err_set(err, "cannot write database '%s': disk full", path);
         return err_set(err, "database '%s': %s", path, s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
     }
