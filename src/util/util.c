@@ -137,10 +137,11 @@ int process_info(long long pid, char *state, double *epoch) {
      * last ')'; starttime is field 22, the 20th after it */
     char *p = strrchr(buf, ')');
     if (!p || p[1] != ' ' || !p[2]) return -1;
-    *state = p[2];
+    char st = p[2];
     unsigned long long ticks = 0;
     int field = 2;
-    for (char *tok = strtok(p + 1, " "); tok; tok = strtok(NULL, " "))
+    char *save = NULL;
+    for (char *tok = strtok_r(p + 1, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
         if (++field == 22) {
             ticks = strtoull(tok, NULL, 10);
             break;
@@ -155,6 +156,7 @@ int process_info(long long pid, char *state, double *epoch) {
     fclose(f);
     long hz = sysconf(_SC_CLK_TCK);
     if (btime < 0 || hz <= 0) return -1;
+    *state = st; /* out-parameters only on success */
     *epoch = (double)btime + (double)ticks / (double)hz;
     return 0;
 }
