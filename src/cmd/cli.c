@@ -1,6 +1,7 @@
 /* cli.c — see cli.h. */
 #include "cli.h"
 
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -46,7 +47,6 @@ int cli_usage_error(const char *fmt, ...) {
 /* getopt_long leaves optind past the option it rejected (and past its
  * missing argument); the last argument it looked at is argv[optind - 1]. */
 int cli_bad_option(char **argv) {
-    extern int optind;
     return cli_usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
 }
 
