@@ -47,7 +47,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         recorder_add(r, 0, act, 2, rows, topk, NULL);
         for (int j = 0; j < F; j++) recorder_examples(r, 0, j, ex, &n);
     }
-done:
     free(blob);
     recorder_free(r);
     return 0;
