@@ -4,7 +4,12 @@
  *   uint32 magic 'PRS1', uint32 F, uint32 N, uint32 0, int64 count,
  *   double sum[F], sumsq[F], npos[F]   (sums of x - shift, (x - shift)^2, x > 0)
  *   float shift[F], min[F], max[F],
- *   int32 heap_n[F], float heap_val[F*N], int64 heap_row[F*N]   (heaps as stored) */
+ *   int32 heap_n[F], float heap_val[F*N], int64 heap_row[F*N]   (heaps as stored)
+ *   then per neuron its histogram (act_hist.h), sparse: varint n_nonzero,
+ *   then n_nonzero pairs (varint zero bins skipped, varint count) — a
+ *   histogram has mostly empty bins, and this blob is written at every
+ *   commit ("PRS2"; "PRS1", before the histograms, cannot be resumed).
+ * Varints: 7 bits a byte, low first, high bit = more. */
 #include "recorder.h"
 
 #include <math.h>
@@ -14,12 +19,14 @@
 #endif
 #include <string.h>
 
+#include "act_hist.h"
 #include "fp16.h"
 #include "parallel.h"
 #include "topk.h"
 #include "util.h"
 
-#define STATE_MAGIC 0x31535250u /* "PRS1" */
+#define STATE_MAGIC 0x32535250u /* "PRS2" */
+#define STATE_MAGIC_V1 0x31535250u /* "PRS1" */
 
 typedef struct {
     int64_t count;
@@ -29,6 +36,7 @@ typedef struct {
     int32_t *heap_n;            /* [F] */
     float *hval;                /* [F x N] min-heap per neuron, root = worst */
     int64_t *hrow;              /* [F x N] */
+    uint32_t *hist;             /* [F x ACT_HIST_BINS] tokens per activation bin */
 } LayerAgg;
 
 struct Recorder {
@@ -55,6 +63,7 @@ void recorder_free(Recorder *r) {
         free(a->heap_n);
         free(a->hval);
         free(a->hrow);
+        free(a->hist);
     }
     free(r->layers);
     free(r->kv);
@@ -73,6 +82,7 @@ static void layer_reset(LayerAgg *a, int F) {
         a->thr[j] = -INFINITY;
         a->heap_n[j] = 0;
     }
+    memset(a->hist, 0, sizeof(uint32_t) * (size_t)F * ACT_HIST_BINS);
 }
 
 Recorder *recorder_new(int n_layers, int F, int n_examples, int top_k, char *err) {
@@ -107,8 +117,9 @@ Recorder *recorder_new(int n_layers, int F, int n_examples, int top_k, char *err
         a->heap_n = malloc(sizeof(int32_t) * f);
         a->hval = malloc(sizeof(float) * fn);
         a->hrow = malloc(sizeof(int64_t) * fn);
+        a->hist = malloc(sizeof(uint32_t) * f * ACT_HIST_BINS);
         if (!a->sum || !a->sumsq || !a->npos || !a->shift || !a->min || !a->max || !a->thr ||
-            !a->heap_n || !a->hval || !a->hrow)
+            !a->heap_n || !a->hval || !a->hrow || !a->hist)
             goto oom;
         layer_reset(a, F);
     }
@@ -198,6 +209,12 @@ static void neurons_block(LayerAgg *a, int N, const float *restrict act, const i
         a->min[j0 + i] = lo[i];
         a->max[j0 + i] = hi[i];
     }
+    /* histograms: 16 rows of ACT_HIST_BINS counters, 16 KiB, stay in L1 */
+    uint32_t *h = a->hist + (size_t)j0 * ACT_HIST_BINS;
+    for (int t = 0; t < n; t++) {
+        const float *x = act + (size_t)t * F + j0;
+        for (int i = 0; i < 16; i++) h[i * ACT_HIST_BINS + act_hist_bin(x[i])]++;
+    }
     /* top examples: the same rows again, now in cache */
     for (int t = 0; t < n; t++) {
         const float *x = act + (size_t)t * F + j0;
@@ -225,6 +242,7 @@ static void neurons_one(LayerAgg *a, int N, const float *act, const int64_t *tok
         a->npos[j] += x > 0.0f ? 1.0 : 0.0;
         a->min[j] = x < a->min[j] ? x : a->min[j];
         a->max[j] = x > a->max[j] ? x : a->max[j];
+        a->hist[(size_t)j * ACT_HIST_BINS + act_hist_bin(x)]++;
         if (x > a->thr[j])
             heap_push(a->hval + (size_t)j * N, a->hrow + (size_t)j * N, &a->heap_n[j], N, x,
                       token_rows[t], &a->thr[j]);
@@ -364,6 +382,10 @@ void recorder_add(Recorder *r, int li, const float *act, int n, const int64_t *t
 
 int64_t recorder_count(const Recorder *r, int li) { return r->layers[li].count; }
 
+const uint32_t *recorder_hist(const Recorder *r, int li, int neuron) {
+    return r->layers[li].hist + (size_t)neuron * ACT_HIST_BINS;
+}
+
 int recorder_first_nonfinite(const Recorder *r, int *li, int *neuron) {
     for (int l = 0; l < r->n_layers; l++) {
         const LayerAgg *a = &r->layers[l];
@@ -411,16 +433,47 @@ void recorder_examples(const Recorder *r, int li, int j, Example *out, int *n) {
 
 /* ---- state ---------------------------------------------------------------- */
 
-size_t recorder_state_size(const Recorder *r) {
+/* The fixed-size part of a state blob. */
+static size_t state_fixed_size(const Recorder *r) {
     size_t f = (size_t)r->F, fn = f * (size_t)r->N;
     return 24 + f * (3 * sizeof(double) + 3 * sizeof(float) + sizeof(int32_t)) +
            fn * (sizeof(float) + sizeof(int64_t));
 }
 
+size_t recorder_state_size(const Recorder *r) {
+    /* worst case of the sparse histograms: every bin used, 5-byte varints */
+    return state_fixed_size(r) + (size_t)r->F * (3 + (size_t)ACT_HIST_BINS * (2 + 5));
+}
+
+static uint8_t *varint_put(uint8_t *p, uint32_t v) {
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+/* Reads a varint from [*p, end): 0, or -1 when it runs past end or over 32 bits. */
+static int varint_get(const uint8_t **p, const uint8_t *end, uint32_t *v) {
+    uint64_t x = 0;
+    for (int shift = 0; shift < 35; shift += 7) {
+        if (*p >= end) return -1;
+        uint8_t b = *(*p)++;
+        x |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            if (x > UINT32_MAX) return -1;
+            *v = (uint32_t)x;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 #define PUT(p, src, bytes) (memcpy(p, src, bytes), (p) += (bytes))
 #define GET(dst, p, bytes) (memcpy(dst, p, bytes), (p) += (bytes))
 
-void recorder_state_save(const Recorder *r, int li, void *buf) {
+size_t recorder_state_save(const Recorder *r, int li, void *buf) {
     const LayerAgg *a = &r->layers[li];
     size_t f = (size_t)r->F, fn = f * (size_t)r->N;
     uint32_t head[4] = {STATE_MAGIC, (uint32_t)r->F, (uint32_t)r->N, 0};
@@ -436,6 +489,20 @@ void recorder_state_save(const Recorder *r, int li, void *buf) {
     PUT(p, a->heap_n, f * 4);
     PUT(p, a->hval, fn * 4);
     PUT(p, a->hrow, fn * 8);
+    for (size_t j = 0; j < f; j++) {
+        const uint32_t *h = a->hist + j * ACT_HIST_BINS;
+        uint32_t nz = 0;
+        for (int b = 0; b < ACT_HIST_BINS; b++) nz += h[b] != 0;
+        p = varint_put(p, nz);
+        int last = -1;
+        for (int b = 0; b < ACT_HIST_BINS; b++)
+            if (h[b]) {
+                p = varint_put(p, (uint32_t)(b - last - 1));
+                p = varint_put(p, h[b]);
+                last = b;
+            }
+    }
+    return (size_t)(p - (uint8_t *)buf);
 }
 
 int recorder_state_load(Recorder *r, int li, const void *buf, size_t len, char *err) {
@@ -443,7 +510,11 @@ int recorder_state_load(Recorder *r, int li, const void *buf, size_t len, char *
     size_t f = (size_t)r->F, fn = f * (size_t)r->N;
     uint32_t head[4];
     const uint8_t *p = buf;
-    if (len != recorder_state_size(r)) return err_set(err, "saved recorder state has the wrong size");
+    if (len >= 4 && memcmp(p, &(uint32_t){STATE_MAGIC_V1}, 4) == 0)
+        return err_set(err, "saved recorder state is from an older probe (without histograms): record the corpus again");
+    if (len < state_fixed_size(r) || len > recorder_state_size(r))
+        return err_set(err, "saved recorder state has the wrong size");
+    const uint8_t *end = p + len;
     GET(head, p, sizeof head);
     if (head[0] != STATE_MAGIC || head[1] != (uint32_t)r->F || head[2] != (uint32_t)r->N)
         return err_set(err, "saved recorder state does not match the run");
@@ -457,6 +528,20 @@ int recorder_state_load(Recorder *r, int li, const void *buf, size_t len, char *
     GET(a->heap_n, p, f * 4);
     GET(a->hval, p, fn * 4);
     GET(a->hrow, p, fn * 8);
+    memset(a->hist, 0, f * ACT_HIST_BINS * 4);
+    for (size_t j = 0; j < f; j++) {
+        uint32_t nz, gap, c;
+        int b = -1;
+        if (varint_get(&p, end, &nz) || nz > ACT_HIST_BINS) return err_set(err, "saved recorder state is corrupt");
+        for (uint32_t i = 0; i < nz; i++) {
+            if (varint_get(&p, end, &gap) || varint_get(&p, end, &c) || c == 0 || gap >= ACT_HIST_BINS ||
+                b + 1 + (int)gap >= ACT_HIST_BINS)
+                return err_set(err, "saved recorder state is corrupt");
+            b += 1 + (int)gap;
+            a->hist[j * ACT_HIST_BINS + b] = c;
+        }
+    }
+    if (p != end) return err_set(err, "saved recorder state has the wrong size");
     /* a count is untrusted like everything read back: negative, beyond any
      * corpus (2^48 tokens), or below a heap's fill, it would overflow later */
     if (a->count < 0 || a->count > ((int64_t)1 << 48)) return err_set(err, "saved recorder state is corrupt");
@@ -464,6 +549,9 @@ int recorder_state_load(Recorder *r, int li, const void *buf, size_t len, char *
         if (a->heap_n[j] < 0 || a->heap_n[j] > r->N || a->heap_n[j] > a->count)
             return err_set(err, "saved recorder state is corrupt");
         a->thr[j] = a->heap_n[j] == r->N ? a->hval[j * (size_t)r->N] : -INFINITY;
+        uint64_t total = 0; /* every token is in exactly one bin */
+        for (int k = 0; k < ACT_HIST_BINS; k++) total += a->hist[j * ACT_HIST_BINS + k];
+        if (total != (uint64_t)a->count) return err_set(err, "saved recorder state is corrupt");
     }
     return 0;
 }

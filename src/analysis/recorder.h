@@ -11,7 +11,8 @@
  * li indexes the recorded layers (0..n_layers), not the model's layers.
  * Statistics accumulate in double around a per-neuron shift (the neuron's
  * first value), so mean and variance stay exact to double rounding: count,
- * mean, population variance, min, max, fraction > 0. Top examples: one
+ * mean, population variance, min, max, fraction > 0; and a histogram over
+ * the fixed grid of act_hist.h (concept AUROC). Top examples: one
  * fixed-size min-heap per neuron, guarded by a threshold so a value that
  * cannot enter costs one compare; ordered by value, ties to the earlier token
  * (smaller token row). No allocation after recorder_new.
@@ -59,15 +60,20 @@ void recorder_stats(const Recorder *r, int li, int neuron, NeuronStats *out);
 /* Copies the neuron's examples, best first, into out[0..*n) (at most n_examples). */
 void recorder_examples(const Recorder *r, int li, int neuron, Example *out, int *n);
 int64_t recorder_count(const Recorder *r, int li);
+/* The neuron's histogram: ACT_HIST_BINS counts of its tokens per bin of the
+ * fixed grid in act_hist.h (valid up to 2^32 - 1 tokens per bin). */
+const uint32_t *recorder_hist(const Recorder *r, int li, int neuron);
 
 /* Whether some neuron saw a NaN or infinite activation (its running sums
  * are not finite): 1 with the first such recorded layer *li and *neuron,
  * else 0. Checked before each commit, so a run never saves such sums. */
 int recorder_first_nonfinite(const Recorder *r, int *li, int *neuron);
 
-/* The aggregate state of one layer as a byte string (for the run_state table). */
+/* The aggregate state of one layer as a byte string (for the run_state
+ * table): recorder_state_size is the most it can take (size the buffer
+ * with it); recorder_state_save returns the bytes it wrote. */
 size_t recorder_state_size(const Recorder *r);
-void recorder_state_save(const Recorder *r, int li, void *buf);
+size_t recorder_state_save(const Recorder *r, int li, void *buf);
 int recorder_state_load(Recorder *r, int li, const void *buf, size_t len, char *err);
 
 #endif

@@ -109,6 +109,18 @@ static int row_json(cJSON *arr, const NeuronRow *r, int rank) {
     return 0;
 }
 
+void neuron_examples_print(FILE *out, const NeuronRow *r) {
+    for (int k = 0; k < r->n_examples; k++) example_print(out, &r->examples[k]);
+}
+
+int neuron_json_add_examples(cJSON *obj, const NeuronRow *r) {
+    cJSON *exs = cJSON_AddArrayToObject(obj, "examples");
+    if (!exs) return -1;
+    for (int k = 0; k < r->n_examples; k++)
+        if (example_json(exs, &r->examples[k])) return -1;
+    return 0;
+}
+
 int neuron_json_add_rows(cJSON *arr, const NeuronRows *rows) {
     if (!arr) return -1;
     for (int i = 0; i < rows->n; i++)

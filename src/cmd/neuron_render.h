@@ -35,4 +35,9 @@ int neuron_json_add_run(struct cJSON *obj, const NeuronRun *run);
  * 0, or -1 when out of memory. */
 int neuron_json_add_rows(struct cJSON *arr, const NeuronRows *rows);
 
+/* A row's examples alone: the table's example lines, and the JSON array
+ * "examples" added to obj (0, or -1 when out of memory). */
+void neuron_examples_print(FILE *out, const NeuronRow *row);
+int neuron_json_add_examples(struct cJSON *obj, const NeuronRow *row);
+
 #endif

@@ -38,6 +38,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "act_hist.h"
 #include "cli.h"
 #include "commands.h"
 #include "corpus.h"
@@ -368,7 +369,8 @@ static int write_results(Rec *r, char *err) {
             int n;
             recorder_examples(r->rec, li, j, r->examples, &n);
             for (int e = 0; e < n; e++) r->ex_rows[e] = (ExampleRow){r->examples[e].token_row, r->examples[e].value};
-            if (results_neurons_add(w, r->rec_layer[li], j, &row, r->ex_rows, n, err)) {
+            if (results_neurons_add(w, r->rec_layer[li], j, &row, r->ex_rows, n, recorder_hist(r->rec, li, j),
+                                    ACT_HIST_BINS, err)) {
                 results_neurons_end(w);
                 return -1;
             }
@@ -382,8 +384,8 @@ static int write_results(Rec *r, char *err) {
  * the open transaction. */
 static int save_progress(Rec *r, int docs_done, int64_t n_tokens, RunStatus status, char *err) {
     for (int li = 0; li < r->n_rec && status != RUN_COMPLETE; li++) {
-        recorder_state_save(r->rec, li, r->state_buf);
-        if (runs_state_save(r->s, r->run_id, r->rec_layer[li], r->state_buf, recorder_state_size(r->rec), err))
+        size_t len = recorder_state_save(r->rec, li, r->state_buf);
+        if (runs_state_save(r->s, r->run_id, r->rec_layer[li], r->state_buf, len, err))
             return -1;
     }
     RunProgress p = {status, docs_done, n_tokens, r->seconds0 + now_sec() - r->t_start};

@@ -1,11 +1,14 @@
 /* top_neurons.c — `probe top-neurons`: rank recorded neurons by their
- * statistics, each with its top activating tokens in context.
+ * statistics, or by their selectivity for a concept, each with its top
+ * activating tokens in context.
  *
  *   probe top-neurons --db probe.db --layer 5 --by mean --limit 10
  *   probe top-neurons --json | jq '.neurons[0].examples'
+ *   probe top-neurons --concept past_tense_verbs --layer 5
  *
  * Parses the options and wires the query (db/neuron_query.h) to a renderer
- * (neuron_render.h): the table, or --json. */
+ * (neuron_render.h): the table, or --json; a concept goes to
+ * concept_rank.h. */
 #include <cjson/cJSON.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -15,6 +18,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "concept_rank.h"
 #include "neuron_query.h"
 #include "neuron_render.h"
 #include "store.h"
@@ -33,25 +37,46 @@ static const char *usage_text =
     "  --by KEY        max (default), mean, or frac\n"
     "  --limit N       neurons to list (default 20)\n"
     "  --json          JSON for programs instead of a table\n"
-    "  --help          this text\n";
+    "  --help          this text\n"
+    "\n"
+    "Concepts: rank by selectivity for a concept instead (AUROC of concept tokens\n"
+    "against all other tokens, Cohen's d, means, precision of the top examples),\n"
+    "replaying only the windows that hold concept tokens; stored in the database\n"
+    "(concept_runs, concept_scores, view concept_top_neurons).\n"
+    "  --concept NAME  a shipped concept: probes/NAME.json (see probes/README.md)\n"
+    "  --probe FILE    a concept probe file of your own (same format)\n"
+    "  --words LIST    an ad-hoc concept: comma-separated words, e.g. walked,went\n"
+    "  --drop FLAGS    leave out the probe's words flagged so, e.g. participle\n"
+    "  --by KEY        auroc (default), d, or precision\n"
+    "  --model DIR     the run's model (default: the directory it was recorded from)\n"
+    "  --quiet         no progress bar\n";
 
 typedef struct {
     const char *db;
     long run, layer, limit; /* run, layer: -1 = default */
     NeuronOrder by;
+    const char *by_text; /* --by as given: read once the mode is known */
     int json;
+    ConceptRankOptions concept; /* used when --concept/--probe/--words is given */
 } TopOptions;
 
 /* Fills *o from argv. Returns -1 when the command should go on, else the
  * exit code (--help, or a usage error already printed). */
 static int parse_options(int argc, char **argv, TopOptions *o) {
-    enum { O_DB = 1, O_RUN, O_LAYER, O_BY, O_LIMIT, O_JSON, O_HELP };
+    enum { O_DB = 1, O_RUN, O_LAYER, O_BY, O_LIMIT, O_JSON, O_HELP, O_CONCEPT, O_PROBE, O_WORDS, O_DROP, O_MODEL,
+           O_QUIET };
     static const struct option opts[] = {
-        {"db", required_argument, 0, O_DB},       {"run", required_argument, 0, O_RUN},
-        {"layer", required_argument, 0, O_LAYER}, {"by", required_argument, 0, O_BY},
-        {"limit", required_argument, 0, O_LIMIT}, {"json", no_argument, 0, O_JSON},
-        {"help", no_argument, 0, O_HELP},         {0, 0, 0, 0}};
+        {"db", required_argument, 0, O_DB},         {"run", required_argument, 0, O_RUN},
+        {"layer", required_argument, 0, O_LAYER},   {"by", required_argument, 0, O_BY},
+        {"limit", required_argument, 0, O_LIMIT},   {"json", no_argument, 0, O_JSON},
+        {"help", no_argument, 0, O_HELP},           {"concept", required_argument, 0, O_CONCEPT},
+        {"probe", required_argument, 0, O_PROBE},   {"words", required_argument, 0, O_WORDS},
+        {"drop", required_argument, 0, O_DROP},     {"model", required_argument, 0, O_MODEL},
+        {"quiet", no_argument, 0, O_QUIET},         {0, 0, 0, 0}};
     *o = (TopOptions){.db = "probe.db", .run = -1, .layer = -1, .limit = 20, .by = NEURON_BY_MAX};
+    ConceptRankOptions *co = &o->concept;
+    const char *model = NULL, *drop = NULL;
+    int quiet = 0;
     int c;
     optind = 1;
     opterr = 0;
@@ -64,10 +89,13 @@ static int parse_options(int argc, char **argv, TopOptions *o) {
         case O_LAYER:
             if (cli_parse_layer(optarg, &o->layer)) return PROBE_EXIT_USAGE;
             break;
-        case O_BY:
-            if (neuron_order_parse(optarg, &o->by))
-                return cli_usage_error("--by must be max, mean or frac, not '%s'", optarg);
-            break;
+        case O_BY: o->by_text = optarg; break;
+        case O_CONCEPT: co->concept = optarg; break;
+        case O_PROBE: co->probe = optarg; break;
+        case O_WORDS: co->words = optarg; break;
+        case O_DROP: drop = optarg; break;
+        case O_MODEL: model = optarg; break;
+        case O_QUIET: quiet = 1; break;
         case O_LIMIT:
             if (cli_parse_count("--limit", optarg, 1, 1000000, &o->limit)) return PROBE_EXIT_USAGE;
             break;
@@ -77,6 +105,26 @@ static int parse_options(int argc, char **argv, TopOptions *o) {
         }
     }
     if (optind < argc) return cli_extra_argument(argv[optind]);
+    int n_concepts = !!co->concept + !!co->probe + !!co->words;
+    if (n_concepts > 1) return cli_usage_error("give one of --concept, --probe and --words");
+    if (n_concepts) {
+        if (drop && co->words) return cli_usage_error("--drop applies to probe files, not to --words");
+        co->db = o->db;
+        co->model = model;
+        co->drop = drop;
+        co->run = o->run;
+        co->layer = o->layer;
+        co->limit = o->limit;
+        co->json = o->json;
+        co->quiet = quiet;
+        co->by = CONCEPT_BY_AUROC;
+        if (o->by_text && concept_order_parse(o->by_text, &co->by))
+            return cli_usage_error("--by must be auroc, d or precision with a concept, not '%s'", o->by_text);
+    } else {
+        if (drop || model) return cli_usage_error("--%s needs --concept, --probe or --words", drop ? "drop" : "model");
+        if (o->by_text && neuron_order_parse(o->by_text, &o->by))
+            return cli_usage_error("--by must be max, mean or frac, not '%s'", o->by_text);
+    }
     char err[PROBE_ERR_LEN];
     if (store_env_check(err)) return cli_usage_error("%s", err);
     return -1;
@@ -142,6 +190,7 @@ int cmd_top_neurons(int argc, char **argv) {
     TopOptions o;
     int rc = parse_options(argc, argv, &o);
     if (rc >= 0) return rc;
+    if (o.concept.concept || o.concept.probe || o.concept.words) return concept_rank(&o.concept);
     char err[PROBE_ERR_LEN];
     Store *s = store_open(o.db, STORE_READ, err);
     rc = s ? list(s, &o, err) : -1;

@@ -177,6 +177,58 @@ static NeuronRow *row_add(NeuronRows *rows, int *cap, sqlite3_stmt *st) {
     return row;
 }
 
+int neuron_query_list(Store *s, const NeuronRun *run, const int *layer, const int *neuron, int n, NeuronRows *out,
+                      char *err) {
+    NeuronRows rows = {0};
+    int cap = 0, rc = -1, r;
+    sqlite3_stmt *st = store_prepare(s,
+                                     "SELECT layer, neuron, count, mean, variance, min, max, frac_pos FROM neuron_stats "
+                                     "WHERE run_id = ?1 AND layer = ?2 AND neuron = ?3",
+                                     err);
+    sqlite3_stmt *ex = st ? store_prepare(s,
+                                          "SELECT rank, value, token, token_id, doc_index, pos, left_context, "
+                                          "right_context FROM neuron_top_examples "
+                                          "WHERE run_id = ? AND layer = ? AND neuron = ? ORDER BY rank LIMIT ?4",
+                                          err)
+                          : NULL;
+    if (!st || !ex) goto done;
+    sqlite3_bind_int(ex, 4, NEURON_EXAMPLES);
+    for (int i = 0; i < n; i++) {
+        sqlite3_bind_int64(st, 1, run->id);
+        sqlite3_bind_int(st, 2, layer[i]);
+        sqlite3_bind_int(st, 3, neuron[i]);
+        r = sqlite3_step(st);
+        if (r == SQLITE_ROW) {
+            NeuronRow *row = row_add(&rows, &cap, st);
+            if (!row) {
+                sqlite3_reset(st);
+                err_set(err, "out of memory");
+                goto done;
+            }
+            if (read_examples(s, ex, run->id, row, err)) {
+                sqlite3_reset(st);
+                goto done;
+            }
+        }
+        sqlite3_reset(st);
+        if (r != SQLITE_ROW) {
+            if (r == SQLITE_DONE)
+                err_set(err, "run %" PRId64 " has no statistics for neuron %d:%d", run->id, layer[i], neuron[i]);
+            else
+                store_fail(s, r, err);
+            goto done;
+        }
+    }
+    *out = rows;
+    memset(&rows, 0, sizeof rows);
+    rc = 0;
+done:
+    sqlite3_finalize(st);
+    sqlite3_finalize(ex);
+    neuron_rows_free(&rows);
+    return rc;
+}
+
 int neuron_query_top(Store *s, const NeuronRun *run, int layer, NeuronOrder by, int limit, NeuronRows *out,
                      char *err) {
     NeuronRows rows = {0};

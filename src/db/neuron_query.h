@@ -93,4 +93,9 @@ int neuron_query_top(Store *s, const NeuronRun *run, int layer, NeuronOrder by, 
                      char *err);
 void neuron_rows_free(NeuronRows *rows); /* accepts a zeroed struct */
 
+/* The given neurons (layer[i]:neuron[i], i < n) of the run with their
+ * statistics and examples, in that order (concept rankings list them). */
+int neuron_query_list(Store *s, const NeuronRun *run, const int *layer, const int *neuron, int n, NeuronRows *out,
+                      char *err);
+
 #endif

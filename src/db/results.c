@@ -81,6 +81,7 @@ int results_add_full(Store *s, int64_t token_row, int layer, const void *vec, si
 int results_clear_neurons(Store *s, int64_t run_id, char *err) {
     return store_run(s, "DELETE FROM neuron_stats WHERE run_id = ?1", &run_id, 1, err) ||
                    store_run(s, "DELETE FROM neuron_examples WHERE run_id = ?1", &run_id, 1, err) ||
+                   store_run(s, "DELETE FROM neuron_histograms WHERE run_id = ?1", &run_id, 1, err) ||
                    store_run(s, "DELETE FROM neuron_topk_counts WHERE run_id = ?1", &run_id, 1, err)
                ? -1
                : 0;
@@ -91,6 +92,7 @@ struct NeuronWriter {
     int64_t run_id;
     int n_examples;
     sqlite3_stmt *stats, *example, *examples; /* examples: all n_examples rows of a neuron at once */
+    sqlite3_stmt *hist;
 };
 
 void results_neurons_end(NeuronWriter *w) {
@@ -98,6 +100,7 @@ void results_neurons_end(NeuronWriter *w) {
     sqlite3_finalize(w->stats);
     sqlite3_finalize(w->example);
     sqlite3_finalize(w->examples);
+    sqlite3_finalize(w->hist);
     free(w);
 }
 
@@ -130,7 +133,8 @@ NeuronWriter *results_neurons_begin(Store *s, int64_t run_id, int n_examples, ch
     w->stats = store_prepare(s, "INSERT INTO neuron_stats VALUES (?,?,?,?,?,?,?,?,?)", err);
     w->example = w->stats ? store_prepare(s, "INSERT INTO neuron_examples VALUES (?,?,?,?,?,?)", err) : NULL;
     w->examples = w->example ? prepare_examples(s, n_examples, err) : NULL;
-    if (!w->examples) {
+    w->hist = w->examples ? store_prepare(s, "INSERT INTO neuron_histograms VALUES (?,?,?,?)", err) : NULL;
+    if (!w->hist) {
         results_neurons_end(w);
         return NULL;
     }
@@ -138,8 +142,17 @@ NeuronWriter *results_neurons_begin(Store *s, int64_t run_id, int n_examples, ch
 }
 
 int results_neurons_add(NeuronWriter *w, int layer, int neuron, const NeuronStatsRow *ns, const ExampleRow *ex,
-                        int n, char *err) {
-    sqlite3_stmt *st = w->stats;
+                        int n, const uint32_t *hist, int n_bins, char *err) {
+    sqlite3_stmt *st;
+    if (hist) {
+        st = w->hist;
+        sqlite3_bind_int64(st, 1, w->run_id);
+        sqlite3_bind_int(st, 2, layer);
+        sqlite3_bind_int(st, 3, neuron);
+        sqlite3_bind_blob(st, 4, hist, n_bins * (int)sizeof(uint32_t), SQLITE_STATIC);
+        if (store_step_done(w->s, st, err)) return -1;
+    }
+    st = w->stats;
     sqlite3_bind_int64(st, 1, w->run_id);
     sqlite3_bind_int(st, 2, layer);
     sqlite3_bind_int(st, 3, neuron);

@@ -73,17 +73,18 @@ typedef struct {
     double value;
 } ExampleRow;
 
-/* Deletes the run's neuron statistics, examples and summaries. */
+/* Deletes the run's neuron statistics, examples, histograms and summaries. */
 int results_clear_neurons(Store *s, int64_t run_id, char *err);
 
 /* Writes the neuron results of run_id after deleting the old ones (the
  * writer owns the statements it needs; end frees it and accepts NULL). */
 typedef struct NeuronWriter NeuronWriter;
 NeuronWriter *results_neurons_begin(Store *s, int64_t run_id, int n_examples, char *err);
-/* One neuron: its statistics and its top examples, best first (n <=
- * n_examples; they get ranks 1..n). */
+/* One neuron: its statistics, its top examples, best first (n <=
+ * n_examples; they get ranks 1..n), and its histogram (n_bins uint32 counts,
+ * stored as little-endian bytes: neuron_histograms) unless hist is NULL. */
 int results_neurons_add(NeuronWriter *w, int layer, int neuron, const NeuronStatsRow *st, const ExampleRow *ex,
-                        int n, char *err);
+                        int n, const uint32_t *hist, int n_bins, char *err);
 void results_neurons_end(NeuronWriter *w);
 
 /* ---- summaries (schema/070_query_speed.sql) ------------------------------------ */

@@ -79,26 +79,28 @@ uint64_t hash64(const void *data, size_t len, uint64_t seed) {
     return h;
 }
 
+int repo_path(const char *rel, char *out, size_t cap) {
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return -1;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash) return -1;
+    *slash = '\0';
+    /* build-asan/probe lives one level down from the repository */
+    const char *base = strrchr(exe, '/');
+    const char *up = base && strncmp(base + 1, "build", 5) == 0 ? "/.." : "";
+    int w = snprintf(out, cap, "%s%s/%s", exe, up, rel);
+    return w > 0 && (size_t)w < cap ? 0 : -1;
+}
+
 const char *model_dir_resolve(const char *opt) {
     if (opt) return opt;
     const char *env = getenv("PROBE_MODEL");
     if (env && *env) return env;
     /* models/demo next to the binary, so ./probe works from any directory. */
     static char path[PATH_MAX + 32];
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = '\0';
-            /* build-asan/probe lives one level down from the repository */
-            const char *base = strrchr(exe, '/');
-            const char *up = base && strncmp(base + 1, "build", 5) == 0 ? "/.." : "";
-            if (snprintf(path, sizeof path, "%s%s/models/demo", exe, up) < (int)sizeof path)
-                return path;
-        }
-    }
+    if (repo_path("models/demo", path, sizeof path) == 0) return path;
     return "models/demo";
 }
 

@@ -40,6 +40,10 @@ void checksum_hex(uint64_t v, char out[PROBE_CHECKSUM_HEX]);
  * else $PROBE_MODEL when set and non-empty, else the bundled default
  * (models/demo next to the probe binary). Never NULL. */
 const char *model_dir_resolve(const char *opt);
+/* The path of `rel` in the repository of the running binary (the folder of
+ * ./probe, or the parent of the build folder holding it): 0, or -1 when it
+ * cannot be known or does not fit in cap. Nothing is checked on disk. */
+int repo_path(const char *rel, char *out, size_t cap);
 
 /* Strict integer parse of the whole string into [min, max]. */
 int parse_long(const char *s, long min, long max, long *out);

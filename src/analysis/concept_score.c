@@ -1,0 +1,328 @@
+/* concept_score.c — see concept_score.h. */
+#include "concept_score.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "act_hist.h"
+#include "corpus.h"
+#include "tokenizer.h"
+#include "util.h"
+
+enum { B = ACT_HIST_BINS };
+
+double concept_auroc_from_hist(const uint32_t *all, const uint32_t *pos, const double *fsum, const double *fmax,
+                               int64_t n_pos, int64_t n_all, double *error, int *mismatch) {
+    int64_t n_neg = n_all - n_pos;
+    *error = NAN;
+    if (n_pos <= 0 || n_neg <= 0) return NAN;
+    double s = 0, e = 0;
+    int64_t below_neg = 0; /* negatives in the bins below b */
+    for (int b = 0; b < B; b++) {
+        int64_t neg = (int64_t)all[b] - (int64_t)pos[b];
+        if (neg < 0) {
+            neg = 0;
+            *mismatch = 1;
+        }
+        if (pos[b]) {
+            s += (double)pos[b] * (double)below_neg + fsum[b] * (double)neg;
+            /* one value in the exact-zero bin: its ties count 1/2 exactly */
+            if (b != ACT_HIST_ZERO_BIN) e += fmax[b] * (double)neg;
+        }
+        below_neg += neg;
+    }
+    double pairs = (double)n_pos * (double)n_neg;
+    *error = e / pairs;
+    return s / pairs;
+}
+
+typedef struct {
+    int F, n_sc;
+    const int *li_of; /* [n_layer] scored index of a model layer, -1 */
+    int has_hist;
+    const double *mean; /* [n_sc x F] recorded means */
+    double *sum, *sumsq; /* [n_sc x F] over the positives, of x - mean */
+    uint32_t *pcount;    /* [n_sc x F x B] positives per bin */
+    double *fsum, *fmax; /* [n_sc x F x B] */
+    const int *pos;      /* positions (in the window) of the owned positives */
+    int n_pos;
+} Replay;
+
+/* The forward pass's observer: adds the owned positives of the window. */
+static void replay_observe(void *user, int layer, const float *act, int T, int F) {
+    Replay *r = user;
+    (void)T;
+    int li = r->li_of[layer];
+    if (li < 0) return;
+    const double *mean = r->mean + (size_t)li * F;
+    double *sum = r->sum + (size_t)li * F, *sumsq = r->sumsq + (size_t)li * F;
+    for (int p = 0; p < r->n_pos; p++) {
+        const float *x = act + (size_t)r->pos[p] * F;
+        for (int j = 0; j < F; j++) {
+            double d = (double)x[j] - mean[j];
+            sum[j] += d;
+            sumsq[j] += d * d;
+        }
+        if (!r->has_hist) continue;
+        size_t base = (size_t)li * F * B;
+        for (int j = 0; j < F; j++) {
+            double f;
+            int b = act_hist_locate(x[j], &f);
+            size_t k = base + (size_t)j * B + b;
+            r->pcount[k]++;
+            r->fsum[k] += f;
+            r->fmax[k] += f > 0.5 ? f : 1.0 - f;
+        }
+    }
+}
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+typedef struct {
+    int64_t *v;
+    size_t n, cap;
+} RowList;
+
+static int rows_push(RowList *l, int64_t x) {
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 1024;
+        int64_t *p = realloc(l->v, sizeof *p * cap);
+        if (!p) return -1;
+        l->v = p;
+        l->cap = cap;
+    }
+    l->v[l->n++] = x;
+    return 0;
+}
+
+/* Reads the documents, finds the positives, replays the windows that own
+ * one. */
+static int replay_run(Store *s, int64_t run, Model *m, const Concept *c, const ConceptRunInfo *info, Replay *rp,
+                      const uint8_t *capture, RowList *positives, ConceptTotals *t, ConceptProgress progress,
+                      void *user, char *err) {
+    RunDocs *docs = run_docs_open(s, run, err);
+    if (!docs) return -1;
+    int rc = -1, got, n_docs = 0, bos = info->bos, ctx = info->ctx;
+    int32_t *seq = NULL;
+    int *pos_flag = NULL, *pos_list = NULL;
+    Window *win = NULL;
+    size_t cap = 0;
+    int win_cap = 0;
+    RunDoc d;
+    ForwardHooks hooks = {.capture = capture, .observe = replay_observe, .user = rp};
+    while ((got = run_docs_next(docs, &d, err)) == 1) {
+        int ns = d.n + bos;
+        if ((size_t)ns > cap) {
+            cap = (size_t)ns * 2;
+            int32_t *q = realloc(seq, cap * sizeof *q);
+            int *pf = realloc(pos_flag, cap * sizeof *pf);
+            int *pl = realloc(pos_list, cap * sizeof *pl);
+            if (q) seq = q;
+            if (pf) pos_flag = pf;
+            if (pl) pos_list = pl;
+            if (!q || !pf || !pl) {
+                err_set(err, "out of memory for document %d", d.doc_index);
+                goto done;
+            }
+        }
+        /* which tokens end a concept word (spans index the document's bytes) */
+        ConceptCursor k;
+        concept_cursor_init(&k, d.bytes, d.len);
+        int any = 0;
+        for (int i = 0; i < d.n; i++) {
+            int in = d.byte_end[i] >= 0 && (size_t)d.byte_end[i] <= d.len &&
+                     concept_cursor_match(c, &k, (size_t)d.byte_end[i]);
+            pos_flag[i + bos] = in;
+            if (in) {
+                any = 1;
+                if (rows_push(positives, d.rows[i])) {
+                    err_set(err, "out of memory");
+                    goto done;
+                }
+            }
+        }
+        t->tokens += d.n;
+        int nw = windows_count(ns, ctx);
+        if (nw > win_cap) {
+            Window *w = realloc(win, sizeof *w * (size_t)nw * 2);
+            if (!w) {
+                err_set(err, "out of memory for document %d", d.doc_index);
+                goto done;
+            }
+            win = w;
+            win_cap = nw * 2;
+        }
+        windows_plan(ns, ctx, win);
+        if (bos) {
+            seq[0] = TOK_EOT;
+            pos_flag[0] = 0;
+        }
+        memcpy(seq + bos, d.ids, sizeof(int32_t) * (size_t)d.n);
+        for (int w = 0; w < nw; w++) {
+            /* the tokens a window owns, as `probe record` assigns them */
+            int own_start = win[w].first_new > bos ? win[w].first_new : bos, end = win[w].start + win[w].len;
+            if (end <= own_start) continue;
+            t->windows++;
+            if (!any) continue;
+            rp->n_pos = 0;
+            for (int p = own_start; p < end; p++)
+                if (pos_flag[p]) pos_list[rp->n_pos++] = p - win[w].start;
+            if (rp->n_pos == 0) continue;
+            rp->pos = pos_list;
+            t->concept_tokens += rp->n_pos;
+            t->windows_replayed++;
+            if (model_forward(m, seq + win[w].start, win[w].len, &hooks, NULL, err)) goto done;
+        }
+        n_docs++;
+        if (progress) progress(user, n_docs, info->n_docs, t->windows_replayed);
+    }
+    if (got < 0) goto done;
+    rc = 0;
+done:
+    run_docs_close(docs);
+    free(seq);
+    free(pos_flag);
+    free(pos_list);
+    free(win);
+    return rc;
+}
+
+/* Means, standard deviations and Cohen's d of one neuron from the
+ * recorded mean and variance (n_all tokens) and the positives' sums of
+ * x - mean. */
+static void moments(ConceptScore *o, double mean, double var, int64_t n_all, int64_t n1, double sum, double sumsq) {
+    int64_t n0 = n_all - n1;
+    o->mean_in = mean + sum / (double)n1;
+    o->mean_out = mean - sum / (double)n0;
+    double ss_in = sumsq - sum * sum / (double)n1;
+    double ss_out = ((double)n_all * var - sumsq) - sum * sum / (double)n0;
+    if (ss_in < 0) ss_in = 0;
+    if (ss_out < 0) ss_out = 0;
+    o->sd_in = n1 > 1 ? sqrt(ss_in / (double)(n1 - 1)) : NAN;
+    o->sd_out = n0 > 1 ? sqrt(ss_out / (double)(n0 - 1)) : NAN;
+    double pooled = n_all > 2 ? sqrt((ss_in + ss_out) / (double)(n_all - 2)) : 0;
+    o->cohen_d = pooled > 0 ? (o->mean_in - o->mean_out) / pooled : NAN;
+}
+
+int concept_score(Store *s, int64_t run, Model *m, const Concept *c, const int *layers, int n_layers,
+                  ConceptScore *out, ConceptTotals *totals, ConceptProgress progress, void *user, char *err) {
+    double t0 = now_sec();
+    ConceptRunInfo info;
+    if (concept_run_info(s, run, &info, err)) return -1;
+    const int F = m->cfg.n_inner, L = m->cfg.n_layer;
+    if (info.model_checksum != m->checksum) {
+        char a[PROBE_CHECKSUM_HEX], b[PROBE_CHECKSUM_HEX];
+        checksum_hex(m->checksum, a);
+        checksum_hex(info.model_checksum, b);
+        return err_set(err, "model '%s' (checksum %s) is not the model run %" PRId64 " recorded (checksum %s); "
+                       "pass the run's model with --model", m->dir, a, run, b);
+    }
+    if (info.n_inner != F || info.n_layer != L)
+        return err_set(err, "run %" PRId64 " was recorded with another model shape", run);
+    if (info.ctx < 1 || info.ctx > m->cfg.n_positions)
+        return err_set(err, "run %" PRId64 " has context %d, outside 1..%d", run, info.ctx, m->cfg.n_positions);
+    for (int i = 0; i < n_layers; i++)
+        if (layers[i] < 0 || layers[i] >= L) return err_set(err, "layer %d out of range 0..%d", layers[i], L - 1);
+
+    int rc = -1;
+    size_t nf = (size_t)n_layers * F, nfb = nf * B;
+    int64_t *count = malloc(sizeof *count * nf);
+    double *mean = malloc(sizeof *mean * nf), *var = malloc(sizeof *var * nf);
+    double *sum = calloc(nf, sizeof *sum), *sumsq = calloc(nf, sizeof *sumsq);
+    uint32_t *hist = malloc(sizeof *hist * nfb);
+    int *li_of = malloc(sizeof *li_of * (size_t)L);
+    uint8_t *capture = calloc((size_t)L, 1);
+    int64_t *ex_rows = NULL;
+    int *ex_n = NULL;
+    RowList positives = {0};
+    Replay rp = {0};
+    if (!count || !mean || !var || !sum || !sumsq || !hist || !li_of || !capture) goto oom;
+    for (int l = 0; l < L; l++) li_of[l] = -1;
+    int has_hist = 1;
+    for (int i = 0; i < n_layers; i++) {
+        int h = 0;
+        li_of[layers[i]] = i;
+        capture[layers[i]] = 1;
+        if (concept_layer_load(s, run, layers[i], F, B, count + (size_t)i * F, mean + (size_t)i * F,
+                               var + (size_t)i * F, hist + (size_t)i * F * B, &h, err))
+            goto done;
+        has_hist &= h;
+    }
+    rp = (Replay){.F = F, .n_sc = n_layers, .li_of = li_of, .has_hist = has_hist, .mean = mean, .sum = sum,
+                  .sumsq = sumsq};
+    if (has_hist) {
+        rp.pcount = calloc(nfb, sizeof *rp.pcount);
+        rp.fsum = calloc(nfb, sizeof *rp.fsum);
+        rp.fmax = calloc(nfb, sizeof *rp.fmax);
+        if (!rp.pcount || !rp.fsum || !rp.fmax) goto oom;
+    }
+    ConceptTotals t = {.has_hist = has_hist};
+    if (replay_run(s, run, m, c, &info, &rp, capture, &positives, &t, progress, user, err)) goto done;
+    if (t.concept_tokens == 0) {
+        err_set(err, "no recorded token of run %" PRId64 " ends a word of concept '%s' (%zu words): it never occurs "
+                "in the corpus", run, c->name, c->n_words);
+        goto done;
+    }
+    if (t.concept_tokens >= t.tokens) {
+        err_set(err, "every recorded token of run %" PRId64 " is in concept '%s': nothing to compare it with", run,
+                c->name);
+        goto done;
+    }
+    qsort(positives.v, positives.n, sizeof *positives.v, cmp_i64);
+    int N = info.n_examples > 0 ? info.n_examples : 1;
+    ex_rows = malloc(sizeof *ex_rows * (size_t)F * N);
+    ex_n = malloc(sizeof *ex_n * (size_t)F);
+    if (!ex_rows || !ex_n) goto oom;
+    for (int i = 0; i < n_layers; i++) {
+        if (concept_examples_load(s, run, layers[i], F, N, ex_rows, ex_n, err)) goto done;
+        for (int j = 0; j < F; j++) {
+            size_t k = (size_t)i * F + j;
+            ConceptScore *o = &out[k];
+            memset(o, 0, sizeof *o);
+            o->layer = layers[i];
+            o->neuron = j;
+            if (count[k] != t.tokens) {
+                err_set(err, "database '%s': run %" PRId64 " has %" PRId64 " tokens but neuron %d:%d counts %" PRId64
+                        " (is the run complete?)", s->path, run, t.tokens, layers[i], j, count[k]);
+                goto done;
+            }
+            moments(o, mean[k], var[k], count[k], t.concept_tokens, sum[k], sumsq[k]);
+            o->auroc = o->auroc_error = NAN;
+            if (has_hist)
+                o->auroc = concept_auroc_from_hist(hist + k * B, rp.pcount + k * B, rp.fsum + k * B, rp.fmax + k * B,
+                                                   t.concept_tokens, count[k], &o->auroc_error, &t.mismatch);
+            o->examples = ex_n[j];
+            for (int e = 0; e < ex_n[j]; e++)
+                o->examples_in += bsearch(&ex_rows[(size_t)j * N + e], positives.v, positives.n,
+                                          sizeof *positives.v, cmp_i64) != NULL;
+            o->precision = o->examples ? (double)o->examples_in / o->examples : NAN;
+        }
+    }
+    t.seconds = now_sec() - t0;
+    *totals = t;
+    rc = 0;
+    goto done;
+oom:
+    err_set(err, "out of memory scoring %d layers of %d neurons", n_layers, F);
+done:
+    free(count);
+    free(mean);
+    free(var);
+    free(sum);
+    free(sumsq);
+    free(hist);
+    free(li_of);
+    free(capture);
+    free(ex_rows);
+    free(ex_n);
+    free(positives.v);
+    free(rp.pcount);
+    free(rp.fsum);
+    free(rp.fmax);
+    return rc;
+}

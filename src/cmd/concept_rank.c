@@ -1,0 +1,302 @@
+/* concept_rank.c — see concept_rank.h. */
+#include "concept_rank.h"
+
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "concept.h"
+#include "concept_score.h"
+#include "concept_store.h"
+#include "neuron_query.h"
+#include "neuron_render.h"
+#include "progress.h"
+#include "store.h"
+#include "util.h"
+
+int concept_order_parse(const char *s, ConceptOrder *out) {
+    if (!strcmp(s, "auroc")) *out = CONCEPT_BY_AUROC;
+    else if (!strcmp(s, "d")) *out = CONCEPT_BY_D;
+    else if (!strcmp(s, "precision")) *out = CONCEPT_BY_PRECISION;
+    else return -1;
+    return 0;
+}
+
+static const char *order_name(ConceptOrder by) {
+    return by == CONCEPT_BY_D ? "cohen_d" : by == CONCEPT_BY_PRECISION ? "precision" : "auroc";
+}
+
+/* The probe file of --concept NAME (concept_rank.h says where it looks);
+ * -1 with err listing the places tried. */
+static int probe_resolve(const char *name, char *out, size_t cap, char *err) {
+    size_t n = strlen(name);
+    if (strchr(name, '/') || (n > 5 && !strcmp(name + n - 5, ".json"))) {
+        snprintf(out, cap, "%s", name);
+        return 0;
+    }
+    char file[256], tried[3][PATH_MAX + 64];
+    int nt = 0;
+    if (n > 200) return err_set(err, "no concept '%.40s...': the name is too long", name);
+    snprintf(file, sizeof file, "probes/%s.json", name);
+    const char *env = getenv("PROBE_PROBES");
+    if (env && *env) snprintf(tried[nt++], sizeof tried[0], "%.3800s/%s.json", env, name);
+    if (repo_path(file, tried[nt], sizeof tried[0]) == 0) nt++;
+    snprintf(tried[nt++], sizeof tried[0], "%s", file);
+    for (int i = 0; i < nt; i++)
+        if (access(tried[i], R_OK) == 0) {
+            snprintf(out, cap, "%.4000s", tried[i]);
+            return 0;
+        }
+    return err_set(err, "no concept '%s': %s does not exist (the shipped concepts are in probes/; --probe FILE "
+                   "reads any file)", name, tried[0]);
+}
+
+static double sort_key(const ConceptScore *s, ConceptOrder by) {
+    double v = by == CONCEPT_BY_D ? s->cohen_d : by == CONCEPT_BY_PRECISION ? s->precision : s->auroc;
+    return isnan(v) ? -INFINITY : v;
+}
+
+static ConceptOrder g_by; /* qsort has no context argument */
+
+static int score_cmp(const void *pa, const void *pb) {
+    const ConceptScore *a = pa, *b = pb;
+    double x = sort_key(a, g_by), y = sort_key(b, g_by);
+    if (x != y) return x > y ? -1 : 1;
+    /* ties: the other scores, then layer and neuron */
+    double ax = sort_key(a, CONCEPT_BY_D), bx = sort_key(b, CONCEPT_BY_D);
+    if (ax != bx) return ax > bx ? -1 : 1;
+    if (a->layer != b->layer) return a->layer - b->layer;
+    return a->neuron - b->neuron;
+}
+
+typedef struct {
+    Progress *bar;
+} ProgressCtx;
+
+static void on_progress(void *user, int docs, int n_docs, int64_t replayed) {
+    ProgressCtx *p = user;
+    if (!progress_due(p->bar)) return;
+    char detail[96], a[32];
+    snprintf(detail, sizeof detail, "%d/%d docs  %s windows replayed", docs, n_docs,
+             progress_count(a, (long long)replayed));
+    progress_draw(p->bar, n_docs > 0 ? (double)docs / n_docs : 0, detail);
+}
+
+static void json_num_or_null(cJSON *o, const char *k, double v) {
+    if (isfinite(v))
+        cJSON_AddNumberToObject(o, k, v);
+    else
+        cJSON_AddNullToObject(o, k);
+}
+
+typedef struct {
+    const Concept *c;
+    const NeuronRun *run;
+    const ConceptTotals *t;
+    int64_t concept_run; /* 0 when not stored */
+    const char *layers_json;
+} Header;
+
+static int print_json(const Header *h, ConceptOrder by, const ConceptScore *sc, const NeuronRows *rows) {
+    cJSON *root = cJSON_CreateObject(), *con, *arr;
+    char ck[PROBE_CHECKSUM_HEX], *text = NULL;
+    checksum_hex(h->c->checksum, ck);
+    if (!root || neuron_json_add_run(root, h->run) || !(con = cJSON_AddObjectToObject(root, "concept"))) goto done;
+    if (json_add_text(con, "name", h->c->name) || !cJSON_AddStringToObject(con, "checksum", ck) ||
+        !cJSON_AddNumberToObject(con, "words", (double)h->c->n_words) ||
+        !cJSON_AddNumberToObject(con, "dropped_words", (double)h->c->n_dropped))
+        goto done;
+    if (h->c->path ? json_add_text(con, "path", h->c->path) != 0 : !cJSON_AddNullToObject(con, "path")) goto done;
+    if (h->concept_run)
+        cJSON_AddNumberToObject(root, "concept_run", (double)h->concept_run);
+    else
+        cJSON_AddNullToObject(root, "concept_run");
+    cJSON_AddRawToObject(root, "layers", h->layers_json);
+    cJSON_AddNumberToObject(root, "concept_tokens", (double)h->t->concept_tokens);
+    cJSON_AddNumberToObject(root, "tokens_scored", (double)h->t->tokens);
+    cJSON_AddNumberToObject(root, "windows", (double)h->t->windows);
+    cJSON_AddNumberToObject(root, "windows_replayed", (double)h->t->windows_replayed);
+    cJSON_AddNumberToObject(root, "seconds", h->t->seconds);
+    cJSON_AddBoolToObject(root, "histograms", h->t->has_hist);
+    cJSON_AddBoolToObject(root, "replay_mismatch", h->t->mismatch);
+    cJSON_AddStringToObject(root, "by", order_name(by));
+    if (!(arr = cJSON_AddArrayToObject(root, "neurons"))) goto done;
+    for (int i = 0; i < rows->n; i++) {
+        const ConceptScore *s = &sc[i];
+        cJSON *o = cJSON_CreateObject();
+        char name[32];
+        if (!o || !cJSON_AddItemToArray(arr, o)) {
+            cJSON_Delete(o);
+            goto done;
+        }
+        snprintf(name, sizeof name, "%d:%d", s->layer, s->neuron);
+        cJSON_AddNumberToObject(o, "rank", i + 1);
+        cJSON_AddNumberToObject(o, "layer", s->layer);
+        cJSON_AddNumberToObject(o, "neuron", s->neuron);
+        cJSON_AddStringToObject(o, "name", name);
+        json_num_or_null(o, "auroc", s->auroc);
+        json_num_or_null(o, "auroc_error", s->auroc_error);
+        json_num_or_null(o, "cohen_d", s->cohen_d);
+        json_num_or_null(o, "mean_in", s->mean_in);
+        json_num_or_null(o, "mean_out", s->mean_out);
+        json_num_or_null(o, "sd_in", s->sd_in);
+        json_num_or_null(o, "sd_out", s->sd_out);
+        json_num_or_null(o, "precision", s->precision);
+        cJSON_AddNumberToObject(o, "examples_in", s->examples_in);
+        cJSON_AddNumberToObject(o, "n_examples", s->examples);
+        if (neuron_json_add_examples(o, &rows->rows[i])) goto done;
+    }
+    text = cJSON_Print(root);
+done:
+    cJSON_Delete(root);
+    if (!text) return -1;
+    puts(text);
+    free(text);
+    return 0;
+}
+
+static void print_table(const Header *h, ConceptOrder by, const ConceptScore *sc, const NeuronRows *rows) {
+    char a[32], b[32], ck[PROBE_CHECKSUM_HEX];
+    checksum_hex(h->c->checksum, ck);
+    printf("concept '%s': %zu words%s%s (checksum %s)\n", h->c->name, h->c->n_words, h->c->path ? " from " : "",
+           h->c->path ? h->c->path : "", ck);
+    printf("run %" PRId64 " (%s): %s tokens end a concept word of %s (%.2f%%); %" PRId64 " of %" PRId64
+           " windows replayed in %.1f s\n",
+           h->run->id, h->run->model_dir, progress_count(a, (long long)h->t->concept_tokens),
+           progress_count(b, (long long)h->t->tokens), 100.0 * (double)h->t->concept_tokens / (double)h->t->tokens,
+           h->t->windows_replayed, h->t->windows, h->t->seconds);
+    if (!h->t->has_hist)
+        printf("(no AUROC: run %" PRId64 " was recorded before activation histograms; record it again for AUROC)\n",
+               h->run->id);
+    printf("ranked by %s over layers %s%s\n\n", order_name(by), h->layers_json,
+           h->concept_run ? "" : " (not stored)");
+    printf("%4s  %-9s %15s %8s %9s %9s %11s\n", "rank", "neuron", "auroc", "d", "mean_in", "mean_out", "precision");
+    for (int i = 0; i < rows->n; i++) {
+        const ConceptScore *s = &sc[i];
+        char name[32], au[32], pr[32];
+        snprintf(name, sizeof name, "%d:%d", s->layer, s->neuron);
+        if (isnan(s->auroc))
+            snprintf(au, sizeof au, "-");
+        else
+            snprintf(au, sizeof au, "%.4f+-%.4f", s->auroc, s->auroc_error);
+        snprintf(pr, sizeof pr, "%d/%d", s->examples_in, s->examples);
+        printf("%4d  %-9s %15s %8.3f %9.4f %9.4f %11s\n", i + 1, name, au, s->cohen_d, s->mean_in, s->mean_out, pr);
+        neuron_examples_print(stdout, &rows->rows[i]);
+    }
+}
+
+/* The layers to score: --layer, or every recorded layer; as a JSON array. */
+static int layers_pick(const NeuronRun *run, long layer, int **out, int *n, char *json, size_t cap) {
+    int m = layer >= 0 ? 1 : run->n_layers;
+    int *l = malloc(sizeof *l * (size_t)(m > 0 ? m : 1));
+    if (!l) return -1;
+    size_t w = (size_t)snprintf(json, cap, "[");
+    for (int i = 0; i < m; i++) {
+        l[i] = layer >= 0 ? (int)layer : run->layers[i];
+        if (w < cap) w += (size_t)snprintf(json + w, cap - w, i ? ",%d" : "%d", l[i]);
+    }
+    if (w < cap) snprintf(json + w, cap - w, "]");
+    *out = l;
+    *n = m;
+    return 0;
+}
+
+int concept_rank(const ConceptRankOptions *o) {
+    char err[PROBE_ERR_LEN], path[PATH_MAX + 64], layers_json[8192];
+    Concept *c = NULL;
+    Store *s = NULL;
+    Model *m = NULL;
+    NeuronRun run = {0};
+    NeuronRows rows = {0};
+    ConceptScore *sc = NULL;
+    int *layers = NULL, *lay = NULL, *neu = NULL, n_layers = 0;
+    int rc = PROBE_EXIT_RUNTIME;
+
+    if (o->words) {
+        if (concept_from_words(o->words, &c, err)) return cli_usage_error("--words: %s", err);
+    } else {
+        if (o->concept && probe_resolve(o->concept, path, sizeof path, err)) return cli_usage_error("%s", err);
+        ConceptOpts co = {.drop_flags = o->drop};
+        if (concept_load(o->concept ? path : o->probe, &co, &c, err)) goto fail;
+    }
+    if (!(s = store_open(o->db, STORE_WRITE, err))) goto fail;
+    int r = neuron_run_find(s, o->run > 0 ? o->run : 0, &run, err);
+    if (r == -2) {
+        rc = cli_usage_error("%s", err);
+        goto done;
+    }
+    if (r) goto fail;
+    if (o->layer >= 0 && (o->layer >= run.n_layer || !neuron_run_has_layer(&run, (int)o->layer))) {
+        rc = cli_usage_error("layer %ld was not recorded in run %" PRId64 " (layers %s)", o->layer, run.id,
+                             run.layers_text);
+        goto done;
+    }
+    if (strcmp(run.status, "complete")) {
+        err_set(err, "run %" PRId64 " is %s: finish it first (probe record --resume)", run.id, run.status);
+        goto fail;
+    }
+    /* the run's own model unless --model names one (checked by checksum) */
+    const char *dir = o->model ? o->model : access(run.model_dir, R_OK) == 0 ? run.model_dir : model_dir_resolve(NULL);
+    if (!(m = model_load(dir, err))) goto fail;
+    if (layers_pick(&run, o->layer, &layers, &n_layers, layers_json, sizeof layers_json)) goto oom;
+    size_t F = (size_t)m->cfg.n_inner, n_sc = (size_t)n_layers * F;
+    if (!(sc = malloc(sizeof *sc * n_sc))) goto oom;
+    ConceptTotals t;
+    ProgressCtx pc = {progress_new(!o->quiet && isatty(2), 0)};
+    r = concept_score(s, run.id, m, c, layers, n_layers, sc, &t, on_progress, &pc, err);
+    progress_end(pc.bar);
+    if (r) goto fail;
+    /* stored before printing; the figures are printed even when storing fails */
+    char store_err[PROBE_ERR_LEN] = "";
+    ConceptRunRow head = {.run_id = run.id, .name = c->name, .probe_path = c->path, .dropped_flags = o->drop,
+                          .probe_checksum = c->checksum, .words = (int64_t)c->n_words, .layers_json = layers_json,
+                          .concept_tokens = t.concept_tokens, .tokens = t.tokens,
+                          .windows_replayed = t.windows_replayed, .windows = t.windows, .seconds = t.seconds};
+    int64_t concept_run = 0;
+    if (concept_results_save(s, &head, sc, n_sc, &concept_run, store_err)) concept_run = 0;
+    g_by = o->by;
+    qsort(sc, n_sc, sizeof *sc, score_cmp);
+    int n_show = (size_t)o->limit < n_sc ? (int)o->limit : (int)n_sc;
+    lay = malloc(sizeof *lay * (size_t)n_show);
+    neu = malloc(sizeof *neu * (size_t)n_show);
+    if (!lay || !neu) goto oom;
+    for (int i = 0; i < n_show; i++) {
+        lay[i] = sc[i].layer;
+        neu[i] = sc[i].neuron;
+    }
+    if (neuron_query_list(s, &run, lay, neu, n_show, &rows, err)) goto fail;
+    Header h = {c, &run, &t, concept_run, layers_json};
+    if (o->json ? print_json(&h, o->by, sc, &rows) : (print_table(&h, o->by, sc, &rows), 0)) goto oom;
+    fflush(stdout);
+    if (t.mismatch)
+        cli_error(0, "warning: the replayed activations differ from the recorded ones (another CPU, BLAS or build?): "
+                  "auroc_error may not bound the AUROC");
+    if (!concept_run) {
+        rc = cli_error(PROBE_EXIT_RUNTIME, "%s; the ranking above was not stored", store_err);
+        goto done;
+    }
+    rc = PROBE_EXIT_OK;
+    goto done;
+oom:
+    err_set(err, "out of memory");
+fail:
+    rc = cli_error(PROBE_EXIT_RUNTIME, "%s", err);
+done:
+    free(lay);
+    free(neu);
+    free(layers);
+    free(sc);
+    neuron_rows_free(&rows);
+    neuron_run_free(&run);
+    model_free(m);
+    store_close(s);
+    concept_free(c);
+    return rc;
+}

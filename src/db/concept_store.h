@@ -1,0 +1,86 @@
+/* concept_store.h — what concept ranking reads from a recorded run and what
+ * it writes (schema/080_concepts.sql).
+ *
+ *   ConceptRunInfo info;  concept_run_info(s, run, &info, err);
+ *   concept_layer_load(s, run, layer, F, count, mean, var, hist, &has_hist, err);
+ *   RunDocs *d = run_docs_open(s, run, err);
+ *   while ((got = run_docs_next(d, &doc, err)) == 1) ... doc.bytes, doc.ids[i], doc.byte_end[i], doc.rows[i]
+ *   run_docs_close(d);
+ *   concept_examples_load(s, run, layer, F, N, rows, n, err);
+ *   concept_results_save(s, &head, scores, n_scores, &id, err);   // one transaction
+ *
+ * Ownership: RunDocs owns the document it returns (valid until the next
+ * call) and borrows the Store (close it first). Arrays are the caller's. */
+#ifndef PROBE_CONCEPT_STORE_H
+#define PROBE_CONCEPT_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+typedef struct {
+    int ctx, bos, n_layer, n_inner, n_examples, n_docs;
+    uint64_t model_checksum;
+    int64_t n_tokens;
+    char status[16];
+} ConceptRunInfo;
+
+/* Columns of run `run`; -1 with err when it does not exist. */
+int concept_run_info(Store *s, int64_t run, ConceptRunInfo *out, char *err);
+
+/* The recorded statistics of one layer's F neurons: count[j], mean[j],
+ * var[j] (population variance) and, when the run has them, the histograms
+ * hist[j * n_bins + b] (*has_hist = 1; 0 when the run was recorded before
+ * schema 8). A neuron without statistics is an error. */
+int concept_layer_load(Store *s, int64_t run, int layer, int F, int n_bins, int64_t *count, double *mean,
+                       double *var, uint32_t *hist, int *has_hist, char *err);
+
+/* One recorded document with its tokens. */
+typedef struct {
+    int doc_index;
+    const char *bytes; /* documents.text_bytes (the exact corpus bytes) */
+    size_t len;
+    int n;             /* tokens */
+    int32_t *ids;      /* [n] token ids */
+    int32_t *byte_end; /* [n] end of each token's span in bytes */
+    int64_t *rows;     /* [n] tokens.id */
+} RunDoc;
+
+typedef struct RunDocs RunDocs;
+RunDocs *run_docs_open(Store *s, int64_t run, char *err);
+/* 1 with the next document (doc_index order), 0 at the end, -1 with err. */
+int run_docs_next(RunDocs *d, RunDoc *out, char *err);
+void run_docs_close(RunDocs *d); /* accepts NULL */
+
+/* The token rows of each neuron's recorded top examples in one layer:
+ * rows[j * N + i] for i < n[j]. */
+int concept_examples_load(Store *s, int64_t run, int layer, int F, int N, int64_t *rows, int *n, char *err);
+
+/* ---- results ----------------------------------------------------------------- */
+
+typedef struct {
+    int64_t run_id;
+    const char *name, *probe_path, *dropped_flags; /* path, flags: NULL when none */
+    uint64_t probe_checksum;
+    int64_t words;
+    const char *layers_json;
+    int64_t concept_tokens, tokens;
+    int64_t windows_replayed, windows;
+    double seconds;
+} ConceptRunRow;
+
+typedef struct {
+    int layer, neuron;
+    double mean_in, mean_out, sd_in, sd_out, cohen_d; /* NAN: undefined (stored NULL) */
+    double auroc, auroc_error;                        /* NAN: no histograms */
+    int examples_in, examples;
+    double precision;                                 /* NAN when no examples */
+} ConceptScore;
+
+/* Inserts the concept_runs row and its scores in one transaction; *id is the
+ * new concept_runs.id. */
+int concept_results_save(Store *s, const ConceptRunRow *head, const ConceptScore *scores, size_t n, int64_t *id,
+                         char *err);
+
+#endif

@@ -1,0 +1,318 @@
+/* check_concept_rank.c — concept ranking (top-neurons --concept/--probe/--words):
+ * the activation grid of the record-time histograms, the AUROC formula and
+ * its bound against a brute-force count, a planted neuron that fires only
+ * on the concept's tokens and must come first with AUROC 1, the control
+ * probe centring near 0.5 on the demo model, and the errors a user meets.
+ * (Every score against an independent Python reference computed from trace
+ * arrays: check_concept_scores.c.) */
+#include "testutil.h"
+
+#include <math.h>
+
+#include "act_hist.h"
+#include "concept_score.h"
+#include "model.h"
+#include "tokenizer.h"
+
+static char tmpdir[256];
+
+static void setup(void) { tmpdir_make(tmpdir, sizeof tmpdir, "check_concept_rank"); }
+static void teardown(void) { tmpdir_remove(tmpdir); }
+
+/* ---- the grid ------------------------------------------------------------- */
+
+/* Bins never decrease as the value grows, over every region and edge; the
+ * fraction stays in [0, 1]; each bin's stated lower edge falls in that bin
+ * (catches an off-by-one between act_hist_locate and act_hist_edges, and a
+ * region boundary that puts a larger value in a lower bin). */
+START_TEST(test_grid_monotone) {
+    /* a geometric walk over each side: |x| changes by 0.01% a step */
+    int prev = act_hist_bin(-INFINITY);
+    ck_assert_int_eq(prev, 0);
+    for (float x = -1.0f; x < -1e-30f; x *= 0.9999f) {
+        double f;
+        int bin = act_hist_locate(x, &f);
+        ck_assert_msg(bin >= prev, "%.9g -> bin %d after bin %d", x, bin, prev);
+        ck_assert_msg(f >= 0 && f <= 1, "%.9g: fraction %g", x, f);
+        prev = bin;
+    }
+    ck_assert_int_eq(act_hist_bin(0.0f), ACT_HIST_ZERO_BIN);
+    ck_assert_int_eq(act_hist_bin(-0.0f), ACT_HIST_ZERO_BIN);
+    ck_assert_int_gt(ACT_HIST_ZERO_BIN, prev);
+    prev = ACT_HIST_ZERO_BIN;
+    for (float x = 1e-30f; x < 2000.0f; x *= 1.0001f) {
+        double f;
+        int bin = act_hist_locate(x, &f);
+        ck_assert_msg(bin >= prev, "%.9g -> bin %d after bin %d", x, bin, prev);
+        ck_assert_msg(f >= 0 && f <= 1, "%.9g: fraction %g", x, f);
+        prev = bin;
+    }
+    ck_assert_int_eq(prev, ACT_HIST_BINS - 1);
+    ck_assert_int_eq(act_hist_bin(INFINITY), ACT_HIST_BINS - 1);
+    ck_assert_int_eq(act_hist_bin(NAN), 0);
+    /* region edges: the floats on either side of each edge keep the order */
+    static const float edges[] = {-0.1701f, -0.03125f, -0x1p-20f, 0x1p-20f, 0.125f, 8.0f, 64.0f, 512.0f};
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) {
+        float e = edges[i], lo = nextafterf(e, -INFINITY), hi = nextafterf(e, INFINITY);
+        ck_assert_msg(act_hist_bin(lo) <= act_hist_bin(e) && act_hist_bin(e) <= act_hist_bin(hi),
+                      "edge %g: bins %d %d %d", e, act_hist_bin(lo), act_hist_bin(e), act_hist_bin(hi));
+    }
+    /* every bin's stated lower edge lies in it (the spike bins, cut by a
+     * float sqrt, to within one bin) and every bin is used by some value */
+    for (int b = 1; b < ACT_HIST_BINS; b++) {
+        double lo, hi;
+        act_hist_edges(b, &lo, &hi);
+        ck_assert_msg(lo <= hi, "bin %d: [%g, %g)", b, lo, hi);
+        if (b == ACT_HIST_ZERO_BIN + 1) continue; /* (0, 2^-20): its edge 0 is the zero bin's */
+        float x = (float)lo;
+        if ((double)x < lo) x = nextafterf(x, INFINITY);
+        int got = act_hist_bin(x);
+        ck_assert_msg(got == b || (b <= 400 && abs(got - b) <= 1), "bin %d: its lower edge %.9g is in bin %d", b, lo,
+                      got);
+    }
+}
+END_TEST
+
+/* ---- the AUROC from histograms ---------------------------------------------- */
+
+static double exact_auroc(const float *x, const int *pos, int n) {
+    double s = 0;
+    int64_t n1 = 0, n0 = 0;
+    for (int i = 0; i < n; i++) {
+        if (pos[i]) n1++;
+        else n0++;
+    }
+    for (int i = 0; i < n; i++)
+        if (pos[i])
+            for (int k = 0; k < n; k++)
+                if (!pos[k]) s += x[i] > x[k] ? 1.0 : x[i] == x[k] ? 0.5 : 0.0;
+    return s / ((double)n1 * (double)n0);
+}
+
+/* The histogram AUROC is within its bound of the brute-force AUROC, for
+ * overlapping, separated, tied (ReLU zeros) and GELU-shaped data; perfect
+ * separation gives exactly 1 with bound 0. */
+START_TEST(test_auroc_bound_holds) {
+    enum { N = 3000 };
+    static float x[N];
+    static int pos[N];
+    static uint32_t all[ACT_HIST_BINS], pc[ACT_HIST_BINS];
+    static double fs[ACT_HIST_BINS], fm[ACT_HIST_BINS];
+    uint64_t seed = 12345;
+    for (int kind = 0; kind < 5; kind++) {
+        memset(all, 0, sizeof all);
+        memset(pc, 0, sizeof pc);
+        memset(fs, 0, sizeof fs);
+        memset(fm, 0, sizeof fm);
+        int64_t n1 = 0;
+        for (int i = 0; i < N; i++) {
+            seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+            double u = (double)(seed >> 11) / 9007199254740992.0;
+            seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+            double v = (double)(seed >> 11) / 9007199254740992.0;
+            double z = sqrt(-2 * log(u + 1e-12)) * cos(6.283185307 * v); /* normal */
+            pos[i] = (seed >> 7) % 10 == 0;
+            double pre = z - 1.0 + (pos[i] ? (kind == 1 ? 8.0 : 0.7) : 0.0);
+            double gelu = 0.5 * pre * (1 + tanh(0.7978845608 * (pre + 0.044715 * pre * pre * pre)));
+            x[i] = kind == 2 ? (float)(pre > 0 ? pre : 0) /* ReLU: many exact zeros */
+                   : kind == 3 ? (float)(round(gelu * 64) / 64) /* coarse values: ties */
+                   : kind == 4 ? (float)(pos[i] ? 0.5 : -0.01) /* two values: every pair tied or separated */
+                               : (float)gelu;
+            n1 += pos[i];
+        }
+        for (int i = 0; i < N; i++) {
+            double f;
+            int b = act_hist_locate(x[i], &f);
+            all[b]++;
+            if (pos[i]) {
+                pc[b]++;
+                fs[b] += f;
+                fm[b] += f > 0.5 ? f : 1 - f;
+            }
+        }
+        double err;
+        int mismatch = 0;
+        double got = concept_auroc_from_hist(all, pc, fs, fm, n1, N, &err, &mismatch);
+        double want = exact_auroc(x, pos, N);
+        ck_assert_msg(fabs(got - want) <= err + 1e-12, "kind %d: auroc %.6f, exact %.6f, bound %.6f", kind, got, want,
+                      err);
+        if (kind != 3) ck_assert_msg(err < 0.01, "kind %d: bound %.6f", kind, err); /* (3: ties inside bins) */
+        ck_assert_int_eq(mismatch, 0);
+        if (kind == 1 || kind == 4) {
+            ck_assert_msg(got == 1.0 && err == 0.0, "kind %d: separated: auroc %.9f bound %.9f", kind, got, err);
+        }
+    }
+}
+END_TEST
+
+/* ---- a planted neuron ---------------------------------------------------------- */
+
+/* Reads a safetensors file into memory and finds a tensor's float32 data. */
+static float *tensor_f32(char *data, size_t n, const char *name, long *count) {
+    uint64_t hlen = 0;
+    for (int k = 7; k >= 0; k--) hlen = hlen << 8 | (unsigned char)data[k];
+    ck_assert(hlen + 8 <= n);
+    cJSON *h = cJSON_ParseWithLength(data + 8, (size_t)hlen);
+    cJSON *t = cJSON_GetObjectItem(h, name);
+    ck_assert_msg(t != NULL, "no tensor %s", name);
+    cJSON *off = cJSON_GetObjectItem(t, "data_offsets");
+    size_t a = (size_t)cJSON_GetArrayItem(off, 0)->valuedouble, b = (size_t)cJSON_GetArrayItem(off, 1)->valuedouble;
+    cJSON_Delete(h);
+    *count = (long)((b - a) / 4);
+    return (float *)(data + 8 + hlen + a);
+}
+
+/* Layer 0's neuron 77 of the random tiny model, rebuilt to fire only on the
+ * tokens " walked" and " jumped": their embeddings get +40 in dimension 5
+ * (far above the random init, so ln_2 maps it near sqrt(32)),
+ * every other token and position 0 there, and nothing else writes
+ * dimension 5 before the FFN (attention's output projection row 5 and bias
+ * 5 zeroed); ln_2 passes dimension 5 through (gain 1, bias 0), and the
+ * neuron reads dimension 5 alone with weight 2 and bias -6. So the concept's
+ * tokens get a pre-activation near +5 and all others near -6: the neuron
+ * must rank first with AUROC exactly 1 and a large d. */
+START_TEST(test_planted_neuron_first) {
+    char model[512], out[65536];
+    snprintf(model, sizeof model, "%s", path_in(tmpdir, "planted"));
+    ck_assert_int_eq(mkdir(model, 0755), 0);
+    model_copy(path_in(repo_root(), "tests/fixtures/models/tiny-f32"), model);
+    /* the ids of the two words, from the tokenizer */
+    char err[PROBE_ERR_LEN];
+    Tokenizer *tok = tok_load(path_in(model, "vocab.json"), path_in(model, "merges.txt"), err);
+    ck_assert_msg(tok != NULL, "%s", err);
+    TokBuf b = {0};
+    int32_t ids[2];
+    const char *words[2] = {" walked", " jumped"};
+    for (int i = 0; i < 2; i++) {
+        b.n = 0;
+        ck_assert_int_eq(tok_encode(tok, words[i], strlen(words[i]), &b), 0);
+        ck_assert_msg(b.n == 1, "'%s' is %zu tokens", words[i], b.n);
+        ids[i] = b.ids[0];
+    }
+    tok_buf_free(&b);
+    tok_free(tok);
+
+    size_t n;
+    const char *st = path_in(model, "model.safetensors");
+    char *data = file_read(st, &n);
+    long c;
+    enum { C = 32, FF = 128, DIM = 5, NEURON = 77 };
+    float *wte = tensor_f32(data, n, "wte.weight", &c), *wpe = tensor_f32(data, n, "wpe.weight", &c);
+    for (long v = 0; v < 50257; v++) wte[v * C + DIM] = 0;
+    for (int i = 0; i < 2; i++) wte[(long)ids[i] * C + DIM] = 40;
+    for (long p = 0; p < c / C; p++) wpe[p * C + DIM] = 0;
+    float *ap = tensor_f32(data, n, "h.0.attn.c_proj.weight", &c), *apb = tensor_f32(data, n, "h.0.attn.c_proj.bias", &c);
+    for (int i = 0; i < C; i++) ap[i * C + DIM] = 0; /* [in, out] Conv1D layout */
+    apb[DIM] = 0;
+    float *g = tensor_f32(data, n, "h.0.ln_2.weight", &c), *be = tensor_f32(data, n, "h.0.ln_2.bias", &c);
+    g[DIM] = 1;
+    be[DIM] = 0;
+    float *fc = tensor_f32(data, n, "h.0.mlp.c_fc.weight", &c), *fcb = tensor_f32(data, n, "h.0.mlp.c_fc.bias", &c);
+    for (int i = 0; i < C; i++) fc[i * FF + NEURON] = i == DIM ? 2.0f : 0.0f;
+    fcb[NEURON] = -6;
+    file_write(st, data, n);
+    free(data);
+
+    const char *text = "She walked to the market and jumped over a puddle.\n\n"
+                       "They walked home. The dog jumped, then it walked again.\n\n"
+                       "Nobody walked or jumped today; we sat and read a book.\n\n"
+                       "A cat sat on the mat. It jumped down and walked away slowly.\n\n"
+                       "The rain stopped. Children walked out and jumped in the water.\n";
+    const char *corpus = file_write(path_in(tmpdir, "corpus.txt"), text, strlen(text));
+    const char *db = path_in(tmpdir, "planted.db");
+    char q1[600], q2[600];
+    ck_assert_int_eq(run_probe(out, sizeof out, "record %s --db %s --model %s --quiet", sh_quote(q1, sizeof q1, corpus),
+                               sh_quote(q2, sizeof q2, db), model),
+                     0);
+    int rc = run_probe(out, sizeof out, "top-neurons --words walked,jumped --db %s --model %s --json --limit 3",
+                       sh_quote(q1, sizeof q1, db), model);
+    ck_assert_msg(rc == 0, "%s", out);
+    cJSON *j = cJSON_Parse(out);
+    ck_assert_msg(j != NULL, "not JSON: %s", out);
+    ck_assert_int_eq((int)json_num(j, "concept_tokens"), 11);
+    cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "neurons"), 0);
+    ck_assert_int_eq((int)json_num(first, "layer"), 0);
+    ck_assert_int_eq((int)json_num(first, "neuron"), NEURON);
+    ck_assert_msg(json_num(first, "auroc") == 1.0 && json_num(first, "auroc_error") == 0.0, "auroc %g +- %g",
+                  json_num(first, "auroc"), json_num(first, "auroc_error"));
+    ck_assert_msg(json_num(first, "cohen_d") > 10, "d = %g", json_num(first, "cohen_d"));
+    ck_assert_msg(json_num(first, "mean_in") > 2 && fabs(json_num(first, "mean_out")) < 1e-3, "means %g %g",
+                  json_num(first, "mean_in"), json_num(first, "mean_out"));
+    /* its top examples are the concept's tokens: all 11 of them, then others */
+    ck_assert_int_eq((int)json_num(first, "examples_in"), 11);
+    cJSON_Delete(j);
+    /* stored: the view ranks it first */
+    ck_assert_int_eq(sql_int_at(db, "SELECT neuron FROM concept_top_neurons WHERE rank = 1 AND layer = 0"), NEURON);
+    ck_assert_int_eq(sql_int_at(db, "SELECT count(*) FROM concept_scores"), 2 * FF);
+}
+END_TEST
+
+/* ---- errors -------------------------------------------------------------------- */
+
+/* A concept whose words never occur, a missing concept, a model that is not
+ * the run's, conflicting options: one line each, non-zero exit, nothing
+ * stored. */
+START_TEST(test_errors) {
+    char out[8192], q[600];
+    const char *text = "The cat walked home.\n\nIt jumped.\n";
+    const char *corpus = file_write(path_in(tmpdir, "c.txt"), text, strlen(text));
+    const char *db = path_in(tmpdir, "e.db");
+    const char *tiny = path_in(repo_root(), "tests/fixtures/models/tiny-f32");
+    ck_assert_int_eq(run_probe(out, sizeof out, "record %s --db %s --model %s --quiet", corpus, db, tiny), 0);
+    sh_quote(q, sizeof q, db);
+    ck_assert_int_eq(run_probe(out, sizeof out, "top-neurons --db %s --words zyzzyva,qwxz --model %s", q, tiny), 1);
+    ck_assert_msg(strstr(out, "never occurs") && strstr(out, "probe top-neurons:"), "%s", out);
+    ck_assert_int_eq(run_probe(out, sizeof out, "top-neurons --db %s --concept no_such_concept", q), 2);
+    ck_assert_msg(strstr(out, "no concept 'no_such_concept'"), "%s", out);
+    ck_assert_int_eq(run_probe(out, sizeof out, "top-neurons --db %s --words walked --model %s/models/demo", q,
+                               repo_root()),
+                     1);
+    ck_assert_msg(strstr(out, "is not the model run 1 recorded"), "%s", out);
+    ck_assert_int_eq(run_probe(out, sizeof out, "top-neurons --db %s --words walked --concept x", q), 2);
+    ck_assert_int_eq(run_probe(out, sizeof out, "top-neurons --db %s --words walked --by max", q), 2);
+    ck_assert_int_eq(run_probe(out, sizeof out, "top-neurons --db %s --drop participle", q), 2);
+    ck_assert_int_eq(sql_int_at(db, "SELECT count(*) FROM concept_runs"), 0);
+    /* and it works */
+    ck_assert_int_eq(run_probe(out, sizeof out, "top-neurons --db %s --words walked --model %s --layer 1", q, tiny), 0);
+    ck_assert_msg(strstr(out, "concept 'words'") && strstr(out, "1 tokens end a concept word"), "%s", out);
+    ck_assert_int_eq(sql_int_at(db, "SELECT count(*) FROM concept_scores"), 128);
+}
+END_TEST
+
+/* ---- the control on the demo model ------------------------------------------------ */
+
+/* The control probe (words sampled to match past tense verbs' frequency
+ * profile) has no neuron of its own: over a layer of the demo model its
+ * AUROCs centre near 0.5, while the past tense concept's best neuron is far
+ * above the control's median. */
+START_TEST(test_control_centres) {
+    char out[1 << 16], q[600];
+    const char *db = path_in(tmpdir, "demo.db");
+    sh_quote(q, sizeof q, db);
+    ck_assert_int_eq(run_probe(out, sizeof out, "record %s/examples/heldout_mobydick.txt --db %s --quiet --layers 3",
+                               repo_root(), q),
+                     0);
+    ck_assert_int_eq(run_probe(out, sizeof out, "top-neurons --db %s --concept control_random_words --json --limit 1",
+                               q),
+                     0);
+    sqlite3 *h = sql_open(db);
+    /* the median AUROC of the layer */
+    long long n = sql_int(h, "SELECT count(*) FROM concept_scores WHERE auroc IS NOT NULL");
+    ck_assert_int_gt(n, 100);
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT CAST(auroc * 1e6 AS INTEGER) FROM concept_scores ORDER BY auroc LIMIT 1 OFFSET %lld",
+             n / 2);
+    double median = (double)sql_int(h, sql) / 1e6;
+    ck_assert_msg(fabs(median - 0.5) < 0.08, "control median AUROC %.4f", median);
+    sqlite3_close(h);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("concept_rank");
+    TCase *tc = case_add(s, "concept_rank", 300,
+                         (const TTest *[]){test_grid_monotone, test_auroc_bound_holds, test_planted_neuron_first,
+                                           test_errors, test_control_centres, NULL});
+    tcase_add_checked_fixture(tc, setup, teardown);
+    return run_suite(s);
+}
