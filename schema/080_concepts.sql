@@ -85,3 +85,29 @@ SELECT c.id AS concept_run_id, c.run_id, c.name, c.probe_checksum,
        rank() OVER (PARTITION BY s.concept_run_id ORDER BY s.auroc DESC) AS rank,
        rank() OVER (PARTITION BY s.concept_run_id ORDER BY s.cohen_d DESC) AS rank_d
 FROM concept_scores s JOIN concept_runs c ON c.id = s.concept_run_id;
+
+-- The causal check of a concept ranking (`probe ablate --concept NAME --top
+-- K`): per condition of the ablation (ablation_conditions.idx), the concept's
+-- top-K neurons (role 'concept') or K random neurons of the same layers
+-- (role 'random', one row per seed), and the mean delta loss and KL where
+-- the predicted token is a concept token ("in"), where the token before it
+-- is one ("after": the prediction that the concept token's own activations
+-- write to), and elsewhere ("out").
+CREATE TABLE IF NOT EXISTS ablation_concept (
+    ablation_id    INTEGER NOT NULL REFERENCES ablations(id) ON DELETE CASCADE,
+    idx            INTEGER NOT NULL,
+    concept_run_id INTEGER NOT NULL REFERENCES concept_runs(id),
+    role           TEXT    NOT NULL CHECK (role IN ('concept', 'random')),
+    seed           INTEGER,             -- random sets: the seed that drew them
+    neurons        TEXT    NOT NULL,    -- the ablated neurons, 'L:N,...'
+    tokens_in      INTEGER NOT NULL,
+    dloss_in       REAL,
+    kl_in          REAL,
+    tokens_after   INTEGER NOT NULL,
+    dloss_after    REAL,
+    kl_after       REAL,
+    tokens_out     INTEGER NOT NULL,
+    dloss_out      REAL,
+    kl_out         REAL,
+    PRIMARY KEY (ablation_id, idx)
+) WITHOUT ROWID;

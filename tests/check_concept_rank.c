@@ -244,6 +244,35 @@ START_TEST(test_planted_neuron_first) {
     /* stored: the view ranks it first */
     ck_assert_int_eq(sql_int_at(db, "SELECT neuron FROM concept_top_neurons WHERE rank = 1 AND layer = 0"), NEURON);
     ck_assert_int_eq(sql_int_at(db, "SELECT count(*) FROM concept_scores"), 2 * FF);
+
+    /* the causal check: the planted neuron writes (through c_proj) only at
+     * the concept's tokens, so ablating it moves the loss of the token after
+     * each of them far more than elsewhere (where only attention carries the
+     * change on), and far more than random neurons of layer 0 do there */
+    rc = run_probe(out, sizeof out, "ablate --words walked,jumped --top 1 --seeds 2 --db %s --model %s --json --quiet",
+                   sh_quote(q1, sizeof q1, db), model);
+    ck_assert_msg(rc == 0, "%s", out);
+    j = cJSON_Parse(out);
+    ck_assert_msg(j != NULL, "not JSON: %s", out);
+    cJSON *sets = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "concept"), "sets");
+    ck_assert_int_eq(cJSON_GetArraySize(sets), 3);
+    cJSON *top = cJSON_GetArrayItem(sets, 0);
+    ck_assert_str_eq(cJSON_GetObjectItem(top, "neurons")->valuestring, "0:77");
+    ck_assert_int_eq((int)json_num(top, "tokens_in"), 11);
+    ck_assert_int_eq((int)json_num(top, "tokens_after"), 11); /* no concept token ends a document */
+    double after = fabs(json_num(top, "dloss_after"));
+    ck_assert_msg(after > 5 * fabs(json_num(top, "dloss_out")), "after %g, elsewhere %g", after,
+                  json_num(top, "dloss_out"));
+    for (int i = 1; i < 3; i++) {
+        cJSON *r = cJSON_GetArrayItem(sets, i);
+        ck_assert_str_eq(cJSON_GetObjectItem(r, "role")->valuestring, "random");
+        ck_assert_msg(strncmp(cJSON_GetObjectItem(r, "neurons")->valuestring, "0:", 2) == 0, "same layer");
+        ck_assert_msg(after > 5 * fabs(json_num(r, "dloss_after")), "concept %g, random %g", after,
+                      json_num(r, "dloss_after"));
+    }
+    cJSON_Delete(j);
+    ck_assert_int_eq(sql_int_at(db, "SELECT count(*) FROM ablation_concept"), 3);
+    ck_assert_int_eq(sql_int_at(db, "SELECT count(*) FROM ablation_concept WHERE role = 'random'"), 2);
 }
 END_TEST
 

@@ -25,6 +25,8 @@
 #include "ablations.h"
 #include "cli.h"
 #include "commands.h"
+#include "concept_ablate.h"
+#include "concept_rank.h"
 #include "conditions.h"
 #include "doc_source.h"
 #include "model.h"
@@ -45,6 +47,17 @@ static const char *usage_text =
     "  --layers LIST         remove the FFN of these layers, e.g. 3,5-7 (0-based)\n"
     "  --neurons LIST        ablate these neurons, e.g. 5:123,5:456 (layer:neuron)\n"
     "  --sweep layers        remove each layer's FFN in turn, one row per layer\n"
+    "  --concept NAME | --probe FILE | --words LIST\n"
+    "                        the causal check of a concept: ablate the concept's top\n"
+    "                        --top K neurons (ranked by AUROC over the recorded run, as\n"
+    "                        top-neurons --concept; stored too) and, as controls, K random\n"
+    "                        neurons of the same layers for each of --seeds S seeds; reports\n"
+    "                        delta loss where the next token is a concept token and elsewhere.\n"
+    "                        Runs on a recorded run (--run ID, default the latest complete one)\n"
+    "  --top K               concept: neurons to ablate (default 10)\n"
+    "  --seeds S             concept: random control sets (default 5)\n"
+    "  --layer L             concept: rank and ablate neurons of layer L only\n"
+    "  --drop FLAGS          concept: leave out the probe's words flagged so\n"
     "\n"
     "  --mode zero|mean      zero (default): --neurons sets the post-activation to 0,\n"
     "                        --no-ffn/--layers/--sweep drop the FFN output (c_proj and\n"
@@ -81,6 +94,9 @@ typedef struct {
     long run, stats_run, ctx; /* 0 = not given */
     SplitMode split;
     const char *db, *model, *corpus;
+    /* the causal check of a concept (--concept / --probe / --words) */
+    const char *concept, *probe, *words, *drop;
+    long top, seeds, layer; /* layer -1 = every recorded layer */
 } AblateOptions;
 
 /* Records a condition option (the same one twice counts once). */
@@ -94,7 +110,7 @@ static void set_kind(AblateOptions *o, ConditionKind kind, const char *list, int
  * code (--help, or a usage error already printed). */
 static int parse_args(int argc, char **argv, AblateOptions *o) {
     enum { O_NOFFN = 1, O_LAYERS, O_NEURONS, O_SWEEP, O_MODE, O_STATS, O_RUN, O_DB, O_NODB, O_CTX, O_SPLIT,
-           O_NOBOS, O_MODEL, O_JSON, O_QUIET, O_HELP };
+           O_NOBOS, O_MODEL, O_JSON, O_QUIET, O_HELP, O_CONCEPT, O_PROBE, O_WORDS, O_DROP, O_TOP, O_SEEDS, O_LAYER };
     static const struct option opts[] = {
         {"no-ffn", no_argument, 0, O_NOFFN},         {"layers", required_argument, 0, O_LAYERS},
         {"neurons", required_argument, 0, O_NEURONS}, {"sweep", required_argument, 0, O_SWEEP},
@@ -104,9 +120,13 @@ static int parse_args(int argc, char **argv, AblateOptions *o) {
         {"split", required_argument, 0, O_SPLIT},     {"no-bos", no_argument, 0, O_NOBOS},
         {"model", required_argument, 0, O_MODEL},     {"json", no_argument, 0, O_JSON},
         {"quiet", no_argument, 0, O_QUIET},           {"help", no_argument, 0, O_HELP},
-        {0, 0, 0, 0}};
+        {"concept", required_argument, 0, O_CONCEPT}, {"probe", required_argument, 0, O_PROBE},
+        {"words", required_argument, 0, O_WORDS},     {"drop", required_argument, 0, O_DROP},
+        {"top", required_argument, 0, O_TOP},         {"seeds", required_argument, 0, O_SEEDS},
+        {"layer", required_argument, 0, O_LAYER},     {0, 0, 0, 0}};
     int seen[COND_SWEEP_LAYERS + 1] = {0}, c;
-    *o = (AblateOptions){.bos = 1, .split = SPLIT_PARAGRAPH, .db = "probe.db"};
+    *o = (AblateOptions){.bos = 1, .split = SPLIT_PARAGRAPH, .db = "probe.db", .top = -1, .seeds = -1, .layer = -1};
+    int concept_seen = 0;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -142,10 +162,29 @@ static int parse_args(int argc, char **argv, AblateOptions *o) {
         case O_MODEL: o->model = optarg; break;
         case O_JSON: o->json = 1; break;
         case O_QUIET: o->quiet = 1; break;
+        case O_CONCEPT: o->concept = optarg; break;
+        case O_PROBE: o->probe = optarg; break;
+        case O_WORDS: o->words = optarg; break;
+        case O_DROP: o->drop = optarg; break;
+        case O_TOP:
+            if (cli_parse_count("--top", optarg, 1, 10000, &o->top)) return PROBE_EXIT_USAGE;
+            break;
+        case O_SEEDS:
+            if (cli_parse_count("--seeds", optarg, 1, 1000, &o->seeds)) return PROBE_EXIT_USAGE;
+            break;
+        case O_LAYER:
+            if (cli_parse_layer(optarg, &o->layer)) return PROBE_EXIT_USAGE;
+            break;
         case O_HELP: return cli_help(usage_text);
         default: return cli_bad_option(argv);
         }
     }
+    if (o->concept || o->probe || o->words) {
+        if (!!o->concept + !!o->probe + !!o->words > 1) return cli_usage_error("give one of --concept, --probe and --words");
+        concept_seen = 1;
+        o->n_kinds++;
+    }
+    (void)concept_seen;
     if (optind < argc) o->corpus = argv[optind++];
     if (optind < argc) return cli_extra_argument(argv[optind]);
     char err[PROBE_ERR_LEN];
@@ -158,7 +197,22 @@ static int parse_options(int argc, char **argv, AblateOptions *o) {
     int rc = parse_args(argc, argv, o);
     if (rc >= 0) return rc;
     if (o->n_kinds != 1)
-        return cli_usage_error("give exactly one of --no-ffn, --layers LIST, --neurons LIST, --sweep layers");
+        return cli_usage_error("give exactly one of --no-ffn, --layers LIST, --neurons LIST, --sweep layers, "
+                               "--concept NAME (or --probe FILE, --words LIST)");
+    int concept = o->concept || o->probe || o->words;
+    if (!concept && (o->top >= 0 || o->seeds >= 0 || o->layer >= 0 || o->drop))
+        return cli_usage_error("--top, --seeds, --layer and --drop apply to --concept, --probe or --words");
+    if (concept) {
+        if (o->corpus)
+            return cli_usage_error("the concept check runs on a recorded run, where the concept's tokens are known: "
+                                   "give --run ID (or nothing: the latest complete run), not a corpus file");
+        if (o->no_db) return cli_usage_error("the concept check reads the recorded run; drop --no-db");
+        if (o->drop && o->words) return cli_usage_error("--drop applies to probe files, not to --words");
+        if (o->split_set || !o->bos) return cli_usage_error("--split and --no-bos apply to a corpus file");
+        if (o->top < 0) o->top = 10;
+        if (o->seeds < 0) o->seeds = 5;
+        return -1;
+    }
     if (!!o->corpus + !!o->run != 1) return cli_usage_error("give a CORPUS file or --run ID (not both)");
     if (o->run && (o->split_set || !o->bos))
         return cli_usage_error("--split and --no-bos apply to a corpus file; --run uses the run's documents");
@@ -233,9 +287,10 @@ static void condition_json(cJSON *arr, const Condition *c, int n_layer) {
     cJSON_AddItemToArray(arr, o);
 }
 
-static int print_json(const Report *r, const Conditions *cs, int n_layer) {
+static int print_json(const Report *r, const Conditions *cs, int n_layer, cJSON *extra) {
     const AblationRecord *a = &r->rec;
     cJSON *root = cJSON_CreateObject();
+    if (extra) cJSON_AddItemToObject(root, "concept", extra);
     char hex[PROBE_CHECKSUM_HEX];
     checksum_hex(a->model_checksum, hex);
     json_add_text(root, "model", a->model_dir);
@@ -282,7 +337,7 @@ static void on_progress(void *user, const AblateProgress *p) {
 
 /* Writes the record, every condition and its kept token effects. */
 static int store_results(Store *s, const AblationRecord *rec, const Conditions *cs, const Tokenizer *tk, int n_layer,
-                         int64_t *id, char *err) {
+                         ConceptAblationRow *extra, int n_extra, int64_t *id, char *err) {
     AblationWriter *w = ablation_writer_begin(s, rec, err);
     if (!w) return -1;
     for (int i = 0; i < cs->n; i++) {
@@ -297,6 +352,10 @@ static int store_results(Store *s, const AblationRecord *rec, const Conditions *
             const char *bytes = tok_token_bytes(tk, c->eff[t].token, &len);
             if (ablation_writer_token(w, c->eff_doc[t], &c->eff[t], bytes, len, err)) goto fail;
         }
+    }
+    for (int i = 0; i < n_extra; i++) {
+        extra[i].ablation_id = ablation_writer_id(w);
+        if (concept_ablation_add(s, &extra[i], err)) goto fail;
     }
     return ablation_writer_commit(w, id, err);
 fail:
@@ -353,10 +412,251 @@ done:
     return rc;
 }
 
+/* ---- the causal check of a concept ------------------------------------------- */
+
+/* "L:N,L:N,..." of k neurons into a new string. */
+static char *neuron_list(const int *layer, const int *neuron, int k) {
+    size_t cap = (size_t)k * 24 + 1, w = 0;
+    char *s = malloc(cap);
+    if (!s) return NULL;
+    s[0] = '\0';
+    for (int i = 0; i < k; i++) w += (size_t)snprintf(s + w, cap - w, i ? ",%d:%d" : "%d:%d", layer[i], neuron[i]);
+    return s;
+}
+
+static double mean_of(const double *v, int n) {
+    double s = 0;
+    for (int i = 0; i < n; i++) s += v[i];
+    return n ? s / n : NAN;
+}
+
+static double sd_of(const double *v, int n) {
+    if (n < 2) return NAN;
+    double m = mean_of(v, n), s = 0;
+    for (int i = 0; i < n; i++) s += (v[i] - m) * (v[i] - m);
+    return sqrt(s / (n - 1));
+}
+
+/* The split table under the usual one: the concept's neurons against the
+ * random sets (mean and sd over seeds). */
+static void print_concept(const Concept *c, int64_t concept_run, int k, const ConceptSplit *sp, int n_sets) {
+    double din[1000], dafter[1000], dout[1000];
+    int nr = n_sets - 1;
+    for (int i = 0; i < nr; i++) {
+        din[i] = sp[i + 1].dloss_in;
+        dafter[i] = sp[i + 1].dloss_after;
+        dout[i] = sp[i + 1].dloss_out;
+    }
+    printf("\nconcept '%s' (ranking %lld): delta loss, nats/token, by the predicted token: a concept token\n"
+           "(%lld tokens), the token after one (%lld), elsewhere (%lld)\n\n",
+           c->name, (long long)concept_run, (long long)sp[0].n_in, (long long)sp[0].n_after, (long long)sp[0].n_out);
+    printf("%-20s  %19s  %19s  %19s\n", "neurons ablated", "on concept tokens", "after them", "elsewhere");
+    printf("%-20s  %+19.4f  %+19.4f  %+19.4f\n", "concept's top", sp[0].dloss_in, sp[0].dloss_after, sp[0].dloss_out);
+    char lab[64], a[64], b[64], d[64];
+    snprintf(lab, sizeof lab, "random, %d seed%s", nr, nr > 1 ? "s" : "");
+    snprintf(a, sizeof a, "%+.4f +- %.4f", mean_of(din, nr), sd_of(din, nr));
+    snprintf(b, sizeof b, "%+.4f +- %.4f", mean_of(dafter, nr), sd_of(dafter, nr));
+    snprintf(d, sizeof d, "%+.4f +- %.4f", mean_of(dout, nr), sd_of(dout, nr));
+    printf("%-20s  %19s  %19s  %19s\n", lab, a, b, d);
+    printf("\n(%d neurons in each set; random sets draw from the same layers as the concept's top %d;\n"
+           "+- is the standard deviation over seeds. The ranking and the check use the same run.)\n", k, k);
+}
+
+static cJSON *concept_json(const Concept *c, int64_t concept_run, int k, const ConceptSplit *sp,
+                           const ConceptAblationRow *rows, int n_sets) {
+    cJSON *o = cJSON_CreateObject(), *arr;
+    char ck[PROBE_CHECKSUM_HEX];
+    checksum_hex(c->checksum, ck);
+    json_add_text(o, "name", c->name);
+    cJSON_AddStringToObject(o, "checksum", ck);
+    cJSON_AddNumberToObject(o, "concept_run", (double)concept_run);
+    cJSON_AddNumberToObject(o, "top", k);
+    arr = cJSON_AddArrayToObject(o, "sets");
+    for (int i = 0; i < n_sets; i++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "role", rows[i].random ? "random" : "concept");
+        if (rows[i].random)
+            cJSON_AddNumberToObject(e, "seed", (double)rows[i].seed);
+        else
+            cJSON_AddNullToObject(e, "seed");
+        cJSON_AddStringToObject(e, "neurons", rows[i].neurons);
+        cJSON_AddNumberToObject(e, "tokens_in", (double)sp[i].n_in);
+        cJSON_AddNumberToObject(e, "tokens_after", (double)sp[i].n_after);
+        cJSON_AddNumberToObject(e, "tokens_out", (double)sp[i].n_out);
+        const double v[] = {sp[i].dloss_in, sp[i].dloss_after, sp[i].dloss_out, sp[i].kl_in, sp[i].kl_after,
+                            sp[i].kl_out};
+        static const char *keys[] = {"dloss_in", "dloss_after", "dloss_out", "kl_in", "kl_after", "kl_out"};
+        for (int q = 0; q < 6; q++) {
+            if (isfinite(v[q]))
+                cJSON_AddNumberToObject(e, keys[q], v[q]);
+            else
+                cJSON_AddNullToObject(e, keys[q]);
+        }
+        cJSON_AddItemToArray(arr, e);
+    }
+    return o;
+}
+
+/* --concept / --probe / --words: rank (and store the ranking), ablate the
+ * top K and the random sets over the recorded run, split by concept. */
+static int concept_check(AblateOptions *o) {
+    char err[PROBE_ERR_LEN], layers_json[8192], store_err[PROBE_ERR_LEN] = "";
+    int rc = PROBE_EXIT_RUNTIME, usage, k = (int)o->top, n_sets = 1 + (int)o->seeds;
+    Concept *c = NULL;
+    Store *store = NULL;
+    Model *m = NULL;
+    NeuronRun run = {0};
+    ConceptScore *sc = NULL;
+    ConceptTokens ct = {0};
+    Conditions cs = {0};
+    float *means = NULL;
+    uint8_t *need = NULL;
+    int *tl = NULL, *tn = NULL, *rn = NULL;
+    char **lists = calloc((size_t)n_sets, sizeof *lists);
+    ConceptSplit *sp = calloc((size_t)n_sets, sizeof *sp);
+    ConceptAblationRow *rows = calloc((size_t)n_sets, sizeof *rows);
+    if (!lists || !sp || !rows) goto oom;
+    if (concept_open(o->concept, o->probe, o->words, o->drop, &c, &usage, err)) {
+        rc = usage ? cli_usage_error("%s", err) : cli_error(PROBE_EXIT_RUNTIME, "%s", err);
+        goto done;
+    }
+    if (!(store = store_open(o->db, STORE_WRITE, err))) goto fail;
+    int r = neuron_run_find(store, o->run, &run, err);
+    if (r == -2) {
+        rc = cli_usage_error("%s", err);
+        goto done;
+    }
+    if (r) goto fail;
+    if (strcmp(run.status, "complete")) {
+        err_set(err, "run %" PRId64 " is %s: finish it first (probe record --resume)", run.id, run.status);
+        goto fail;
+    }
+    if (o->layer >= 0 && (o->layer >= run.n_layer || !neuron_run_has_layer(&run, (int)o->layer))) {
+        rc = cli_usage_error("layer %ld was not recorded in run %" PRId64 " (layers %s)", o->layer, run.id,
+                             run.layers_text);
+        goto done;
+    }
+    const char *dir = o->model ? o->model : run.model_dir;
+    if (!(m = model_load(dir, err))) goto fail;
+    const int L = m->cfg.n_layer, F = m->cfg.n_inner;
+    int ctx = o->ctx ? (int)o->ctx : m->cfg.n_positions;
+    if (ctx > m->cfg.n_positions) {
+        rc = cli_usage_error("--ctx %d out of range 2..%d (the model's n_positions)", ctx, m->cfg.n_positions);
+        goto done;
+    }
+    /* 1. the ranking (stored like top-neurons --concept) */
+    size_t n_sc;
+    ConceptTotals t;
+    int64_t concept_run = 0;
+    if (concept_rank_compute(store, &run, m, c, o->layer, o->drop, o->quiet, &sc, &n_sc, &t, &concept_run,
+                             layers_json, sizeof layers_json, store_err, err))
+        goto fail;
+    if (!concept_run) {
+        err_set(err, "%s (storing the concept ranking)", store_err);
+        goto fail;
+    }
+    if ((size_t)k > n_sc / 2) {
+        rc = cli_usage_error("--top %d: at most half of the %zu neurons ranked", k, n_sc);
+        goto done;
+    }
+    concept_scores_sort(sc, n_sc, CONCEPT_BY_AUROC);
+    /* 2. the sets: the top K, and K random neurons of the same layers per seed */
+    tl = malloc(sizeof *tl * (size_t)k);
+    tn = malloc(sizeof *tn * (size_t)k);
+    rn = malloc(sizeof *rn * (size_t)k);
+    if (!tl || !tn || !rn) goto oom;
+    for (int i = 0; i < k; i++) {
+        tl[i] = sc[i].layer;
+        tn[i] = sc[i].neuron;
+    }
+    if (!(lists[0] = neuron_list(tl, tn, k))) goto oom;
+    for (int s = 1; s < n_sets; s++) {
+        if (concept_random_neurons(tl, tn, k, F, (uint64_t)s, rn)) {
+            err_set(err, "too few neurons in the ranked layers for %d random ones", k);
+            goto fail;
+        }
+        if (!(lists[s] = neuron_list(tl, rn, k))) goto oom;
+    }
+    if (o->mean_mode) {
+        means = calloc((size_t)L * F, sizeof *means);
+        need = calloc((size_t)L, 1);
+        if (!means || !need) goto oom;
+        for (int i = 0; i < k; i++) need[tl[i]] = 1;
+        int64_t stats_run = 0;
+        if (ablation_means_load(store, m->checksum, o->stats_run, L, F, need, means, &stats_run, err)) goto fail;
+        o->stats_run = stats_run;
+    }
+    for (int s = 0; s < n_sets; s++) {
+        ConditionSpec spec = {COND_NEURONS, lists[s]};
+        if (conditions_build(&cs, &spec, &m->cfg, means, err)) goto fail;
+        if (s == 0)
+            snprintf(cs.c[s].label, sizeof cs.c[s].label, "concept %s: top %d", c->name, k);
+        else
+            snprintf(cs.c[s].label, sizeof cs.c[s].label, "random %d (seed %d)", k, s);
+    }
+    /* 3. measure on the run's tokens, and split by concept */
+    if (concept_tokens_load(store, run.id, c, &ct, err)) goto fail;
+    o->run = run.id;
+    Report rep = {.rec = {.model_dir = dir, .model_checksum = m->checksum, .source_run_id = run.id, .ctx = ctx,
+                          .mean_mode = o->mean_mode, .kind = condition_kind_name(COND_NEURONS), .spec = lists[0],
+                          .stats_run_id = o->stats_run},
+                  .db_path = o->db};
+    if (measure(m, store, o, ctx, &cs, &rep, err)) goto fail;
+    for (int s = 0; s < n_sets; s++) {
+        concept_split(&cs.c[s], &ct, &sp[s]);
+        rows[s] = (ConceptAblationRow){.concept_run_id = concept_run, .idx = s, .random = s > 0, .seed = s,
+                                       .neurons = lists[s], .tokens_in = sp[s].n_in, .tokens_after = sp[s].n_after,
+                                       .tokens_out = sp[s].n_out, .dloss_in = sp[s].dloss_in, .kl_in = sp[s].kl_in,
+                                       .dloss_after = sp[s].dloss_after, .kl_after = sp[s].kl_after,
+                                       .dloss_out = sp[s].dloss_out, .kl_out = sp[s].kl_out};
+    }
+    if (sp[0].n_in == 0) {
+        err_set(err, "no predicted token of run %" PRId64 " is a concept token", run.id);
+        goto fail;
+    }
+    int stored = store_results(store, &rep.rec, &cs, m->tok, L, rows, n_sets, &rep.ablation_id, store_err) == 0;
+    if (o->json) {
+        if (print_json(&rep, &cs, L, concept_json(c, concept_run, k, sp, rows, n_sets))) goto oom;
+    } else {
+        print_table(&rep, &cs);
+        print_concept(c, concept_run, k, sp, n_sets);
+    }
+    fflush(stdout);
+    if (!stored) {
+        rc = cli_error(PROBE_EXIT_RUNTIME, "%s; the figures above were not stored", store_err);
+        goto done;
+    }
+    rc = PROBE_EXIT_OK;
+    goto done;
+oom:
+    err_set(err, "out of memory");
+fail:
+    rc = cli_error(PROBE_EXIT_RUNTIME, "%s", err);
+done:
+    for (int s = 0; lists && s < n_sets; s++) free(lists[s]);
+    free(lists);
+    free(sp);
+    free(rows);
+    free(tl);
+    free(tn);
+    free(rn);
+    free(means);
+    free(need);
+    free(sc);
+    conditions_free(&cs);
+    concept_tokens_free(&ct);
+    neuron_run_free(&run);
+    model_free(m);
+    store_close(store);
+    concept_free(c);
+    return rc;
+}
+
 int cmd_ablate(int argc, char **argv) {
     AblateOptions o;
     int rc = parse_options(argc, argv, &o);
     if (rc >= 0) return rc;
+    if (o.concept || o.probe || o.words) return concept_check(&o);
 
     char err[PROBE_ERR_LEN];
     const char *dir = model_dir_resolve(o.model);
@@ -390,8 +690,9 @@ int cmd_ablate(int argc, char **argv) {
      * disk or a database locked too long must not throw the computation
      * away. Storing is one transaction, so a failure stores nothing. */
     char store_err[PROBE_ERR_LEN] = "";
-    int stored = !store || store_results(store, &r.rec, &cs, m->tok, cfg->n_layer, &r.ablation_id, store_err) == 0;
-    if (o.json ? print_json(&r, &cs, cfg->n_layer) : (print_table(&r, &cs), 0)) {
+    int stored =
+        !store || store_results(store, &r.rec, &cs, m->tok, cfg->n_layer, NULL, 0, &r.ablation_id, store_err) == 0;
+    if (o.json ? print_json(&r, &cs, cfg->n_layer, NULL) : (print_table(&r, &cs), 0)) {
         err_set(err, "out of memory");
         goto fail;
     }

@@ -63,7 +63,7 @@ static double sort_key(const ConceptScore *s, ConceptOrder by) {
     return isnan(v) ? -INFINITY : v;
 }
 
-static ConceptOrder g_by; /* qsort has no context argument */
+static ConceptOrder g_by; /* qsort has no context argument (single-threaded use) */
 
 static int score_cmp(const void *pa, const void *pb) {
     const ConceptScore *a = pa, *b = pb;
@@ -74,6 +74,31 @@ static int score_cmp(const void *pa, const void *pb) {
     if (ax != bx) return ax > bx ? -1 : 1;
     if (a->layer != b->layer) return a->layer - b->layer;
     return a->neuron - b->neuron;
+}
+
+void concept_scores_sort(ConceptScore *sc, size_t n, ConceptOrder by) {
+    g_by = by;
+    qsort(sc, n, sizeof *sc, score_cmp);
+}
+
+int concept_open(const char *concept, const char *probe, const char *words, const char *drop, Concept **out,
+                 int *usage, char *err) {
+    char path[PATH_MAX + 64];
+    *usage = 0;
+    if (words) {
+        if (concept_from_words(words, out, err) == 0) return 0;
+        char msg[PROBE_ERR_LEN];
+        snprintf(msg, sizeof msg, "--words: %s", err);
+        snprintf(err, PROBE_ERR_LEN, "%s", msg);
+        *usage = 1;
+        return -1;
+    }
+    if (concept && probe_resolve(concept, path, sizeof path, err)) {
+        *usage = 1;
+        return -1;
+    }
+    ConceptOpts co = {.drop_flags = drop};
+    return concept_load(concept ? path : probe, &co, out, err);
 }
 
 typedef struct {
@@ -208,24 +233,49 @@ static int layers_pick(const NeuronRun *run, long layer, int **out, int *n, char
     return 0;
 }
 
+int concept_rank_compute(Store *s, const NeuronRun *run, Model *m, const Concept *c, long layer, const char *drop,
+                         int quiet, ConceptScore **out, size_t *n, ConceptTotals *t, int64_t *concept_run,
+                         char *layers_json, size_t cap, char *store_err, char *err) {
+    int *layers = NULL, n_layers = 0;
+    ConceptScore *sc = NULL;
+    if (layers_pick(run, layer, &layers, &n_layers, layers_json, cap)) return err_set(err, "out of memory");
+    size_t n_sc = (size_t)n_layers * (size_t)m->cfg.n_inner;
+    if (!(sc = malloc(sizeof *sc * n_sc))) {
+        free(layers);
+        return err_set(err, "out of memory");
+    }
+    ProgressCtx pc = {progress_new(!quiet && isatty(2), 0)};
+    int r = concept_score(s, run->id, m, c, layers, n_layers, sc, t, on_progress, &pc, err);
+    progress_end(pc.bar);
+    free(layers);
+    if (r) {
+        free(sc);
+        return -1;
+    }
+    ConceptRunRow head = {.run_id = run->id, .name = c->name, .probe_path = c->path, .dropped_flags = drop,
+                          .probe_checksum = c->checksum, .words = (int64_t)c->n_words, .layers_json = layers_json,
+                          .concept_tokens = t->concept_tokens, .tokens = t->tokens,
+                          .windows_replayed = t->windows_replayed, .windows = t->windows, .seconds = t->seconds};
+    if (concept_results_save(s, &head, sc, n_sc, concept_run, store_err)) *concept_run = 0;
+    *out = sc;
+    *n = n_sc;
+    return 0;
+}
+
 int concept_rank(const ConceptRankOptions *o) {
-    char err[PROBE_ERR_LEN], path[PATH_MAX + 64], layers_json[8192];
+    char err[PROBE_ERR_LEN], layers_json[8192];
     Concept *c = NULL;
     Store *s = NULL;
     Model *m = NULL;
     NeuronRun run = {0};
     NeuronRows rows = {0};
     ConceptScore *sc = NULL;
-    int *layers = NULL, *lay = NULL, *neu = NULL, n_layers = 0;
+    int *lay = NULL, *neu = NULL;
     int rc = PROBE_EXIT_RUNTIME;
 
-    if (o->words) {
-        if (concept_from_words(o->words, &c, err)) return cli_usage_error("--words: %s", err);
-    } else {
-        if (o->concept && probe_resolve(o->concept, path, sizeof path, err)) return cli_usage_error("%s", err);
-        ConceptOpts co = {.drop_flags = o->drop};
-        if (concept_load(o->concept ? path : o->probe, &co, &c, err)) goto fail;
-    }
+    int usage;
+    if (concept_open(o->concept, o->probe, o->words, o->drop, &c, &usage, err))
+        return usage ? cli_usage_error("%s", err) : cli_error(PROBE_EXIT_RUNTIME, "%s", err);
     if (!(s = store_open(o->db, STORE_WRITE, err))) goto fail;
     int r = neuron_run_find(s, o->run > 0 ? o->run : 0, &run, err);
     if (r == -2) {
@@ -245,24 +295,14 @@ int concept_rank(const ConceptRankOptions *o) {
     /* the run's own model unless --model names one (checked by checksum) */
     const char *dir = o->model ? o->model : access(run.model_dir, R_OK) == 0 ? run.model_dir : model_dir_resolve(NULL);
     if (!(m = model_load(dir, err))) goto fail;
-    if (layers_pick(&run, o->layer, &layers, &n_layers, layers_json, sizeof layers_json)) goto oom;
-    size_t F = (size_t)m->cfg.n_inner, n_sc = (size_t)n_layers * F;
-    if (!(sc = malloc(sizeof *sc * n_sc))) goto oom;
-    ConceptTotals t;
-    ProgressCtx pc = {progress_new(!o->quiet && isatty(2), 0)};
-    r = concept_score(s, run.id, m, c, layers, n_layers, sc, &t, on_progress, &pc, err);
-    progress_end(pc.bar);
-    if (r) goto fail;
-    /* stored before printing; the figures are printed even when storing fails */
     char store_err[PROBE_ERR_LEN] = "";
-    ConceptRunRow head = {.run_id = run.id, .name = c->name, .probe_path = c->path, .dropped_flags = o->drop,
-                          .probe_checksum = c->checksum, .words = (int64_t)c->n_words, .layers_json = layers_json,
-                          .concept_tokens = t.concept_tokens, .tokens = t.tokens,
-                          .windows_replayed = t.windows_replayed, .windows = t.windows, .seconds = t.seconds};
     int64_t concept_run = 0;
-    if (concept_results_save(s, &head, sc, n_sc, &concept_run, store_err)) concept_run = 0;
-    g_by = o->by;
-    qsort(sc, n_sc, sizeof *sc, score_cmp);
+    size_t n_sc;
+    ConceptTotals t;
+    if (concept_rank_compute(s, &run, m, c, o->layer, o->drop, o->quiet, &sc, &n_sc, &t, &concept_run, layers_json,
+                             sizeof layers_json, store_err, err))
+        goto fail;
+    concept_scores_sort(sc, n_sc, o->by);
     int n_show = (size_t)o->limit < n_sc ? (int)o->limit : (int)n_sc;
     lay = malloc(sizeof *lay * (size_t)n_show);
     neu = malloc(sizeof *neu * (size_t)n_show);
@@ -291,7 +331,6 @@ fail:
 done:
     free(lay);
     free(neu);
-    free(layers);
     free(sc);
     neuron_rows_free(&rows);
     neuron_run_free(&run);

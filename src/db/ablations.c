@@ -225,6 +225,8 @@ int ablation_writer_token(AblationWriter *w, int doc, const TokenEffect *e, cons
     return store_step_done(w->s, st, err);
 }
 
+int64_t ablation_writer_id(const AblationWriter *w) { return w->id; }
+
 int ablation_writer_commit(AblationWriter *w, int64_t *id, char *err) {
     if (store_commit(w->s, err)) {
         ablation_writer_abort(w);

@@ -78,6 +78,9 @@ int ablation_writer_token(AblationWriter *w, int doc, const TokenEffect *e, cons
 
 /* Commits and frees w; sets *id to the new ablations.id. On failure rolls
  * back, frees w and returns -1 with err. */
+/* The ablations row being written (its id), for rows of other tables that
+ * belong to it in the same transaction. */
+int64_t ablation_writer_id(const AblationWriter *w);
 int ablation_writer_commit(AblationWriter *w, int64_t *id, char *err);
 
 /* Rolls back and frees w (the failure path); accepts NULL. */

@@ -220,6 +220,30 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v) {
         sqlite3_bind_null(st, i);
 }
 
+int concept_ablation_add(Store *s, const ConceptAblationRow *r, char *err) {
+    sqlite3_stmt *st = store_stmt(s, "INSERT INTO ablation_concept VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", err);
+    if (!st) return -1;
+    sqlite3_bind_int64(st, 1, r->ablation_id);
+    sqlite3_bind_int(st, 2, r->idx);
+    sqlite3_bind_int64(st, 3, r->concept_run_id);
+    sqlite3_bind_text(st, 4, r->random ? "random" : "concept", -1, SQLITE_STATIC);
+    if (r->random)
+        sqlite3_bind_int64(st, 5, r->seed);
+    else
+        sqlite3_bind_null(st, 5);
+    bind_text(st, 6, r->neurons);
+    sqlite3_bind_int64(st, 7, r->tokens_in);
+    bind_real(st, 8, r->dloss_in);
+    bind_real(st, 9, r->kl_in);
+    sqlite3_bind_int64(st, 10, r->tokens_after);
+    bind_real(st, 11, r->dloss_after);
+    bind_real(st, 12, r->kl_after);
+    sqlite3_bind_int64(st, 13, r->tokens_out);
+    bind_real(st, 14, r->dloss_out);
+    bind_real(st, 15, r->kl_out);
+    return store_step_done(s, st, err);
+}
+
 int concept_results_save(Store *s, const ConceptRunRow *h, const ConceptScore *sc, size_t n, int64_t *id,
                          char *err) {
     if (store_begin(s, err)) return -1;

@@ -78,6 +78,20 @@ typedef struct {
     double precision;                                 /* NAN when no examples */
 } ConceptScore;
 
+/* A row of ablation_concept (the causal check of `probe ablate --concept`). */
+typedef struct {
+    int64_t ablation_id, concept_run_id;
+    int idx;
+    int random;    /* 0: the concept's top neurons, 1: a random set */
+    int64_t seed;  /* random sets */
+    const char *neurons;
+    int64_t tokens_in, tokens_after, tokens_out;
+    double dloss_in, kl_in, dloss_after, kl_after, dloss_out, kl_out; /* NAN: stored NULL */
+} ConceptAblationRow;
+
+/* Inserts one row into the caller's open transaction. */
+int concept_ablation_add(Store *s, const ConceptAblationRow *r, char *err);
+
 /* Inserts the concept_runs row and its scores in one transaction; *id is the
  * new concept_runs.id. */
 int concept_results_save(Store *s, const ConceptRunRow *head, const ConceptScore *scores, size_t n, int64_t *id,
