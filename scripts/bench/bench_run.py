@@ -21,7 +21,7 @@ In one run on this machine, with everything cached in bench-cache/:
      (probe trace on the first window vs the peer, max relative error);
   5. peak RSS of each process (os.wait4 rusage of that very child);
   6. a table, then the closing line
-     record/peer=X.XX forward/ceiling=Y.YY db_overhead=Z.ZZ rss/weights=W.WW
+     record/peer=X.XX forward/ceiling=Y.YY db_overhead=Z.ZZ rss/weights=W.WW concept/record=C.CC
 
 Runs are interleaved (forward, record, peer; forward, record, peer; ...) and
 medians reported; record/peer and db_overhead are medians of the ratios
@@ -55,6 +55,7 @@ PY = "/usr/bin/python3"
 # GPT-2 small
 L, C, NH, F, P, V = 12, 768, 12, 3072, 1024, 50257
 CTX = 1024
+CONCEPT_WORDS = "said,was,were,had"  # ~2% of the bench corpus's tokens
 
 
 def env_int(name, default):
@@ -300,6 +301,29 @@ def main():
             rounds[name][r] = (rate, wall, rss)
             log(f"run {r + 1} {name:8s} {rate:9.1f} tokens/s  {detail}  peak RSS {rss / 2**20:.0f} MiB")
 
+    # Concept ranking on the last round's database: an ad-hoc concept of
+    # common past forms (~2% of the tokens), all layers and one layer, timed
+    # against the record run of the same corpus.
+    concept = {}
+    if "record" not in failed and os.path.exists(db) and res["record"]:
+        for scope, extra in (("all", []), ("layer", ["--layer", str(L // 2)])):
+            walls = []
+            for r in range(min(RUNS, 3)):
+                rc, wall, rss, out, err = measure([PROBE, "top-neurons", "--db", db, "--model", ckpt, "--words",
+                                                   CONCEPT_WORDS, "--quiet", "--json", "--limit", "1"] + extra)
+                if rc != 0:
+                    failed["concept"] = [(err.strip() or out.strip()).splitlines()[-1:] or [f"exit {rc}"]][0]
+                    log(f"concept ranking ({scope}): FAILED (exit {rc}): {failed['concept'][0]}")
+                    break
+                j = json.loads(out)
+                walls.append(wall)
+                log(f"concept ranking ({'layer ' + extra[1] if extra else 'all layers'}) {wall:.2f} s wall: "
+                    f"{j['concept_tokens']} of {j['tokens_scored']} tokens "
+                    f"({100.0 * j['concept_tokens'] / j['tokens_scored']:.1f}%), "
+                    f"{j['windows_replayed']} of {j['windows']} windows replayed")
+            if walls:
+                concept[scope] = statistics.median(walls)
+
     # Does the peer compute what probe computes? probe trace on window 0.
     check = "not run"
     if "forward" not in failed and "peer" not in failed:
@@ -392,11 +416,17 @@ def main():
         return statistics.median(xs) if xs else None
 
     fwd = med["forward"][0] if med["forward"] else None
-    log("record/peer=%s forward/ceiling=%s db_overhead=%s rss/weights=%s" % (
+    rec_wall = med["record"][1] if med["record"] else None
+    if concept and rec_wall:
+        log("concept ranking / record wall time: all layers %s, layer %d alone %s (median of %d)" % (
+            ratio(concept.get("all", 0) / rec_wall if "all" in concept else None), L // 2,
+            ratio(concept.get("layer", 0) / rec_wall if "layer" in concept else None), min(RUNS, 3)))
+    log("record/peer=%s forward/ceiling=%s db_overhead=%s rss/weights=%s concept/record=%s" % (
         ratio(paired("record", "peer", lambda r, p: r / p)),
         ratio(fwd / ceiling if fwd else None),
         ratio(paired("record", "forward", lambda r, f: 1 - r / f)),
-        ratio(med["record"][2] / wbytes if med["record"] else None)))
+        ratio(med["record"][2] / wbytes if med["record"] else None),
+        ratio(concept["all"] / rec_wall if "all" in concept and rec_wall else None)))
     return 1 if failed else 0
 
 

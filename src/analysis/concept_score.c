@@ -114,7 +114,11 @@ static int replay_run(Store *s, int64_t run, Model *m, const Concept *c, const C
     size_t cap = 0;
     int win_cap = 0;
     RunDoc d;
-    ForwardHooks hooks = {.capture = capture, .observe = replay_observe, .user = rp};
+    /* nothing above the highest scored layer is needed */
+    int top = 0;
+    for (int l = 0; l < m->cfg.n_layer; l++)
+        if (capture[l]) top = l + 1;
+    ForwardHooks hooks = {.capture = capture, .observe = replay_observe, .user = rp, .stop_after = top};
     while ((got = run_docs_next(docs, &d, err)) == 1) {
         int ns = d.n + bos;
         if ((size_t)ns > cap) {

@@ -81,6 +81,7 @@ int model_forward(Model *m, const int32_t *ids, int T, const ForwardHooks *hooks
             hooks->edits[e].neuron >= F)
             return err_set(err, "neuron edit %d:%d out of range", hooks->edits[e].layer,
                            hooks->edits[e].neuron);
+    if (hooks->stop_after > 0 && logits) return err_set(err, "a forward pass that stops early has no logits");
 
     Scratch *s = &m->s;
     /* token + position embeddings */
@@ -105,6 +106,7 @@ int model_forward(Model *m, const int32_t *ids, int T, const ForwardHooks *hooks
         if (hooks->n_edits) apply_edits(s->ffn, T, F, l, hooks->edits, hooks->n_edits);
         if (hooks->observe && hooks->capture && hooks->capture[l])
             hooks->observe(hooks->user, l, s->ffn, T, F);
+        if (hooks->stop_after > 0 && l + 1 >= hooks->stop_after) return 0;
         if (!(hooks->remove_ffn && hooks->remove_ffn[l]))
             matmul_forward(s->resid, s->ffn, p->proj_w, p->proj_b, T, F, C, 1);
     }

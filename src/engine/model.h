@@ -133,6 +133,10 @@ typedef struct {
                                   and observed) */
     const NeuronEdit *edits;   /* applied to the post-activation of every token */
     int n_edits;
+    int stop_after;            /* > 0: return once layer stop_after - 1's FFN
+                                  activation is observed (nothing after it
+                                  runs: no logits, m->s.final not written);
+                                  what is observed is unchanged bit for bit */
 } ForwardHooks;
 
 /* Runs ids[0..T) at positions 0..T-1 (1 <= T <= P, ids < V). Writes
