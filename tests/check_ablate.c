@@ -668,6 +668,41 @@ START_TEST(test_db_store_fails_figures_printed) {
 }
 END_TEST
 
+/* Another writer holds the lock for 2.5 s (as a recording does between
+ * its commits): with the default wait (30 s) the ablation waits, says once
+ * that it is waiting, and stores its results. */
+START_TEST(test_db_waits_for_lock) {
+    const char *path = path_in(tmpdir, "busy.db");
+    int st = run_probe(out, sizeof out, CMD_BASE " --no-ffn --db %s", path); /* creates it */
+    ck_assert_msg(st == 0, "exit %d: %s", st, out);
+    int ready[2];
+    ck_assert_int_eq(pipe(ready), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) { /* the other writer */
+        sqlite3 *h = NULL;
+        if (sqlite3_open(path, &h) != SQLITE_OK || sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+            _exit(1);
+        if (write(ready[1], "x", 1) != 1) _exit(1);
+        usleep(2500000);
+        _exit(sqlite3_exec(h, "COMMIT", NULL, NULL, NULL) == SQLITE_OK ? 0 : 1);
+    }
+    char c;
+    ck_assert_int_eq(read(ready[0], &c, 1), 1);
+    double t0 = now_sec();
+    st = run_cmdf(out, sizeof out, "PROBE_BUSY_TIMEOUT_MS= '%s' " CMD_BASE " --no-ffn --db %s", probe_bin(), path);
+    double waited = now_sec() - t0;
+    int wst;
+    ck_assert_int_eq(waitpid(pid, &wst, 0), pid);
+    close(ready[0]);
+    close(ready[1]);
+    ck_assert_msg(WIFEXITED(wst) && WEXITSTATUS(wst) == 0, "the lock holder failed");
+    ck_assert_msg(st == 0, "exit %d after %.1f s: %s", st, waited, out);
+    ck_assert_msg(strstr(out, "is locked by another writer") && strstr(out, "waiting up to 30 s"), "%s", out);
+    ck_assert_int_eq(sql_int_at(path, "SELECT count(*) FROM ablations"), 2);
+}
+END_TEST
+
 /* Disk full while storing (a file-size limit, ulimit -f, makes the write
  * fail with EFBIG as a full disk would with ENOSPC): the figures are
  * printed, the error names the cause, nothing is stored. */
@@ -787,7 +822,7 @@ int main(void) {
              (const TTest *[]){test_cmd_no_ffn, test_cmd_layers, test_cmd_neurons, test_cmd_sweep, test_cmd_no_bos,
                                test_cmd_table, test_cmd_bad_specs, test_cmd_missing_corpus, NULL});
     TCase *db = case_add(s, "database", 120,
-                         (const TTest *[]){test_db_rows, test_db_not_ours, test_db_store_fails_figures_printed,
+                         (const TTest *[]){test_db_rows, test_db_not_ours, test_db_store_fails_figures_printed, test_db_waits_for_lock,
                                            test_db_disk_full_figures_printed,
                                            test_mean_mode, test_mean_mode_no_stats, test_recorded_run, NULL});
     tcase_add_checked_fixture(db, db_setup, db_teardown);

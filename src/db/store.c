@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
 
@@ -18,7 +19,9 @@ int store_fail(Store *s, int rc, char *err) {
     switch (rc & 0xff) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
-        return err_set(err, "database '%s' is locked by another process (try again later)", path);
+        return err_set(err, "database '%s' is locked by another process: waited %.0f s for its lock (a recording "
+                       "holds it up to 10 s between commits; PROBE_BUSY_TIMEOUT_MS sets the wait)", path,
+                       (double)s->busy_ms / 1000.0);
     case SQLITE_READONLY:
         return err_set(err, "cannot write database '%s': read-only (file or directory permissions)",
                        path);
@@ -344,9 +347,34 @@ static int apply_schema(Store *s, long long from, char *err) {
     return 0;
 }
 
-/* $PROBE_BUSY_TIMEOUT_MS, default 5 s. */
+/* $PROBE_BUSY_TIMEOUT_MS, default 30 s: a recording commits every 10 s and
+ * holds the write lock in between, so a writer beside it must be able to
+ * wait a commit interval and more. */
 static int busy_timeout_ms(long *ms, char *err) {
-    return env_long("PROBE_BUSY_TIMEOUT_MS", 0, 3600000, 5000, ms, err);
+    return env_long("PROBE_BUSY_TIMEOUT_MS", 0, 3600000, 30000, ms, err);
+}
+
+/* SQLite's busy handler: sleeps in growing steps (up to 100 ms) until the
+ * lock is free or busy_ms have passed; after one second, says once on
+ * stderr what it is waiting for, so a long pause is never silent. */
+static int busy_wait(void *user, int calls) {
+    Store *s = user;
+    double now = now_sec();
+    if (calls == 0) {
+        s->busy_since = now;
+        s->busy_told = 0;
+    }
+    double waited = now - s->busy_since;
+    if (waited * 1000.0 >= (double)s->busy_ms) return 0;
+    if (waited >= 1.0 && !s->busy_told) {
+        fprintf(stderr, "probe: database '%s' is locked by another writer (a recording?); waiting up to %.0f s\n",
+                s->path, (double)s->busy_ms / 1000.0);
+        s->busy_told = 1;
+    }
+    int step_ms = calls < 10 ? calls + 1 : calls < 20 ? 10 * (calls - 9) : 100;
+    struct timespec ts = {0, (long)step_ms * 1000000L};
+    nanosleep(&ts, NULL);
+    return 1;
 }
 
 int store_env_check(char *err) {
@@ -409,7 +437,8 @@ Store *store_open(const char *path, StoreMode mode, char *err) {
     }
     long ms;
     if (busy_timeout_ms(&ms, err)) goto fail;
-    sqlite3_busy_timeout(s->db, (int)ms);
+    s->busy_ms = ms;
+    sqlite3_busy_handler(s->db, busy_wait, s);
     if (mode == STORE_WRITE && sqlite3_db_readonly(s->db, "main") == 1) {
         err_set(err, "cannot write database '%s': read-only (file or directory permissions)", path);
         goto fail;

@@ -16,7 +16,10 @@
  * A file that is not SQLite, an SQLite database of another application, one
  * written by a newer probe, a read-only or a locked one are refused with one
  * line naming the file. New databases use 16 KiB pages and WAL; every
- * connection gets a busy timeout (5 s, or $PROBE_BUSY_TIMEOUT_MS).
+ * connection waits for another writer's lock up to 30 s (or
+ * $PROBE_BUSY_TIMEOUT_MS): three commit intervals of a recording, which
+ * holds its lock while it computes a batch. After a second of waiting it
+ * says so on stderr, once per wait.
  *
  * Ownership: the Store owns its connection and the statements of store_stmt;
  * statements from store_prepare are the caller's to sqlite3_finalize (before
@@ -45,6 +48,9 @@ typedef struct {
         sqlite3_stmt *st;
     } cache[STORE_STMT_CACHE]; /* store_stmt's statements, finalized by store_close */
     int n_cached;
+    long busy_ms;        /* how long a write waits for another writer's lock */
+    double busy_since;   /* when the current wait began (busy handler) */
+    int busy_told;       /* the waiting message was printed for this wait */
 } Store;
 
 /* Checks the environment variables the store reads (PROBE_BUSY_TIMEOUT_MS:
