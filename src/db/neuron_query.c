@@ -177,6 +177,80 @@ static NeuronRow *row_add(NeuronRows *rows, int *cap, sqlite3_stmt *st) {
     return row;
 }
 
+void neuron_examples_free(NeuronExample *ex, int n) {
+    for (int i = 0; i < n; i++) {
+        free(ex[i].token);
+        free(ex[i].left_context);
+        free(ex[i].right_context);
+    }
+}
+
+int neuron_query_examples(Store *s, int64_t run_id, int layer, int neuron, NeuronExample *out, int cap, int *n,
+                          char *err) {
+    sqlite3_stmt *ex = store_stmt(s,
+                                  "SELECT rank, value, token, token_id, doc_index, pos, left_context, "
+                                  "right_context FROM neuron_top_examples "
+                                  "WHERE run_id = ?1 AND layer = ?2 AND neuron = ?3 ORDER BY rank LIMIT ?4",
+                                  err);
+    if (!ex) return -1;
+    sqlite3_bind_int64(ex, 1, run_id);
+    sqlite3_bind_int(ex, 2, layer);
+    sqlite3_bind_int(ex, 3, neuron);
+    sqlite3_bind_int(ex, 4, cap);
+    int r, m = 0;
+    while ((r = sqlite3_step(ex)) == SQLITE_ROW && m < cap) {
+        NeuronExample *e = &out[m];
+        memset(e, 0, sizeof *e);
+        e->rank = sqlite3_column_int(ex, 0);
+        e->value = sqlite3_column_double(ex, 1);
+        e->token_id = sqlite3_column_int(ex, 3);
+        e->doc = sqlite3_column_int(ex, 4);
+        e->pos = sqlite3_column_int(ex, 5);
+        m++;
+        if (!(e->token = column_dup(ex, 2)) || !(e->left_context = column_dup(ex, 6)) ||
+            !(e->right_context = column_dup(ex, 7))) {
+            sqlite3_reset(ex);
+            neuron_examples_free(out, m);
+            return err_set(err, "out of memory");
+        }
+    }
+    sqlite3_reset(ex);
+    if (r != SQLITE_DONE && r != SQLITE_ROW) {
+        neuron_examples_free(out, m);
+        return store_fail(s, r, err);
+    }
+    *n = m;
+    return 0;
+}
+
+int neuron_query_token(Store *s, int64_t run_id, int doc, int pos, double value, NeuronExample *out, char *err) {
+    sqlite3_stmt *q = store_stmt(s,
+                                 "SELECT token, token_id, left_context, right_context FROM token_context"
+                                 " WHERE run_id = ?1 AND doc_index = ?2 AND pos = ?3",
+                                 err);
+    if (!q) return -1;
+    sqlite3_bind_int64(q, 1, run_id);
+    sqlite3_bind_int(q, 2, doc);
+    sqlite3_bind_int(q, 3, pos);
+    int r = sqlite3_step(q);
+    if (r == SQLITE_ROW) {
+        memset(out, 0, sizeof *out);
+        out->value = value;
+        out->doc = doc;
+        out->pos = pos;
+        out->token_id = sqlite3_column_int(q, 1);
+        if (!(out->token = column_dup(q, 0)) || !(out->left_context = column_dup(q, 2)) ||
+            !(out->right_context = column_dup(q, 3))) {
+            sqlite3_reset(q);
+            neuron_examples_free(out, 1);
+            return err_set(err, "out of memory");
+        }
+    }
+    sqlite3_reset(q);
+    if (r == SQLITE_DONE) return 1;
+    return r == SQLITE_ROW ? 0 : store_fail(s, r, err);
+}
+
 int neuron_query_list(Store *s, const NeuronRun *run, const int *layer, const int *neuron, int n, NeuronRows *out,
                       char *err) {
     NeuronRows rows = {0};

@@ -93,6 +93,15 @@ int neuron_query_top(Store *s, const NeuronRun *run, int layer, NeuronOrder by, 
                      char *err);
 void neuron_rows_free(NeuronRows *rows); /* accepts a zeroed struct */
 
+/* Up to cap top examples of one neuron (rank order), with context: *n of
+ * them. The caller frees them with neuron_examples_free. */
+int neuron_query_examples(Store *s, int64_t run_id, int layer, int neuron, NeuronExample *out, int cap, int *n,
+                          char *err);
+/* One token of a run by document and position, as a NeuronExample (rank 0,
+ * value as given). 0, 1 when there is no such token, -1 with err. */
+int neuron_query_token(Store *s, int64_t run_id, int doc, int pos, double value, NeuronExample *out, char *err);
+void neuron_examples_free(NeuronExample *ex, int n);
+
 /* The given neurons (layer[i]:neuron[i], i < n) of the run with their
  * statistics and examples, in that order (concept rankings list them). */
 int neuron_query_list(Store *s, const NeuronRun *run, const int *layer, const int *neuron, int n, NeuronRows *out,
