@@ -324,6 +324,20 @@ def main():
             if walls:
                 concept[scope] = statistics.median(walls)
 
+    # probe kv on the same database: every neuron's value vector projected
+    # through the unembedding (36,864 x 50,257 logits, both variants, about
+    # 2 x 1.9 TFLOP) with the ranks of its triggers' next tokens.
+    kv_wall = None
+    if "record" not in failed and os.path.exists(db) and res["record"]:
+        rc, wall, rss, out, err = measure([PROBE, "kv", "--db", db, "--model", ckpt, "--quiet", "--json"])
+        if rc != 0:
+            failed["kv"] = (err.strip() or out.strip()).splitlines()[-1:] or [f"exit {rc}"]
+            log(f"kv: FAILED (exit {rc}): {failed['kv'][0]}")
+        else:
+            kv_wall = wall
+            log(f"probe kv (all {L} layers x {F} neurons, raw and ln_f values, trigger ranks): {wall:.2f} s wall, "
+                f"peak RSS {rss / 2**20:.0f} MiB")
+
     # Does the peer compute what probe computes? probe trace on window 0.
     check = "not run"
     if "forward" not in failed and "peer" not in failed:
