@@ -24,6 +24,7 @@ static const Command commands[] = {
     {"kv", cmd_kv, "key-value memories: do neurons' values predict what follows their triggers"},
     {"neuron", cmd_neuron, "one neuron's card: statistics, examples, value tokens, concepts"},
     {"ablate", cmd_ablate, "remove FFNs or neurons and measure the loss"},
+    {"explain", cmd_explain, "split a prediction's logit into layers and neurons"},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
 

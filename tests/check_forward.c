@@ -78,7 +78,7 @@ static double run_case(const char *model, const char *ids_file, const char *case
     Cap cap = {malloc(sizeof(float) * (size_t)L * T * F), T, F};
     float *logits = malloc(sizeof(float) * (size_t)T * V);
     float *loss = malloc(sizeof(float) * (size_t)T);
-    ForwardHooks h = {capture, observe, &cap, remove, edits, n_edits};
+    ForwardHooks h = {.capture = capture, .observe = observe, .user = &cap, .remove_ffn = remove, .edits = edits, .n_edits = n_edits};
     ck_assert_msg(model_forward(m, ids, T, &h, logits, err) == 0, "%s", err);
     for (int t = 0; t + 1 < T; t++) loss[t] = (float)logits_nll(logits + (size_t)t * V, V, ids[t + 1]);
 
@@ -145,7 +145,7 @@ START_TEST(test_all_pass_hooks_are_bit_exact) {
     float *a = malloc(sizeof(float) * (size_t)T * V), *b = malloc(sizeof(float) * (size_t)T * V);
     ck_assert(model_forward(m, ids, T, NULL, a, err) == 0);
     uint8_t remove[8] = {0}, capture[8] = {1, 1, 1, 1, 1, 1, 1, 1};
-    ForwardHooks h = {capture, noop_observe, NULL, remove, NULL, 0};
+    ForwardHooks h = {.capture = capture, .observe = noop_observe, .remove_ffn = remove};
     ck_assert(model_forward(m, ids, T, &h, b, err) == 0);
     ck_assert_msg(memcmp(a, b, sizeof(float) * (size_t)T * V) == 0, "all-pass hooks changed the logits");
     /* and removing a layer does change them (the comparison can fail) */
@@ -184,7 +184,7 @@ static uint64_t forward_digest(Model *m, const int32_t *ids, int T, float *logit
     uint8_t capture[64];
     memset(capture, 1, sizeof capture);
     uint64_t h = PROBE_HASH_SEED;
-    ForwardHooks hooks = {capture, observe_hash, &h, NULL, NULL, 0};
+    ForwardHooks hooks = {.capture = capture, .observe = observe_hash, .user = &h};
     ck_assert_msg(model_forward(m, ids, T, &hooks, logits, err) == 0, "%s", err);
     return hash64(logits, sizeof(float) * (size_t)T * (size_t)m->cfg.vocab_size, h);
 }

@@ -136,14 +136,17 @@ class GPT2:
         self.act = activation(c.get("activation_function", "gelu_new"))
         self.head = self.w.get("lm_head.weight", self.w["wte.weight"])
 
-    def forward(self, ids, remove=(), edits=(), acts=None):
+    def forward(self, ids, remove=(), edits=(), acts=None, resid=None):
         """Logits [T x V] of the window ids (T <= P).
 
         Interventions, as probe's: the FFN output (c_proj and its bias) of
         the layers in `remove` is not added to the residual stream; edits
         [(layer, neuron, value)] set that neuron's post-activation to value
         at every position, in list order. When acts is a list, each layer's
-        post-activation [T x F] (after edits) is appended to it."""
+        post-activation [T x F] (after edits) is appended to it; when resid
+        is a list, each layer's (resid_pre, attn_out, resid_post) [T x C]
+        (TransformerLens blocks.L.hook_resid_pre, hook_attn_out,
+        hook_resid_post; attn_out with c_proj's bias)."""
         w, C, NH = self.w, self.C, self.NH
         T, hs = len(ids), self.C // self.NH
         x = w["wte.weight"][ids] + w["wpe.weight"][:T]
@@ -158,7 +161,8 @@ class GPT2:
             s = np.exp(s - s.max(-1, keepdims=True))
             s /= s.sum(-1, keepdims=True)
             o = (s @ v).transpose(1, 0, 2).reshape(T, C)
-            x = x + o @ w[p + "attn.c_proj.weight"] + w[p + "attn.c_proj.bias"]
+            x_pre, o = x, o @ w[p + "attn.c_proj.weight"]
+            x = x + o + w[p + "attn.c_proj.bias"]
             h = layer_norm(x, w[p + "ln_2.weight"], w[p + "ln_2.bias"], self.eps)
             f = self.act(h @ w[p + "mlp.c_fc.weight"] + w[p + "mlp.c_fc.bias"])
             for (el, en, ev) in edits:
@@ -168,6 +172,8 @@ class GPT2:
                 acts.append(f.copy())
             if l not in remove:
                 x = x + f @ w[p + "mlp.c_proj.weight"] + w[p + "mlp.c_proj.bias"]
+            if resid is not None:
+                resid.append((x_pre, o + w[p + "attn.c_proj.bias"], x))
         x = layer_norm(x, w["ln_f.weight"], w["ln_f.bias"], self.eps)
         return x @ self.head.T
 

@@ -13,5 +13,6 @@ int cmd_top_neurons(int argc, char **argv);
 int cmd_kv(int argc, char **argv);
 int cmd_neuron(int argc, char **argv);
 int cmd_ablate(int argc, char **argv);
+int cmd_explain(int argc, char **argv);
 
 #endif

@@ -5,9 +5,15 @@
  *   python3 -c "import numpy; a = numpy.load('run/ffn_3.npy')"
  *
  * Writes DIR/ffn_L.npy (float32 [T, n_inner], the post-activation of layer
- * L after edits: TransformerLens blocks.L.mlp.hook_post), DIR/logits.npy
- * (float32 [T, vocab]), DIR/loss.npy (float32 [T-1], next-token
- * cross-entropy in nats) and DIR/ids.json. */
+ * L after edits: TransformerLens blocks.L.mlp.hook_post), the residual
+ * stream DIR/resid_pre_L.npy, DIR/resid_post_L.npy and the attention
+ * output DIR/attn_out_L.npy (float32 [T, n_embd]: blocks.L.hook_resid_pre,
+ * hook_resid_post, hook_attn_out), DIR/logits.npy (float32 [T, vocab]),
+ * DIR/loss.npy (float32 [T-1], next-token cross-entropy in nats) and
+ * DIR/ids.json. A text longer than the context (--ctx, default
+ * n_positions) is cut into the windows `record` uses (text/corpus.h): the
+ * same files per window in DIR/w0/, DIR/w1/, ..., and DIR/windows.json
+ * says where each window starts and which tokens it owns. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -26,15 +32,24 @@
 static const char *usage_text =
     "usage: probe trace (--ids FILE.json | --text STRING | --file FILE) --out DIR [options]\n"
     "\n"
-    "Runs one window through the model and writes DIR/ffn_L.npy for every layer L\n"
-    "(float32 [T, n_inner], FFN post-activation = blocks.L.mlp.hook_post),\n"
-    "DIR/logits.npy (float32 [T, vocab]), DIR/loss.npy (float32 [T-1]) and DIR/ids.json.\n"
+    "Runs one window through the model and writes, for every layer L:\n"
+    "  DIR/ffn_L.npy        float32 [T, n_inner]  FFN post-activation (blocks.L.mlp.hook_post)\n"
+    "  DIR/resid_pre_L.npy  float32 [T, n_embd]   residual stream into layer L (blocks.L.hook_resid_pre)\n"
+    "  DIR/attn_out_L.npy   float32 [T, n_embd]   attention output incl. c_proj bias (blocks.L.hook_attn_out)\n"
+    "  DIR/resid_post_L.npy float32 [T, n_embd]   residual stream out of layer L (blocks.L.hook_resid_post)\n"
+    "and DIR/logits.npy (float32 [T, vocab]), DIR/loss.npy (float32 [T-1]), DIR/ids.json.\n"
+    "\n"
+    "Input longer than --ctx tokens is cut into the windows of probe record: ctx\n"
+    "tokens advancing by ctx/2, the last one aligned to the end. Each window's\n"
+    "files go to DIR/w0/, DIR/w1/, ...; DIR/ids.json holds all ids and\n"
+    "DIR/windows.json each window's start, length and first owned token.\n"
     "\n"
     "  --ids FILE.json       a JSON array of token ids (used as is, no BOS added)\n"
     "  --text STRING         text to tokenize (<|endoftext|> is prepended)\n"
     "  --file FILE           text file to tokenize (<|endoftext|> is prepended)\n"
     "  --no-bos              do not prepend <|endoftext|> to --text/--file\n"
     "  --out DIR             output directory (created if missing)\n"
+    "  --ctx N               context window in tokens (default and max: n_positions)\n"
     "  --no-ffn              remove every layer's FFN (output not added to the residual)\n"
     "  --no-ffn-layers LIST  remove the FFN of these layers, e.g. 3,5-7\n"
     "  --zero LIST           zero these neurons' post-activation, e.g. 3:100,5:2000\n"
@@ -42,14 +57,30 @@ static const char *usage_text =
     "  --model DIR           model directory (default $PROBE_MODEL, else models/demo)\n"
     "  --help                this text\n";
 
+/* What one window's forward pass wrote, each sized for the largest window. */
 typedef struct {
-    float *acts; /* [L x T x F] */
-    int T, F;
+    float *acts;       /* [L x T x F] */
+    float *resid_pre;  /* [L x T x C] */
+    float *attn_out;   /* [L x T x C] resid_mid - resid_pre */
+    float *resid_post; /* [L x T x C] */
+    int T, F, C;
 } TraceCapture;
 
 static void trace_observe(void *user, int layer, const float *act, int T, int F) {
     TraceCapture *c = user;
     memcpy(c->acts + (size_t)layer * T * F, act, sizeof(float) * (size_t)T * F);
+}
+
+/* The pass adds the attention output to the residual stream in place, so
+ * attn_out is the float difference resid_mid - resid_pre: what the block
+ * added, within a rounding at the residual stream's scale. */
+static void trace_observe_resid(void *user, int layer, ResidPoint point, const float *resid, int T, int C) {
+    TraceCapture *c = user;
+    size_t n = (size_t)T * C, at = (size_t)layer * n;
+    if (point == RESID_PRE) memcpy(c->resid_pre + at, resid, sizeof(float) * n);
+    else if (point == RESID_POST) memcpy(c->resid_post + at, resid, sizeof(float) * n);
+    else
+        for (size_t i = 0; i < n; i++) c->attn_out[at + i] = resid[i] - c->resid_pre[at + i];
 }
 
 static int write_ids_json(const char *path, const int32_t *ids, int T, char *err) {
@@ -65,19 +96,21 @@ static int write_ids_json(const char *path, const int32_t *ids, int T, char *err
 typedef struct {
     const char *ids_path, *text, *file, *out, *model;
     const char *noffn_layers, *zero, *set;
+    long ctx; /* 0: n_positions */
     int bos, noffn;
 } TraceOptions;
 
 /* Parses argv into o; returns -1 to go on, else the exit code. */
 static int trace_options(int argc, char **argv, TraceOptions *o) {
-    enum { O_IDS = 1, O_TEXT, O_FILE, O_NOBOS, O_OUT, O_NOFFN, O_NOFFNL, O_ZERO, O_SET, O_MODEL, O_HELP };
+    enum { O_IDS = 1, O_TEXT, O_FILE, O_NOBOS, O_OUT, O_NOFFN, O_NOFFNL, O_ZERO, O_SET, O_MODEL, O_CTX, O_HELP };
     static const struct option opts[] = {
         {"ids", required_argument, 0, O_IDS},         {"text", required_argument, 0, O_TEXT},
         {"file", required_argument, 0, O_FILE},       {"no-bos", no_argument, 0, O_NOBOS},
         {"out", required_argument, 0, O_OUT},         {"no-ffn", no_argument, 0, O_NOFFN},
         {"no-ffn-layers", required_argument, 0, O_NOFFNL}, {"zero", required_argument, 0, O_ZERO},
         {"set", required_argument, 0, O_SET},         {"model", required_argument, 0, O_MODEL},
-        {"help", no_argument, 0, O_HELP},             {0, 0, 0, 0}};
+        {"ctx", required_argument, 0, O_CTX},         {"help", no_argument, 0, O_HELP},
+        {0, 0, 0, 0}};
     *o = (TraceOptions){.bos = 1};
     int c;
     optind = 1;
@@ -94,6 +127,9 @@ static int trace_options(int argc, char **argv, TraceOptions *o) {
         case O_ZERO: o->zero = optarg; break;
         case O_SET: o->set = optarg; break;
         case O_MODEL: o->model = optarg; break;
+        case O_CTX:
+            if (cli_parse_count("--ctx", optarg, 1, 1 << 20, &o->ctx)) return PROBE_EXIT_USAGE;
+            break;
         case O_HELP: return cli_help(usage_text);
         default: return cli_bad_option(argv);
         }
@@ -124,24 +160,63 @@ static int trace_input(const TraceOptions *o, const Model *m, int32_t **ids, int
     return *ids ? 0 : err_set(err, "out of memory");
 }
 
-/* Writes OUT/ffn_L.npy for every layer, logits.npy, loss.npy, ids.json. */
+/* dir/name into path[cap]; -1 with a message when it does not fit. */
+static int path_join(char *path, size_t cap, const char *dir, const char *name, char *err) {
+    int n = snprintf(path, cap, "%s/%s", dir, name);
+    return n >= 0 && (size_t)n < cap ? 0 : err_set(err, "path too long: '%s/%s'", dir, name);
+}
+
+/* Writes dir/NAME_L.npy (l >= 0) or dir/NAME.npy: float32 [rows, cols], or
+ * [rows] when cols is 0. */
+static int npy_write_2d(const char *dir, const char *name, int l, const float *data, int64_t rows, int64_t cols,
+                        char *err) {
+    char file[64], path[4400];
+    if (l >= 0) snprintf(file, sizeof file, "%s_%d.npy", name, l);
+    else snprintf(file, sizeof file, "%s.npy", name);
+    if (path_join(path, sizeof path, dir, file, err)) return -1;
+    int64_t shape[2] = {rows, cols};
+    return npy_write_f32(path, data, cols ? 2 : 1, shape, err);
+}
+
+static int dir_make(const char *dir, char *err) {
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) return err_set(err, "cannot create '%s': %s", dir, strerror(errno));
+    return 0;
+}
+
+/* Writes one window's files into out: ffn_L, resid_pre_L, attn_out_L,
+ * resid_post_L for every layer, logits, loss, ids.json. */
 static int trace_write(const char *out, const TraceCapture *cap, int L, const float *logits, int V,
                        const float *loss, const int32_t *ids, char *err) {
-    const int T = cap->T, F = cap->F;
-    if (mkdir(out, 0777) != 0 && errno != EEXIST) return err_set(err, "cannot create '%s': %s", out, strerror(errno));
-    char path[4300];
+    const int T = cap->T, F = cap->F, C = cap->C;
+    if (dir_make(out, err)) return -1;
     for (int l = 0; l < L; l++) {
-        snprintf(path, sizeof path, "%s/ffn_%d.npy", out, l);
-        int64_t shape[2] = {T, F};
-        if (npy_write_f32(path, cap->acts + (size_t)l * T * F, 2, shape, err)) return -1;
+        size_t at = (size_t)l * T * C;
+        if (npy_write_2d(out, "ffn", l, cap->acts + (size_t)l * T * F, T, F, err) ||
+            npy_write_2d(out, "resid_pre", l, cap->resid_pre + at, T, C, err) ||
+            npy_write_2d(out, "attn_out", l, cap->attn_out + at, T, C, err) ||
+            npy_write_2d(out, "resid_post", l, cap->resid_post + at, T, C, err))
+            return -1;
     }
-    int64_t lshape[2] = {T, V}, sshape[1] = {T - 1};
-    snprintf(path, sizeof path, "%s/logits.npy", out);
-    if (npy_write_f32(path, logits, 2, lshape, err)) return -1;
-    snprintf(path, sizeof path, "%s/loss.npy", out);
-    if (npy_write_f32(path, loss, 1, sshape, err)) return -1;
-    snprintf(path, sizeof path, "%s/ids.json", out);
-    return write_ids_json(path, ids, T, err);
+    if (npy_write_2d(out, "logits", -1, logits, T, V, err) || npy_write_2d(out, "loss", -1, loss, T - 1, 0, err))
+        return -1;
+    char path[4400];
+    return path_join(path, sizeof path, out, "ids.json", err) || write_ids_json(path, ids, T, err) ? -1 : 0;
+}
+
+/* DIR/windows.json: [{"window": 0, "dir": "w0", "start": s, "len": n,
+ * "first_new": f}, ...] in sequence positions (windows_plan's). */
+static int write_windows_json(const char *out, const Window *win, int nw, char *err) {
+    char path[4400];
+    if (path_join(path, sizeof path, out, "windows.json", err)) return -1;
+    FILE *f = fopen(path, "w");
+    if (!f) return err_set(err, "cannot create '%s': %s", path, strerror(errno));
+    fputs("[\n", f);
+    for (int w = 0; w < nw; w++)
+        fprintf(f, "  {\"window\": %d, \"dir\": \"w%d\", \"start\": %d, \"len\": %d, \"first_new\": %d}%s\n", w, w,
+                win[w].start, win[w].len, win[w].first_new, w + 1 < nw ? "," : "");
+    fputs("]\n", f);
+    if (fclose(f) != 0) return err_set(err, "cannot write '%s': %s", path, strerror(errno));
+    return 0;
 }
 
 int cmd_trace(int argc, char **argv) {
@@ -159,12 +234,18 @@ int cmd_trace(int argc, char **argv) {
     NeuronEdit *edits = NULL;
     int n_edits = 0;
     float *logits = NULL, *loss = NULL;
+    Window *win = NULL;
     TraceCapture cap = {0};
     if (!m) goto fail;
     const ModelConfig *cfg = &m->cfg;
-    int L = cfg->n_layer, F = cfg->n_inner, V = cfg->vocab_size;
+    int L = cfg->n_layer, F = cfg->n_inner, C = cfg->n_embd, V = cfg->vocab_size;
 
-    /* interventions: usage errors before any work */
+    /* interventions and --ctx: usage errors before any work */
+    if (o.ctx > cfg->n_positions) {
+        rc = cli_usage_error("--ctx %ld is above the model's n_positions %d", o.ctx, cfg->n_positions);
+        goto done;
+    }
+    int ctx = o.ctx ? (int)o.ctx : cfg->n_positions;
     remove = calloc((size_t)L, 1);
     capture = malloc((size_t)L);
     if (!remove || !capture) goto oom;
@@ -177,28 +258,56 @@ int cmd_trace(int argc, char **argv) {
         goto done;
     }
     if (trace_input(&o, m, &ids, &T, err)) goto fail;
-    if (T < 1 || T > cfg->n_positions) {
-        err_set(err, "%s has %d tokens; a trace needs 1..%d (n_positions)",
-                o.ids_path ? o.ids_path : o.file ? o.file : "--text", T, cfg->n_positions);
+    if (T < 1) {
+        err_set(err, "%s has 0 tokens; a trace needs at least 1", o.ids_path ? o.ids_path : o.file ? o.file : "--text");
         goto fail;
     }
 
-    cap.acts = malloc(sizeof(float) * (size_t)L * T * F);
-    logits = malloc(sizeof(float) * (size_t)T * V);
-    loss = malloc(sizeof(float) * (size_t)(T > 1 ? T - 1 : 1));
-    if (!cap.acts || !logits || !loss) goto oom;
-    cap.T = T;
+    /* the windows of record (text/corpus.h); one window is written into DIR itself */
+    int nw = windows_count(T, ctx), W = T < ctx ? T : ctx;
+    win = malloc(sizeof *win * (size_t)nw);
+    size_t nc = (size_t)L * W * C;
+    cap.acts = malloc(sizeof(float) * (size_t)L * W * F);
+    cap.resid_pre = malloc(sizeof(float) * nc);
+    cap.attn_out = malloc(sizeof(float) * nc);
+    cap.resid_post = malloc(sizeof(float) * nc);
+    logits = malloc(sizeof(float) * (size_t)W * V);
+    loss = malloc(sizeof(float) * (size_t)W);
+    if (!win || !cap.acts || !cap.resid_pre || !cap.attn_out || !cap.resid_post || !logits || !loss) goto oom;
+    windows_plan(T, ctx, win);
     cap.F = F;
-    ForwardHooks hooks = {.capture = capture, .observe = trace_observe, .user = &cap,
-                          .remove_ffn = remove, .edits = edits, .n_edits = n_edits};
-    if (model_forward(m, ids, T, &hooks, logits, err)) goto fail;
-    double mean = 0;
-    for (int t = 0; t + 1 < T; t++) {
-        loss[t] = (float)logits_nll(logits + (size_t)t * V, V, ids[t + 1]);
-        mean += loss[t];
+    cap.C = C;
+    ForwardHooks hooks = {.capture = capture, .observe = trace_observe, .user = &cap, .remove_ffn = remove,
+                          .edits = edits, .n_edits = n_edits, .observe_resid = trace_observe_resid};
+    if (nw > 1) {
+        char path[4400];
+        if (dir_make(o.out, err) || path_join(path, sizeof path, o.out, "ids.json", err) || write_ids_json(path, ids, T, err) || write_windows_json(o.out, win, nw, err))
+            goto fail;
     }
-    if (trace_write(o.out, &cap, L, logits, V, loss, ids, err)) goto fail;
-    fprintf(stderr, "traced %d tokens, mean loss %.4f nats, wrote %s/\n", T, T > 1 ? mean / (T - 1) : 0.0, o.out);
+    double mean = 0;
+    int n_loss = 0;
+    for (int w = 0; w < nw; w++) {
+        const int32_t *wids = ids + win[w].start;
+        cap.T = win[w].len;
+        if (model_forward(m, wids, cap.T, &hooks, logits, err)) goto fail;
+        for (int t = 0; t + 1 < cap.T; t++) {
+            loss[t] = (float)logits_nll(logits + (size_t)t * V, V, wids[t + 1]);
+            /* the mean counts each predicted token once, in the window that owns it */
+            if (win[w].start + t + 1 >= win[w].first_new) {
+                mean += loss[t];
+                n_loss++;
+            }
+        }
+        char wdir[4400], wname[32];
+        snprintf(wname, sizeof wname, "w%d", w);
+        if (nw > 1 && path_join(wdir, sizeof wdir, o.out, wname, err)) goto fail;
+        if (trace_write(nw > 1 ? wdir : o.out, &cap, L, logits, V, loss, wids, err)) goto fail;
+    }
+    if (nw > 1)
+        fprintf(stderr, "traced %d tokens in %d windows of up to %d, mean loss %.4f nats, wrote %s/w0..w%d/\n", T,
+                nw, ctx, n_loss ? mean / n_loss : 0.0, o.out, nw - 1);
+    else
+        fprintf(stderr, "traced %d tokens, mean loss %.4f nats, wrote %s/\n", T, n_loss ? mean / n_loss : 0.0, o.out);
     rc = PROBE_EXIT_OK;
     goto done;
 oom:
@@ -211,7 +320,11 @@ done:
     free(remove);
     free(capture);
     free(edits);
+    free(win);
     free(cap.acts);
+    free(cap.resid_pre);
+    free(cap.attn_out);
+    free(cap.resid_post);
     free(logits);
     free(loss);
     model_free(m);

@@ -3,9 +3,10 @@
  * Reads like the block diagram: embeddings, then per layer
  *   ln_1 -> c_attn -> causal attention -> c_proj -> +residual
  *   ln_2 -> c_fc -> GELU -> [edits] -> [observe] -> c_proj -> +residual
- * then ln_f and (optionally) the tied or untied unembedding. All scratch
- * memory is allocated once at load for T = n_positions: no allocation per
- * call or token. */
+ * with the residual stream observable before, between and after the two
+ * blocks (observe_resid), then ln_f and (optionally) the tied or untied
+ * unembedding. All scratch memory is allocated once at load for
+ * T = n_positions: no allocation per call or token. */
 #include "model.h"
 
 #include <stdlib.h>
@@ -93,11 +94,13 @@ int model_forward(Model *m, const int32_t *ids, int T, const ForwardHooks *hooks
 
     for (int l = 0; l < L; l++) {
         const LayerParams *p = &m->layers[l];
+        if (hooks->observe_resid) hooks->observe_resid(hooks->user, l, RESID_PRE, s->resid, T, C);
         /* attention block: resid += c_proj(attn(ln_1(resid))) */
         layernorm_forward(s->ln, s->resid, p->ln1_w, p->ln1_b, cfg->layer_norm_epsilon, T, C);
         matmul_forward(s->qkv, s->ln, p->qkv_w, p->qkv_b, T, C, 3 * C, 0);
         attention_forward(s->attn_out, s->att, s->att_slots, s->qkv, T, C, cfg->n_head);
         matmul_forward(s->resid, s->attn_out, p->attn_proj_w, p->attn_proj_b, T, C, C, 1);
+        if (hooks->observe_resid) hooks->observe_resid(hooks->user, l, RESID_MID, s->resid, T, C);
 
         /* FFN block: resid += c_proj(act(c_fc(ln_2(resid)))) */
         layernorm_forward(s->ln, s->resid, p->ln2_w, p->ln2_b, cfg->layer_norm_epsilon, T, C);
@@ -109,6 +112,7 @@ int model_forward(Model *m, const int32_t *ids, int T, const ForwardHooks *hooks
         if (hooks->stop_after > 0 && l + 1 >= hooks->stop_after) return 0;
         if (!(hooks->remove_ffn && hooks->remove_ffn[l]))
             matmul_forward(s->resid, s->ffn, p->proj_w, p->proj_b, T, F, C, 1);
+        if (hooks->observe_resid) hooks->observe_resid(hooks->user, l, RESID_POST, s->resid, T, C);
     }
 
     layernorm_forward(s->final, s->resid, m->lnf_w, m->lnf_b, cfg->layer_norm_epsilon, T, C);

@@ -4,6 +4,7 @@
  *   Model *m = model_load("models/demo", err);  // config.json, model.safetensors,
  *                                               // vocab.json, merges.txt
  *   ForwardHooks h = { .capture = want, .observe = fn, .user = ctx };
+ *                   // .observe_resid = fn2: the residual stream too
  *   model_forward(m, ids, T, &h, logits, err);  // logits [T x V] or NULL
  *   model_free(m);
  *
@@ -121,6 +122,21 @@ typedef struct {
     float value; /* post-activation is set to this (0 = zero ablation) */
 } NeuronEdit;
 
+/* Where in layer L the residual stream is observed, by its TransformerLens
+ * hook name. Each point's difference from the one before is what a block
+ * added: RESID_MID - RESID_PRE is blocks.L.hook_attn_out (with c_proj's
+ * bias), RESID_POST - RESID_MID the FFN's output (zero when removed). */
+typedef enum {
+    RESID_PRE,  /* blocks.L.hook_resid_pre: the layer's input (L = 0: embeddings) */
+    RESID_MID,  /* blocks.L.hook_resid_mid: after the attention output is added */
+    RESID_POST  /* blocks.L.hook_resid_post: after the FFN output is added; for
+                   the last layer, the input of ln_f */
+} ResidPoint;
+
+/* Read-only observer of the residual stream resid [T x C] at one point of
+ * one layer; called for every layer, in order PRE, MID, POST. */
+typedef void (*ResidObserver)(void *user, int layer, ResidPoint point, const float *resid, int T, int C);
+
 /* Capture and interventions are data for the one forward pass. Every field
  * may be NULL/0; a zeroed ForwardHooks (or NULL) is the plain forward, and
  * hooks that ask for nothing give the plain forward bit for bit. */
@@ -135,8 +151,12 @@ typedef struct {
     int n_edits;
     int stop_after;            /* > 0: return once layer stop_after - 1's FFN
                                   activation is observed (nothing after it
-                                  runs: no logits, m->s.final not written);
+                                  runs: no logits, m->s.final not written,
+                                  that layer's RESID_POST not observed);
                                   what is observed is unchanged bit for bit */
+    ResidObserver observe_resid; /* NULL, or called with the residual stream
+                                  at every ResidPoint of every layer (same
+                                  user); observing changes nothing */
 } ForwardHooks;
 
 /* Runs ids[0..T) at positions 0..T-1 (1 <= T <= P, ids < V). Writes
