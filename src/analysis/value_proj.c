@@ -17,6 +17,7 @@ struct ValueVocab {
     int32_t *row;   /* [V] distinct row of each id */
     int32_t *rep;   /* [D] smallest id of each distinct row */
     int32_t *count; /* [D] ids sharing it */
+    float *countf;  /* [D] the same as floats, for the vectorized rank count */
     float *own;     /* [D x C] the distinct rows when D < V, else NULL */
     const float *w; /* the rows used: own, or the model's lm_head */
 };
@@ -26,6 +27,7 @@ void value_vocab_free(ValueVocab *vv) {
     free(vv->row);
     free(vv->rep);
     free(vv->count);
+    free(vv->countf);
     free(vv->own);
     free(vv);
 }
@@ -108,6 +110,9 @@ ValueVocab *value_vocab_new(const Model *m, char *err) {
     free(renum);
     free(cnt);
     vv->D = D;
+    vv->countf = malloc(sizeof *vv->countf * (size_t)D);
+    if (!vv->countf) goto oom;
+    for (int d = 0; d < D; d++) vv->countf[d] = (float)vv->count[d];
     if (D < V) {
         vv->own = malloc(sizeof(float) * (size_t)D * C);
         if (!vv->own) goto oom;
@@ -140,25 +145,7 @@ typedef struct {
     ValueLayer *out;
     float *kv;           /* [threads x 2k] scratch */
     int32_t *ki;
-    double *qv;          /* [threads x MAX_QUERIES] */
-    int32_t *qi;
-    int64_t *g;          /* [threads x (MAX_QUERIES + 1)] */
 } BlockJob;
-
-static void sort_queries(double *qv, int32_t *qi, int n) { /* insertion sort, n <= MAX_QUERIES */
-    for (int a = 1; a < n; a++) {
-        double v = qv[a];
-        int32_t i = qi[a];
-        int b = a;
-        while (b > 0 && qv[b - 1] > v) {
-            qv[b] = qv[b - 1];
-            qi[b] = qi[b - 1];
-            b--;
-        }
-        qv[b] = v;
-        qi[b] = i;
-    }
-}
 
 /* The top, bottom and query ranks of rows r0..r1 of the block. */
 static void block_rows(const BlockJob *job, int r0, int r1, int tid) {
@@ -166,9 +153,6 @@ static void block_rows(const BlockJob *job, int r0, int r1, int tid) {
     const int D = vv->D, k = job->out->k, nq = job->out->n_queries;
     float *kv = job->kv + (size_t)tid * 2 * k, *bv = kv + k;
     int32_t *ki = job->ki + (size_t)tid * 2 * k, *bi = ki + k;
-    double *qv = job->qv + (size_t)tid * MAX_QUERIES;
-    int32_t *qi = job->qi + (size_t)tid * MAX_QUERIES;
-    int64_t *g = job->g + (size_t)tid * (MAX_QUERIES + 1);
     for (int r = r0; r < r1; r++) {
         const float *x = job->logits + (size_t)r * D;
         int j = job->j0 + r;
@@ -188,33 +172,29 @@ static void block_rows(const BlockJob *job, int r0, int r1, int tid) {
             }
         }
         if (nq > 0) {
+            /* rank of each query: 1 + the ids whose logit is strictly larger;
+             * one branch-free pass per query (vectorized), counts weighted by
+             * the ids sharing each row */
             const int32_t *q = job->out->queries + (size_t)j * nq;
-            int n = 0;
+            int32_t *ranks = job->out->ranks + (size_t)j * nq;
+            const float *cnt = vv->countf;
             for (int i = 0; i < nq; i++) {
                 int row = q[i] >= 0 ? value_vocab_row(vv, q[i]) : -1;
-                if (row < 0) continue;
-                qv[n] = x[row];
-                qi[n++] = i;
-            }
-            sort_queries(qv, qi, n);
-            memset(g, 0, sizeof *g * (size_t)(n + 1));
-            /* g[p]: ids whose logit exceeds exactly the p smallest queries */
-            for (int d = 0; d < D; d++) {
-                double v = x[d];
-                int lo = 0, hi = n; /* queries strictly below v */
-                while (lo < hi) {
-                    int mid = (lo + hi) / 2;
-                    if (qv[mid] < v) lo = mid + 1;
-                    else hi = mid;
+                if (row < 0) {
+                    ranks[i] = 0;
+                    continue;
                 }
-                g[lo] += vv->count[d];
-            }
-            int32_t *ranks = job->out->ranks + (size_t)j * nq;
-            for (int i = 0; i < nq; i++) ranks[i] = 0;
-            int64_t above = 0; /* ids strictly above query a */
-            for (int a = n - 1; a >= 0; a--) {
-                above += g[a + 1];
-                ranks[qi[a]] = (int32_t)(1 + above);
+                /* a query equal to an earlier one has its rank */
+                int k2 = 0;
+                while (k2 < i && q[k2] != q[i]) k2++;
+                if (k2 < i) {
+                    ranks[i] = ranks[k2];
+                    continue;
+                }
+                const float v = x[row];
+                float above = 0;
+                for (int d = 0; d < D; d++) above += x[d] > v ? cnt[d] : 0.0f;
+                ranks[i] = (int32_t)(1 + (int64_t)above);
             }
         }
     }
@@ -239,11 +219,8 @@ int value_project_layer(Model *m, const ValueVocab *vv, int layer, ValueVariant 
     BlockJob job = {.vv = vv, .logits = logits, .out = out};
     job.kv = malloc(sizeof(float) * (size_t)T * 2 * k);
     job.ki = malloc(sizeof(int32_t) * (size_t)T * 2 * k);
-    job.qv = malloc(sizeof(double) * (size_t)T * MAX_QUERIES);
-    job.qi = malloc(sizeof(int32_t) * (size_t)T * MAX_QUERIES);
-    job.g = malloc(sizeof(int64_t) * (size_t)T * (MAX_QUERIES + 1));
     int rc = -1;
-    if (!vb || !logits || !job.kv || !job.ki || !job.qv || !job.qi || !job.g) {
+    if (!vb || !logits || !job.kv || !job.ki) {
         err_set(err, "out of memory projecting values (%d x %d logits)", BLOCK, D);
         goto done;
     }
@@ -266,8 +243,5 @@ done:
     free(logits);
     free(job.kv);
     free(job.ki);
-    free(job.qv);
-    free(job.qi);
-    free(job.g);
     return rc;
 }
