@@ -20,6 +20,7 @@ static const Command commands[] = {
     {"predict", cmd_predict, "top next-token predictions for a prompt"},
     {"trace", cmd_trace, "run one text, write FFN activations, logits, losses as .npy"},
     {"record", cmd_record, "record FFN activations of a corpus into SQLite"},
+    {"merge", cmd_merge, "combine the shard databases of record --shard I/N into one run"},
     {"top-neurons", cmd_top_neurons, "rank recorded neurons by statistics, or by a concept"},
     {"kv", cmd_kv, "key-value memories: do neurons' values predict what follows their triggers"},
     {"neuron", cmd_neuron, "one neuron's card: statistics, examples, value tokens, concepts"},

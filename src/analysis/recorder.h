@@ -9,8 +9,8 @@
  *   recorder_free(r);
  *
  * li indexes the recorded layers (0..n_layers), not the model's layers.
- * Statistics accumulate in double around a per-neuron shift (the neuron's
- * first value), so mean and variance stay exact to double rounding: count,
+ * Statistics accumulate in double around a per-neuron shift (the mean of
+ * its first tokens), so mean and variance stay exact to double rounding: count,
  * mean, population variance, min, max, fraction > 0; and a histogram over
  * the fixed grid of act_hist.h (concept AUROC). Top examples: one
  * fixed-size min-heap per neuron, guarded by a threshold so a value that

@@ -9,6 +9,7 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_trace(int argc, char **argv);
 int cmd_record(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 int cmd_top_neurons(int argc, char **argv);
 int cmd_kv(int argc, char **argv);
 int cmd_neuron(int argc, char **argv);

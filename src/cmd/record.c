@@ -78,6 +78,9 @@ static const char *usage_text =
     "  --full LIST        also store full fp16 vectors of these (recorded) layers\n"
     "  --no-bos           do not put <|endoftext|> before each document\n"
     "  --resume           continue an interrupted run of the same corpus, model, options\n"
+    "  --shard I/N        record shard I of N only: the documents whose index is I-1\n"
+    "                     modulo N (a run of its own; probe merge combines the N shards\n"
+    "                     into what one recording of the whole corpus gives)\n"
     "  --force            with --resume: take the run over even though the process that\n"
     "                     recorded it seems alive (only when you know it is not recording)\n"
     "  --quiet            no progress bar and no warnings (the summary line stays)\n"
@@ -123,6 +126,7 @@ typedef struct {
     int bos, resume, force, quiet;
     long batch_docs;  /* PROBE_RECORD_BATCH_DOCS: commit every N documents (0: every BATCH_SECONDS) */
     long crash_after; /* PROBE_RECORD_CRASH_AFTER_DOCS: SIGKILL after the commit covering N (0: never) */
+    long shard, shards; /* --shard I/N; 0/0 = the whole corpus */
 } Opts;
 
 typedef struct {
@@ -189,7 +193,7 @@ static void rec_free(Rec *r) {
  * stop with *exit_code (after --help, or a usage error already printed). */
 static int parse_options(int argc, char **argv, Opts *o, int *exit_code) {
     enum { O_DB = 1, O_MODEL, O_SPLIT, O_CTX, O_TOPK, O_EX, O_FULL, O_LAYERS, O_RESUME, O_FORCE, O_QUIET, O_NOBOS,
-           O_HELP };
+           O_HELP, O_SHARD };
     static const struct option opts[] = {
         {"db", required_argument, 0, O_DB},         {"model", required_argument, 0, O_MODEL},
         {"split", required_argument, 0, O_SPLIT},   {"ctx", required_argument, 0, O_CTX},
@@ -197,7 +201,8 @@ static int parse_options(int argc, char **argv, Opts *o, int *exit_code) {
         {"full", required_argument, 0, O_FULL},     {"layers", required_argument, 0, O_LAYERS},
         {"resume", no_argument, 0, O_RESUME},       {"quiet", no_argument, 0, O_QUIET},
         {"no-bos", no_argument, 0, O_NOBOS},        {"help", no_argument, 0, O_HELP},
-        {"force", no_argument, 0, O_FORCE},         {0, 0, 0, 0}};
+        {"force", no_argument, 0, O_FORCE},         {"shard", required_argument, 0, O_SHARD},
+        {0, 0, 0, 0}};
     *o = (Opts){.db = "probe.db", .split = SPLIT_PARAGRAPH, .ctx = 0, .top_k = 16, .examples = 32, .bos = 1};
     *exit_code = PROBE_EXIT_USAGE;
     int c, bad = 0;
@@ -217,6 +222,16 @@ static int parse_options(int argc, char **argv, Opts *o, int *exit_code) {
         case O_FORCE: o->force = 1; break;
         case O_QUIET: o->quiet = 1; break;
         case O_NOBOS: o->bos = 0; break;
+        case O_SHARD: {
+            char *end;
+            o->shard = strtol(optarg, &end, 10);
+            o->shards = *end == '/' ? strtol(end + 1, &end, 10) : 0;
+            if (*end || o->shards < 1 || o->shards > 1000000 || o->shard < 1 || o->shard > o->shards) {
+                cli_usage_error("--shard must be I/N with 1 <= I <= N, not '%s'", optarg);
+                return 1;
+            }
+            break;
+        }
         case O_HELP: *exit_code = cli_help(usage_text); return 1;
         default: cli_bad_option(argv); return 1;
         }
@@ -300,10 +315,12 @@ static int set_up_layers(Rec *r, int *usage, char *err) {
     *usage = 0;
     mask_json(r->capture, r->L, r->layers_json, sizeof r->layers_json);
     mask_json(r->full, r->L, r->full_json, sizeof r->full_json);
+    char shard[64] = "";
+    if (o->shards) snprintf(shard, sizeof shard, ",\"shard\":\"%ld/%ld\"", o->shard, o->shards);
     int olen = snprintf(r->options_json, sizeof r->options_json,
                         "{\"split\":\"%s\",\"ctx\":%d,\"top_k\":%d,\"examples\":%ld,\"layers\":%s,"
-                        "\"full\":%s,\"bos\":%d}",
-                        split_name(o->split), r->ctx, r->k, o->examples, r->layers_json, r->full_json, o->bos);
+                        "\"full\":%s,\"bos\":%d%s}",
+                        split_name(o->split), r->ctx, r->k, o->examples, r->layers_json, r->full_json, o->bos, shard);
     if (olen < 0 || olen >= (int)sizeof r->options_json)
         return err_set(err, "too many layers to record at once (%d)", r->n_rec);
     return 0;
@@ -317,7 +334,7 @@ static void warn_invalid_utf8(const Rec *r) {
         if (at < d->len) {
             cli_error(0, "warning: '%s' is not valid UTF-8 %s(document %d, byte %zu); "
                       "such bytes are tokenized as bytes and shown as U+FFFD in text columns",
-                      r->o.corpus, d->text[at] ? "" : "text: a NUL byte ", i, at);
+                      r->o.corpus, d->text[at] ? "" : "text: a NUL byte ", d->index, at);
             return;
         }
     }
@@ -331,6 +348,16 @@ static int set_up(Rec *r) {
     int usage = 0;
     r->c = corpus_open(r->o.corpus, r->o.split, err);
     if (!r->c) goto fail;
+    if (r->o.shards) {
+        int all = corpus_count(r->c);
+        corpus_shard(r->c, (int)r->o.shard, (int)r->o.shards);
+        if (corpus_count(r->c) == 0) {
+            err_set(err, "shard %ld/%ld of '%s' has no documents (the corpus has %d)", r->o.shard, r->o.shards,
+                    r->o.corpus, all);
+            usage = 1;
+            goto fail;
+        }
+    }
     r->m = model_load(model_dir_resolve(r->o.model), err);
     if (!r->m || set_up_layers(r, &usage, err)) goto fail;
     if (!r->o.quiet) warn_invalid_utf8(r);
@@ -481,7 +508,7 @@ static int doc_insert(Rec *r, const Doc *d, int di, int64_t *doc_id, char *err) 
     size_t text_len;
     const char *text = utf8_text_in(&r->doc_text, d->text, d->len, &text_len);
     if (!text) return err_set(err, "out of memory for document %d", di);
-    DocumentRow row = {.run_id = r->run_id, .doc_index = di, .byte_offset = (int64_t)d->offset,
+    DocumentRow row = {.run_id = r->run_id, .doc_index = d->index, .byte_offset = (int64_t)d->offset,
                        .n_tokens = (int)r->tb.n, .text = text, .text_len = text_len, .bytes = d->text,
                        .n_bytes = d->len};
     return results_add_document(r->s, &row, doc_id, err);

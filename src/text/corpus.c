@@ -51,6 +51,13 @@ void corpus_free(Corpus *c) {
 int corpus_count(const Corpus *c) { return c->n; }
 const Doc *corpus_doc(const Corpus *c, int i) { return &c->docs[i]; }
 uint64_t corpus_checksum(const Corpus *c) { return c->checksum; }
+
+void corpus_shard(Corpus *c, int i, int n) {
+    int k = 0;
+    for (int d = 0; d < c->n; d++)
+        if (c->docs[d].index % n == i - 1) c->docs[k++] = c->docs[d];
+    c->n = k;
+}
 size_t corpus_bytes(const Corpus *c) { return c->len; }
 
 static int is_blank(const char *s, size_t n) {
@@ -82,7 +89,8 @@ static int push_doc(Corpus *c, const char *path, const char *text, size_t len, s
         c->docs = nd;
         c->cap = ncap;
     }
-    c->docs[c->n++] = (Doc){.text = text, .len = len, .offset = offset};
+    c->docs[c->n] = (Doc){.text = text, .len = len, .offset = offset, .index = c->n};
+    c->n++;
     return 0;
 }
 

@@ -24,6 +24,7 @@ typedef struct {
     const char *text; /* into the corpus buffer (not NUL-terminated) */
     size_t len;
     size_t offset;    /* byte offset of the document in the corpus file */
+    int index;        /* its index in the whole corpus (also after corpus_shard) */
 } Doc;
 
 typedef struct Corpus Corpus;
@@ -33,6 +34,13 @@ void corpus_free(Corpus *c); /* accepts NULL */
 int corpus_count(const Corpus *c);
 const Doc *corpus_doc(const Corpus *c, int i);
 uint64_t corpus_checksum(const Corpus *c);
+/* Keeps only shard i of n (1 <= i <= n): the documents whose index in the
+ * whole corpus is i - 1 modulo n (round robin: shards get documents from
+ * every part of the corpus, and the assignment depends only on the corpus
+ * and n). corpus_count and corpus_doc then walk those documents, each with
+ * its whole-corpus index in Doc.index; the checksum stays the whole
+ * corpus's. */
+void corpus_shard(Corpus *c, int i, int n);
 size_t corpus_bytes(const Corpus *c);
 
 typedef struct {
