@@ -4,7 +4,8 @@
 Needs (Debian 12):
   apt-get install wordnet-base        # WordNet 3.0 database under /usr/share/wordnet
   the demo model's training books as scripts/model/extract_corpus.py writes them
-  (default /work/train/corpus; --books DIR): austen.txt, web.txt, kjv.txt, the
+  (default /work/train/corpus; --books DIR): austen.txt, web.txt, kjv.txt,
+  tdavid.txt, mhcc.txt, devil.txt, the
   books of the committed models/demo (models/demo/README.md)
 
 Usage: /usr/bin/python3 scripts/probes/gen_probes.py [--wordnet DIR] [--books DIR] [--out DIR]
@@ -27,7 +28,7 @@ WORDNET_PACKAGE = "wordnet-base (Debian 12, 1:3.0-37)"
 WORDNET_LICENCE = ("WordNet 3.0 licence (Princeton University; permission to use, copy, modify and "
                    "distribute with the copyright notice: WordNet 3.0 Copyright 2006 by Princeton "
                    "University. All rights reserved.); /usr/share/doc/wordnet-base/copyright")
-BOOKS = ["austen.txt", "web.txt", "kjv.txt"]  # models/demo's training books
+BOOKS = ["austen.txt", "web.txt", "kjv.txt", "tdavid.txt", "mhcc.txt", "devil.txt"]  # models/demo's training books
 CAP = 2000                                    # words per probe at most
 SEED = 13                                     # control sample
 GENERATOR = "scripts/probes/gen_probes.py"
@@ -324,7 +325,8 @@ def main():
     lemmas = index_lemmas(a.wordnet)
     books = {"frequencies": "word counts (letter runs, case folded) in the training books of "
              "models/demo: %s, written by scripts/model/extract_corpus.py from Debian "
-             "r-cran-janeaustenr, sword-text-web and bible-kjv-text (public domain texts)"
+             "r-cran-janeaustenr, sword-text-web, bible-kjv-text, sword-comm-tdavid, sword-comm-mhcc and "
+             "dict-devil (public domain texts)"
              % ", ".join(BOOKS)}
 
     past_words, past_flags = past_tense(a.wordnet, lemmas, counts)
