@@ -35,7 +35,7 @@ TESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/check_*.c))
 FUZZERS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_REGRESS := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZERS))
 
-.PHONY: all test asan fuzz fuzz-run bench fixtures demo clean
+.PHONY: all test asan fuzz fuzz-run bench fixtures demo clean test-slurm
 all: $(BIN)
 
 $(BIN): $(OBJS)
@@ -115,6 +115,11 @@ $(BUILD)/bench_forward: scripts/bench/bench_forward.c $(LIBOBJS)
 
 # The README's first command: record the bundled corpus with the bundled
 # model into a fresh demo.db and show layer 5's top neurons.
+# scripts/record_slurm.sh for real on a single-node Slurm (root; Debian's
+# slurm-wlm and munge): not part of `make test`.
+test-slurm: $(BIN)
+	sh scripts/test_slurm.sh
+
 demo: $(BIN)
 	rm -f demo.db demo.db-wal demo.db-shm
 	./$(BIN) record examples/demo_corpus.txt --db demo.db
