@@ -811,6 +811,30 @@ START_TEST(test_recorded_run) {
 }
 END_TEST
 
+/* A small effect keeps its significant digits in the table (never
+ * -0.0000) and its full value in the JSON and the ablation_summary view. */
+START_TEST(test_small_effects_visible) {
+    const char *db = path_in(tmpdir, "small.db");
+    int st = run_probe(out, sizeof out, CMD_BASE " --neurons 1:120 --json --db %s", db);
+    ck_assert_msg(st == 0, "%s", out);
+    cJSON *j = cJSON_Parse(out);
+    ck_assert_msg(j != NULL, "%s", out);
+    double d = json_num(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "conditions"), 0), "delta_loss");
+    cJSON_Delete(j);
+    ck_assert_msg(d != 0 && fabs(d) < 0.005, "one neuron of a random model: dloss %g, expected a small effect", d);
+    st = run_probe(out, sizeof out, CMD_BASE " --neurons 1:120 --no-db");
+    ck_assert_msg(st == 0, "%s", out);
+    ck_assert_msg(!strstr(out, "0.0000 ") && strstr(out, "e-0"), "small effect hidden: %s", out);
+    sqlite3 *h = sql_open(db);
+    sqlite3_stmt *q;
+    ck_assert_int_eq(sqlite3_prepare_v2(h, "SELECT delta_loss FROM ablation_summary", -1, &q, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+    ck_assert_msg(sqlite3_column_double(q, 0) == d, "view %g, JSON %g", sqlite3_column_double(q, 0), d);
+    sqlite3_finalize(q);
+    sqlite3_close(h);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("ablate");
     TCase *lib = case_add(s, "library", 60,
@@ -823,6 +847,7 @@ int main(void) {
                                test_cmd_table, test_cmd_bad_specs, test_cmd_missing_corpus, NULL});
     TCase *db = case_add(s, "database", 120,
                          (const TTest *[]){test_db_rows, test_db_not_ours, test_db_store_fails_figures_printed, test_db_waits_for_lock,
+                                           test_small_effects_visible,
                                            test_db_disk_full_figures_printed,
                                            test_mean_mode, test_mean_mode_no_stats, test_recorded_run, NULL});
     tcase_add_checked_fixture(db, db_setup, db_teardown);

@@ -243,6 +243,17 @@ def main():
     wbytes = weights_bytes(ckpt)
     windows_bin = os.path.join(CACHE, f"windows-{NWIN}.bin")
     db = os.path.join(CACHE, "bench.db")
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    log(f"cpu: {cpu}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset: OpenBLAS picks)')}; "
+        f"PROBE_THREADS={os.environ.get('PROBE_THREADS', '(unset: one per CPU)')}")
     log(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; "
         f"runs {RUNS}, windows {NWIN} of <= {CTX}{' (QUICK smoke test)' if QUICK else ''}")
 
