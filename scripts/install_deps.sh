@@ -11,8 +11,10 @@
 # framework), python3 with python3-numpy and python3-regex (the tests read the
 # database through /usr/bin/python3's sqlite3 module and compare with the NumPy
 # references of scripts/reference/) and parallel (GNU parallel: the test of
-# scripts/record_parallel.sh). --bench adds Debian's python3-numpy and
-# python3-torch (the PyTorch peer and the checkpoint generator). --fixtures
+# scripts/record_parallel.sh), chromium and fonts-liberation (the test of
+# `probe report` opens its pages in headless Chromium). --bench adds Debian's
+# python3-numpy and python3-torch (the PyTorch peer and the checkpoint
+# generator). --fixtures
 # adds python3-numpy, python3-regex (the references and generators of
 # scripts/fixtures/) and nodejs + npm (the tokenizer's cross-check). --fuzz
 # adds clang and libclang-rt-14-dev (libFuzzer and the sanitizer runtimes of
@@ -23,7 +25,7 @@
 # README's Quick start and by CI (.ci/run).
 set -e
 
-PKGS="build-essential pkg-config libopenblas-dev libcjson-dev libsqlite3-dev check sqlite3 python3 python3-numpy python3-regex parallel"
+PKGS="build-essential pkg-config libopenblas-dev libcjson-dev libsqlite3-dev check sqlite3 python3 python3-numpy python3-regex parallel chromium fonts-liberation"
 BENCH_PKGS="python3-numpy python3-torch"
 FIXTURE_PKGS="python3-numpy python3-regex nodejs npm"
 FUZZ_PKGS="clang libclang-rt-14-dev"

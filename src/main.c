@@ -26,6 +26,7 @@ static const Command commands[] = {
     {"neuron", cmd_neuron, "one neuron's card: statistics, examples, value tokens, concepts"},
     {"ablate", cmd_ablate, "remove FFNs or neurons and measure the loss"},
     {"explain", cmd_explain, "split a prediction's logit into layers and neurons"},
+    {"report", cmd_report, "a static HTML report: layers, neurons with token heatmaps, charts"},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
 

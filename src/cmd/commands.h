@@ -15,5 +15,6 @@ int cmd_kv(int argc, char **argv);
 int cmd_neuron(int argc, char **argv);
 int cmd_ablate(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 #endif
