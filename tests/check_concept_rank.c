@@ -308,6 +308,58 @@ START_TEST(test_errors) {
 }
 END_TEST
 
+/* ---- --exact ------------------------------------------------------------------------ */
+
+/* --exact replaces the listed neurons' AUROC by the exact one (bound 0),
+ * within the histogram estimate's bound of it; the stored rows then agree
+ * with the independent reference to 1e-9 (scripts/reference/concept_scores.py
+ * checks |stored - exact| <= auroc_error + 1e-9). */
+START_TEST(test_exact_auroc) {
+    python3_require("the reference is NumPy through /usr/bin/python3");
+    char out[1 << 16], q[600];
+    const char *db = path_in(tmpdir, "exact.db");
+    const char *tiny = path_in(repo_root(), "tests/fixtures/models/tiny-f32");
+    const char *corpus = path_in(repo_root(), "tests/fixtures/concept_scores/corpus.txt");
+    sh_quote(q, sizeof q, db);
+    ck_assert_int_eq(run_probe(out, sizeof out, "record %s --db %s --model %s --quiet", corpus, q, tiny), 0);
+    ck_assert_int_eq(run_probe(out, sizeof out, "top-neurons --db %s --words walked,went,said --model %s --json --limit 12",
+                               q, tiny),
+                     0);
+    cJSON *est = cJSON_Parse(out);
+    ck_assert_msg(est != NULL, "%s", out);
+    ck_assert_int_eq(run_probe(out, sizeof out,
+                               "top-neurons --db %s --words walked,went,said --model %s --json --limit 12 --exact", q, tiny),
+                     0);
+    cJSON *ex = cJSON_Parse(out);
+    ck_assert_msg(ex != NULL, "%s", out);
+    cJSON *a = cJSON_GetObjectItem(est, "neurons"), *b = cJSON_GetObjectItem(ex, "neurons");
+    ck_assert_int_eq(cJSON_GetArraySize(b), 12);
+    int same = 0;
+    for (int i = 0; i < 12; i++) {
+        cJSON *e = cJSON_GetArrayItem(b, i);
+        ck_assert_msg(json_num(e, "auroc_error") == 0.0, "exact rows have bound 0");
+        for (int k = 0; k < cJSON_GetArraySize(a); k++) {
+            cJSON *f = cJSON_GetArrayItem(a, k);
+            if (json_num(f, "layer") != json_num(e, "layer") || json_num(f, "neuron") != json_num(e, "neuron")) continue;
+            ck_assert_msg(fabs(json_num(f, "auroc") - json_num(e, "auroc")) <= json_num(f, "auroc_error") + 1e-12,
+                          "%g:%g estimate %.6f +- %.6f, exact %.6f", json_num(e, "layer"), json_num(e, "neuron"),
+                          json_num(f, "auroc"), json_num(f, "auroc_error"), json_num(e, "auroc"));
+            same++;
+        }
+    }
+    ck_assert_int_gt(same, 6);
+    long long cid = (long long)json_num(ex, "concept_run");
+    cJSON_Delete(est);
+    cJSON_Delete(ex);
+    int st = run_cmdf(out, sizeof out,
+                      "/usr/bin/python3 '%s/scripts/reference/concept_scores.py' --db '%s' --concept-run %lld "
+                      "--probe-bin '%s' --model '%s' --words walked,went,said",
+                      repo_root(), db, cid, probe_bin(), tiny);
+    ck_assert_msg(st == 0, "reference on the --exact ranking: %s", out);
+    ck_assert_int_eq(run_probe(out, sizeof out, "top-neurons --db %s --exact", q), 2);
+}
+END_TEST
+
 /* ---- the control on the demo model ------------------------------------------------ */
 
 /* The control probe (words sampled to match past tense verbs' frequency
@@ -341,7 +393,7 @@ int main(void) {
     Suite *s = suite_create("concept_rank");
     TCase *tc = case_add(s, "concept_rank", 300,
                          (const TTest *[]){test_grid_monotone, test_auroc_bound_holds, test_planted_neuron_first,
-                                           test_errors, test_control_centres, NULL});
+                                           test_errors, test_exact_auroc, test_control_centres, NULL});
     tcase_add_checked_fixture(tc, setup, teardown);
     return run_suite(s);
 }

@@ -48,12 +48,28 @@ typedef struct {
     double *fsum, *fmax; /* [n_sc x F x B] */
     const int *pos;      /* positions (in the window) of the owned positives */
     int n_pos;
+    /* exact mode: every owned token of every window, for a few neurons */
+    int exact, n_exact;
+    const int *ex_layer, *ex_neuron; /* [n_exact] */
+    float *ex_val;                   /* [n_exact x ex_cap] every token's activation, in run order */
+    int64_t ex_base, ex_cap;         /* tokens before the current window */
+    const uint8_t *ex_flag;          /* [n_pos] of the current window: concept token or not */
+    uint8_t *ex_flags;               /* [ex_cap] every token's flag, in run order */
 } Replay;
 
 /* The forward pass's observer: adds the owned positives of the window. */
 static void replay_observe(void *user, int layer, const float *act, int T, int F) {
     Replay *r = user;
     (void)T;
+    if (r->exact) { /* r->pos holds every owned position */
+        for (int i = 0; i < r->n_exact; i++) {
+            if (r->ex_layer[i] != layer) continue;
+            float *o = r->ex_val + (size_t)i * r->ex_cap + r->ex_base;
+            for (int p = 0; p < r->n_pos && r->ex_base + p < r->ex_cap; p++)
+                o[p] = act[(size_t)r->pos[p] * F + r->ex_neuron[i]];
+        }
+        return;
+    }
     int li = r->li_of[layer];
     if (li < 0) return;
     const double *mean = r->mean + (size_t)li * F;
@@ -110,6 +126,7 @@ static int replay_run(Store *s, int64_t run, Model *m, const Concept *c, const C
     int rc = -1, got, n_docs = 0, bos = info->bos, ctx = info->ctx;
     int32_t *seq = NULL;
     int *pos_flag = NULL, *pos_list = NULL;
+    uint8_t *ex_flag = NULL;
     Window *win = NULL;
     size_t cap = 0;
     int win_cap = 0;
@@ -126,10 +143,12 @@ static int replay_run(Store *s, int64_t run, Model *m, const Concept *c, const C
             int32_t *q = realloc(seq, cap * sizeof *q);
             int *pf = realloc(pos_flag, cap * sizeof *pf);
             int *pl = realloc(pos_list, cap * sizeof *pl);
+            uint8_t *ef = realloc(ex_flag, cap);
             if (q) seq = q;
             if (pf) pos_flag = pf;
             if (pl) pos_list = pl;
-            if (!q || !pf || !pl) {
+            if (ef) ex_flag = ef;
+            if (!q || !pf || !pl || !ef) {
                 err_set(err, "out of memory for document %d", d.doc_index);
                 goto done;
             }
@@ -172,6 +191,22 @@ static int replay_run(Store *s, int64_t run, Model *m, const Concept *c, const C
             int own_start = win[w].first_new > bos ? win[w].first_new : bos, end = win[w].start + win[w].len;
             if (end <= own_start) continue;
             t->windows++;
+            if (rp->exact) { /* every window, every owned token, with its flag */
+                rp->n_pos = 0;
+                for (int p = own_start; p < end; p++) {
+                    ex_flag[rp->n_pos] = (uint8_t)pos_flag[p];
+                    t->concept_tokens += pos_flag[p];
+                    pos_list[rp->n_pos++] = p - win[w].start;
+                }
+                rp->pos = pos_list;
+                rp->ex_flag = ex_flag;
+                int64_t room = rp->ex_cap - rp->ex_base, nf = rp->n_pos < room ? rp->n_pos : room;
+                if (nf > 0) memcpy(rp->ex_flags + rp->ex_base, ex_flag, (size_t)nf);
+                t->windows_replayed++;
+                if (model_forward(m, seq + win[w].start, win[w].len, &hooks, NULL, err)) goto done;
+                rp->ex_base += rp->n_pos;
+                continue;
+            }
             if (!any) continue;
             rp->n_pos = 0;
             for (int p = own_start; p < end; p++)
@@ -192,6 +227,7 @@ done:
     free(seq);
     free(pos_flag);
     free(pos_list);
+    free(ex_flag);
     free(win);
     return rc;
 }
@@ -328,5 +364,91 @@ done:
     free(rp.pcount);
     free(rp.fsum);
     free(rp.fmax);
+    return rc;
+}
+
+/* ---- exact AUROC ------------------------------------------------------------ */
+
+typedef struct {
+    float v;
+    uint8_t in;
+} Pt;
+
+static int pt_cmp(const void *a, const void *b) {
+    float x = ((const Pt *)a)->v, y = ((const Pt *)b)->v;
+    return (x > y) - (x < y);
+}
+
+/* Mann-Whitney: P(in > out) + P(equal) / 2 from every token's value. */
+static double exact_auroc(Pt *p, int64_t n) {
+    qsort(p, (size_t)n, sizeof *p, pt_cmp);
+    double rank_sum = 0;
+    int64_t n1 = 0;
+    for (int64_t i = 0; i < n;) {
+        int64_t j = i, k = 0;
+        while (j < n && p[j].v == p[i].v) k += p[j++].in;
+        rank_sum += (double)k * (0.5 * (double)(i + 1 + j)); /* ties share the mean rank of i+1..j */
+        n1 += k;
+        i = j;
+    }
+    int64_t n0 = n - n1;
+    if (n1 == 0 || n0 == 0) return NAN;
+    return (rank_sum - 0.5 * (double)n1 * (double)(n1 + 1)) / ((double)n1 * (double)n0);
+}
+
+int concept_score_exact(Store *s, int64_t run, Model *m, const Concept *c, ConceptScore *rows, int n_rows,
+                        ConceptTotals *totals, ConceptProgress progress, void *user, char *err) {
+    double t0 = now_sec();
+    ConceptRunInfo info;
+    if (concept_run_info(s, run, &info, err)) return -1;
+    if (info.model_checksum != m->checksum)
+        return err_set(err, "model '%s' is not the model run %" PRId64 " recorded", m->dir, run);
+    const int L = m->cfg.n_layer;
+    int rc = -1;
+    int64_t n = info.n_tokens;
+    int *lay = malloc(sizeof *lay * (size_t)n_rows), *neu = malloc(sizeof *neu * (size_t)n_rows);
+    uint8_t *capture = calloc((size_t)L, 1);
+    float *val = malloc(sizeof *val * (size_t)n_rows * (size_t)(n > 0 ? n : 1));
+    uint8_t *flags = malloc((size_t)(n > 0 ? n : 1));
+    Pt *pts = malloc(sizeof *pts * (size_t)(n > 0 ? n : 1));
+    RowList positives = {0};
+    if (!lay || !neu || !capture || !val || !flags || !pts) {
+        err_set(err, "out of memory for %d neurons x %" PRId64 " tokens", n_rows, n);
+        goto done;
+    }
+    for (int i = 0; i < n_rows; i++) {
+        lay[i] = rows[i].layer;
+        neu[i] = rows[i].neuron;
+        if (lay[i] < 0 || lay[i] >= L) {
+            err_set(err, "layer %d out of range", lay[i]);
+            goto done;
+        }
+        capture[lay[i]] = 1;
+    }
+    Replay rp = {.F = m->cfg.n_inner, .exact = 1, .n_exact = n_rows, .ex_layer = lay, .ex_neuron = neu,
+                 .ex_val = val, .ex_cap = n, .ex_flags = flags};
+    ConceptTotals t = {0};
+    if (replay_run(s, run, m, c, &info, &rp, capture, &positives, &t, progress, user, err)) goto done;
+    if (rp.ex_base != n) {
+        err_set(err, "run %" PRId64 " has %" PRId64 " tokens but its documents hold %" PRId64, run, n, rp.ex_base);
+        goto done;
+    }
+    for (int i = 0; i < n_rows; i++) {
+        for (int64_t k = 0; k < n; k++) pts[k] = (Pt){val[(size_t)i * n + k], flags[k]};
+        rows[i].auroc = exact_auroc(pts, n);
+        rows[i].auroc_error = isnan(rows[i].auroc) ? NAN : 0.0;
+    }
+    t.seconds = now_sec() - t0;
+    t.has_hist = 1;
+    if (totals) *totals = t;
+    rc = 0;
+done:
+    free(lay);
+    free(neu);
+    free(capture);
+    free(val);
+    free(flags);
+    free(pts);
+    free(positives.v);
     return rc;
 }

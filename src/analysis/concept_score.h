@@ -58,6 +58,15 @@ typedef void (*ConceptProgress)(void *user, int docs_done, int n_docs, int64_t w
 int concept_score(Store *s, int64_t run, Model *m, const Concept *c, const int *layers, int n_layers,
                   ConceptScore *out, ConceptTotals *totals, ConceptProgress progress, void *user, char *err);
 
+/* The exact AUROC of the given neurons (rows[i].layer, .neuron), replacing
+ * rows[i].auroc (and auroc_error with 0): every window of the run is
+ * replayed and each token's activation of those neurons kept (n_rows x
+ * tokens floats), then the Mann-Whitney statistic with ties as 1/2. Costs a
+ * forward pass of the whole corpus (the `--exact` of top-neurons, for the
+ * listed neurons). */
+int concept_score_exact(Store *s, int64_t run, Model *m, const Concept *c, ConceptScore *rows, int n_rows,
+                        ConceptTotals *totals, ConceptProgress progress, void *user, char *err);
+
 /* The AUROC of one neuron from its histogram counts: all[b] (every recorded
  * token), pos[b] (the positives), fsum[b] / fmax[b] (sums over the
  * positives in bin b of their place f in the bin and of max(f, 1 - f)),

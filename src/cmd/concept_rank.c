@@ -304,6 +304,18 @@ int concept_rank(const ConceptRankOptions *o) {
         goto fail;
     concept_scores_sort(sc, n_sc, o->by);
     int n_show = (size_t)o->limit < n_sc ? (int)o->limit : (int)n_sc;
+    if (o->exact) {
+        ConceptTotals te;
+        ProgressCtx pc = {progress_new(!o->quiet && isatty(2), 0)};
+        int r2 = concept_score_exact(s, run.id, m, c, sc, n_show, &te, on_progress, &pc, err);
+        progress_end(pc.bar);
+        if (r2) goto fail;
+        if (!o->json)
+            cli_error(0, "exact AUROC of the %d listed neurons: %" PRId64 " windows replayed in %.1f s", n_show,
+                      te.windows_replayed, te.seconds);
+        concept_scores_sort(sc, (size_t)n_show, o->by);
+        if (concept_run && concept_scores_set_auroc(s, concept_run, sc, n_show, store_err)) concept_run = 0;
+    }
     lay = malloc(sizeof *lay * (size_t)n_show);
     neu = malloc(sizeof *neu * (size_t)n_show);
     if (!lay || !neu) goto oom;

@@ -19,6 +19,7 @@ typedef struct {
     long run, layer, limit;              /* run, layer: -1 = default */
     ConceptOrder by;
     int json, quiet;
+    int exact; /* --exact: the listed neurons' AUROC exactly (a replay of the whole run) */
 } ConceptRankOptions;
 
 /* "auroc" / "d" / "precision": 0, else -1. */

@@ -49,6 +49,9 @@ static const char *usage_text =
     "  --drop FLAGS    leave out the probe's words flagged so, e.g. participle\n"
     "  --by KEY        auroc (default), d, or precision\n"
     "  --model DIR     the run's model (default: the directory it was recorded from)\n"
+    "  --exact         the listed neurons' AUROC exactly (auroc_error 0): replays every\n"
+    "                  window of the run (a forward pass of the corpus) instead of\n"
+    "                  bounding it from the record-time histograms\n"
     "  --quiet         no progress bar\n";
 
 typedef struct {
@@ -64,7 +67,7 @@ typedef struct {
  * exit code (--help, or a usage error already printed). */
 static int parse_options(int argc, char **argv, TopOptions *o) {
     enum { O_DB = 1, O_RUN, O_LAYER, O_BY, O_LIMIT, O_JSON, O_HELP, O_CONCEPT, O_PROBE, O_WORDS, O_DROP, O_MODEL,
-           O_QUIET };
+           O_QUIET, O_EXACT };
     static const struct option opts[] = {
         {"db", required_argument, 0, O_DB},         {"run", required_argument, 0, O_RUN},
         {"layer", required_argument, 0, O_LAYER},   {"by", required_argument, 0, O_BY},
@@ -72,11 +75,12 @@ static int parse_options(int argc, char **argv, TopOptions *o) {
         {"help", no_argument, 0, O_HELP},           {"concept", required_argument, 0, O_CONCEPT},
         {"probe", required_argument, 0, O_PROBE},   {"words", required_argument, 0, O_WORDS},
         {"drop", required_argument, 0, O_DROP},     {"model", required_argument, 0, O_MODEL},
-        {"quiet", no_argument, 0, O_QUIET},         {0, 0, 0, 0}};
+        {"quiet", no_argument, 0, O_QUIET},         {"exact", no_argument, 0, O_EXACT},
+        {0, 0, 0, 0}};
     *o = (TopOptions){.db = "probe.db", .run = -1, .layer = -1, .limit = 20, .by = NEURON_BY_MAX};
     ConceptRankOptions *co = &o->concept;
     const char *model = NULL, *drop = NULL;
-    int quiet = 0;
+    int quiet = 0, exact = 0;
     int c;
     optind = 1;
     opterr = 0;
@@ -96,6 +100,7 @@ static int parse_options(int argc, char **argv, TopOptions *o) {
         case O_DROP: drop = optarg; break;
         case O_MODEL: model = optarg; break;
         case O_QUIET: quiet = 1; break;
+        case O_EXACT: exact = 1; break;
         case O_LIMIT:
             if (cli_parse_count("--limit", optarg, 1, 1000000, &o->limit)) return PROBE_EXIT_USAGE;
             break;
@@ -117,11 +122,13 @@ static int parse_options(int argc, char **argv, TopOptions *o) {
         co->limit = o->limit;
         co->json = o->json;
         co->quiet = quiet;
+        co->exact = exact;
         co->by = CONCEPT_BY_AUROC;
         if (o->by_text && concept_order_parse(o->by_text, &co->by))
             return cli_usage_error("--by must be auroc, d or precision with a concept, not '%s'", o->by_text);
     } else {
-        if (drop || model) return cli_usage_error("--%s needs --concept, --probe or --words", drop ? "drop" : "model");
+        if (drop || model || exact)
+            return cli_usage_error("--%s needs --concept, --probe or --words", drop ? "drop" : model ? "model" : "exact");
         if (o->by_text && neuron_order_parse(o->by_text, &o->by))
             return cli_usage_error("--by must be max, mean or frac, not '%s'", o->by_text);
     }

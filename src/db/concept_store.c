@@ -244,6 +244,28 @@ int concept_ablation_add(Store *s, const ConceptAblationRow *r, char *err) {
     return store_step_done(s, st, err);
 }
 
+int concept_scores_set_auroc(Store *s, int64_t concept_run, const ConceptScore *sc, int n, char *err) {
+    if (store_begin(s, err)) return -1;
+    sqlite3_stmt *st = store_stmt(s,
+                                  "UPDATE concept_scores SET auroc = ?1, auroc_error = ?2"
+                                  " WHERE concept_run_id = ?3 AND layer = ?4 AND neuron = ?5",
+                                  err);
+    if (!st) goto fail;
+    for (int i = 0; i < n; i++) {
+        bind_real(st, 1, sc[i].auroc);
+        bind_real(st, 2, sc[i].auroc_error);
+        sqlite3_bind_int64(st, 3, concept_run);
+        sqlite3_bind_int(st, 4, sc[i].layer);
+        sqlite3_bind_int(st, 5, sc[i].neuron);
+        if (store_step_done(s, st, err)) goto fail;
+    }
+    if (store_commit(s, err)) goto fail;
+    return 0;
+fail:
+    store_rollback(s);
+    return -1;
+}
+
 int concept_results_save(Store *s, const ConceptRunRow *h, const ConceptScore *sc, size_t n, int64_t *id,
                          char *err) {
     if (store_begin(s, err)) return -1;

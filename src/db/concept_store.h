@@ -92,6 +92,10 @@ typedef struct {
 /* Inserts one row into the caller's open transaction. */
 int concept_ablation_add(Store *s, const ConceptAblationRow *r, char *err);
 
+/* Replaces the stored AUROC of the given scores of a ranking with theirs
+ * (an exact one: auroc_error 0), in one transaction. */
+int concept_scores_set_auroc(Store *s, int64_t concept_run, const ConceptScore *sc, int n, char *err);
+
 /* Inserts the concept_runs row and its scores in one transaction; *id is the
  * new concept_runs.id. */
 int concept_results_save(Store *s, const ConceptRunRow *head, const ConceptScore *scores, size_t n, int64_t *id,
