@@ -11,7 +11,7 @@
 #                  (the Makefile's $(BUILD)/bench_forward target)
 # then runs scripts/bench/bench_run.py, which generates the checkpoint and corpus
 # once, times everything and prints the table and the closing line
-#   record/peer=X.XX forward/ceiling=Y.YY db_overhead=Z.ZZ rss/weights=W.WW concept/record=C.CC
+#   record/peer=X.XX forward/ceiling=Y.YY db_overhead=Z.ZZ rss/weights=W.WW concept/record=C.CC ablate/forward=A.AA
 # Run it on an otherwise idle machine: the figures are only as quiet as it is.
 set -e
 cd "$(dirname "$0")/../.."

@@ -16,7 +16,9 @@
  * the windows own, which is what record records (N less one <|endoftext|> per
  * document when no document is longer than CTX), and R = O / S. WINDOWS_OUT, when given, receives the windows
  * as int32 little-endian records (len, owned, ids[len]) for the PyTorch peer.
- * Part of `make bench`; not a test. */
+ * With BENCH_LOGITS=1 in the environment, every window also computes its
+ * logits (what each forward pass of `probe ablate` needs): the reference of
+ * the bench's ablate row. Part of `make bench`; not a test. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,15 +119,24 @@ int main(int argc, char **argv) {
     uint8_t *capture = malloc((size_t)m->cfg.n_layer);
     memset(capture, 1, (size_t)m->cfg.n_layer);
     ForwardHooks hooks = {.capture = capture, .observe = observe_nothing};
+    const char *want_logits = getenv("BENCH_LOGITS");
+    float *logits = NULL;
+    if (want_logits && !strcmp(want_logits, "1")) {
+        logits = malloc(sizeof(float) * (size_t)m->cfg.n_positions * (size_t)m->cfg.vocab_size);
+        if (!logits) {
+            fprintf(stderr, "bench_forward: out of memory for logits\n");
+            return 1;
+        }
+    }
 
-    if (model_forward(m, w[0].ids, w[0].len, &hooks, NULL, err) != 0) { /* warm-up */
+    if (model_forward(m, w[0].ids, w[0].len, &hooks, logits, err) != 0) { /* warm-up */
         fprintf(stderr, "bench_forward: %s\n", err);
         return 1;
     }
     long tokens = 0, owned = 0;
     double t0 = now_sec();
     for (int i = 0; i < nw; i++) {
-        if (model_forward(m, w[i].ids, w[i].len, &hooks, NULL, err) != 0) {
+        if (model_forward(m, w[i].ids, w[i].len, &hooks, logits, err) != 0) {
             fprintf(stderr, "bench_forward: %s\n", err);
             return 1;
         }
@@ -140,6 +151,7 @@ int main(int argc, char **argv) {
     free(bufs);
     free(w);
     free(capture);
+    free(logits);
     corpus_free(c);
     model_free(m);
     return 0;

@@ -21,7 +21,7 @@ In one run on this machine, with everything cached in bench-cache/:
      (probe trace on the first window vs the peer, max relative error);
   5. peak RSS of each process (os.wait4 rusage of that very child);
   6. a table, then the closing line
-     record/peer=X.XX forward/ceiling=Y.YY db_overhead=Z.ZZ rss/weights=W.WW concept/record=C.CC
+     record/peer=X.XX forward/ceiling=Y.YY db_overhead=Z.ZZ rss/weights=W.WW concept/record=C.CC ablate/forward=A.AA
 
 Runs are interleaved (forward, record, peer; forward, record, peer; ...) and
 medians reported; record/peer and db_overhead are medians of the ratios
@@ -349,6 +349,29 @@ def main():
             log(f"probe kv (all {L} layers x {F} neurons, raw and ln_f values, trigger ranks): {wall:.2f} s wall, "
                 f"peak RSS {rss / 2**20:.0f} MiB")
 
+    # ablate: each forward pass of a condition (and the shared baseline) needs
+    # logits; the reference is bench_forward with logits on the same windows.
+    # A condition's cost = ablate's own seconds / (conditions + 1 baseline)
+    # over that forward pass's time (issue 17's target: <= 1.2).
+    ablate_ratio = None
+    if "forward" not in failed:
+        env = dict(os.environ, BENCH_LOGITS="1")
+        p = subprocess.run(cmds["forward"][:4], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                           text=True)
+        st = parse_rate(p.stdout) if p.returncode == 0 else None
+        rc, wall, rss, out, err = measure([PROBE, "ablate", corp, "--model", ckpt, "--ctx", str(CTX), "--no-ffn",
+                                           "--no-db", "--quiet", "--json"])
+        if st and rc == 0:
+            j = json.loads(out)
+            per_pass = j["seconds"] / 2.0  # the baseline and one condition
+            ablate_ratio = per_pass / st["seconds"]
+            log(f"ablate --no-ffn: {j['seconds']:.2f} s for {j['tokens']} predicted tokens x 2 passes "
+                f"({j['tokens'] / per_pass:.1f} tokens/s per pass); forward with logits "
+                f"{st['tokens_per_s']:.1f} tokens/s ({st['seconds']:.2f} s); a pass costs {ablate_ratio:.2f} x "
+                f"the forward with logits")
+        else:
+            log(f"ablate row: FAILED ({(err or p.stderr).strip()[-200:]})")
+
     # Does the peer compute what probe computes? probe trace on window 0.
     check = "not run"
     if "forward" not in failed and "peer" not in failed:
@@ -446,12 +469,13 @@ def main():
         log("concept ranking / record wall time: all layers %s, layer %d alone %s (median of %d)" % (
             ratio(concept.get("all", 0) / rec_wall if "all" in concept else None), L // 2,
             ratio(concept.get("layer", 0) / rec_wall if "layer" in concept else None), min(RUNS, 3)))
-    log("record/peer=%s forward/ceiling=%s db_overhead=%s rss/weights=%s concept/record=%s" % (
+    log("record/peer=%s forward/ceiling=%s db_overhead=%s rss/weights=%s concept/record=%s ablate/forward=%s" % (
         ratio(paired("record", "peer", lambda r, p: r / p)),
         ratio(fwd / ceiling if fwd else None),
         ratio(paired("record", "forward", lambda r, f: 1 - r / f)),
         ratio(med["record"][2] / wbytes if med["record"] else None),
-        ratio(concept["all"] / rec_wall if "all" in concept and rec_wall else None)))
+        ratio(concept["all"] / rec_wall if "all" in concept and rec_wall else None),
+        ratio(ablate_ratio)))
     return 1 if failed else 0
 
 
