@@ -5,7 +5,7 @@
  * error bars.
  *
  *   FILE *f = fopen("index.html", "w");
- *   html_begin(f, "probe report", "index.html");
+ *   html_begin(f, "probe report");
  *   fputs("<h1>...", f);  html_text(f, token);  ...
  *   html_end(f);
  *
