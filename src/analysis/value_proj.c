@@ -225,8 +225,13 @@ int value_project_layer(Model *m, const ValueVocab *vv, int layer, ValueVariant 
         goto done;
     }
     const float *values = m->layers[layer].proj_w; /* [F x C]: row j is neuron j's value */
-    for (int j0 = 0; j0 < F; j0 += BLOCK) {
-        int n = F - j0 < BLOCK ? F - j0 : BLOCK;
+    int first = out->count > 0 ? out->first : 0, last = out->count > 0 ? out->first + out->count : F;
+    if (first < 0 || last > F || first >= last) {
+        err_set(err, "neurons %d..%d out of range 0..%d", first, last - 1, F - 1);
+        goto done;
+    }
+    for (int j0 = first; j0 < last; j0 += BLOCK) {
+        int n = last - j0 < BLOCK ? last - j0 : BLOCK;
         for (int r = 0; r < n; r++) {
             const float *v = values + (size_t)(j0 + r) * C;
             float *o = vb + (size_t)r * C;
@@ -234,7 +239,7 @@ int value_project_layer(Model *m, const ValueVocab *vv, int layer, ValueVariant 
         }
         matmul_nt_forward(logits, vb, vv->w, n, C, D);
         job.n = n;
-        job.j0 = j0;
+        job.j0 = j0 - first; /* outputs are indexed from first */
         parallel_run(block_task, &job);
     }
     rc = 0;

@@ -19,7 +19,8 @@
  * count of ids that share it. Ranks count every id: the rank of a token is
  * 1 + the number of vocabulary ids whose logit is strictly larger.
  *
- * Cost: one sgemm per block of neurons against the distinct rows
+ * A card needs one neuron: ValueLayer.first / .count limit the work to a
+ * range. Cost: one sgemm per block of neurons against the distinct rows
  * ([block x C] x [C x distinct]), on the compute team; memory is one block
  * of logits, never neurons x vocabulary. */
 #ifndef PROBE_VALUE_PROJ_H
@@ -48,6 +49,8 @@ int32_t value_vocab_count(const ValueVocab *vv, int row);
 
 /* Inputs and outputs of one layer's projection. */
 typedef struct {
+    int first, count;  /* the neurons first..first+count-1 (count 0: every neuron of the
+                          layer); outputs are indexed from first (row 0 = neuron first) */
     int k;             /* tokens kept each side, 1..ValueVocab distinct */
     ValueToken *top;   /* [F x k] most promoted first (NULL: not wanted) */
     ValueToken *bottom;/* [F x k] most suppressed first (NULL: not wanted) */

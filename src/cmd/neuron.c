@@ -252,8 +252,8 @@ static void values_free(Values *v) {
             for (int i = 0; i < v->n[a][b]; i++) free(v->text[a][b][i]);
 }
 
-/* The value tokens of the neuron: stored by `probe kv`, else computed for
- * its layer here. */
+/* The value tokens of the neuron: stored by `probe kv`, else computed here
+ * (its one row of logits). */
 static int values_get(Store *s, Model *m, int layer, int neuron, Values *v, char *err) {
     static const char *var[2] = {"raw", "ln_f"}, *dir[2] = {"promoted", "suppressed"};
     memset(v, 0, sizeof *v);
@@ -270,17 +270,18 @@ static int values_get(Store *s, Model *m, int layer, int neuron, Values *v, char
     memset(v, 0, sizeof *v);
     ValueVocab *vv = value_vocab_new(m, err);
     if (!vv) return -1;
-    int F = m->cfg.n_inner, rc = -1;
-    ValueToken *top = malloc(sizeof *top * (size_t)F * K_VALUE), *bot = malloc(sizeof *bot * (size_t)F * K_VALUE);
+    int rc = -1;
+    /* this neuron alone: one row of logits */
+    ValueToken *top = malloc(sizeof *top * K_VALUE), *bot = malloc(sizeof *bot * K_VALUE);
     if (!top || !bot) {
         err_set(err, "out of memory");
         goto done;
     }
     for (int a = 0; a < 2; a++) {
-        ValueLayer vl = {.k = K_VALUE, .top = top, .bottom = bot};
+        ValueLayer vl = {.first = neuron, .count = 1, .k = K_VALUE, .top = top, .bottom = bot};
         if (value_project_layer(m, vv, layer, a ? VALUE_LNF : VALUE_RAW, &vl, err)) goto done;
         for (int b = 0; b < 2; b++) {
-            const ValueToken *src = (b ? bot : top) + (size_t)neuron * K_VALUE;
+            const ValueToken *src = b ? bot : top;
             for (int i = 0; i < K_VALUE && src[i].id >= 0; i++) {
                 size_t len = 0;
                 const char *bytes = tok_token_bytes(m->tok, src[i].id, &len);
