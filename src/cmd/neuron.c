@@ -32,7 +32,7 @@
 #include "value_proj.h"
 
 static const char *usage_text =
-    "usage: probe neuron L:N [options]\n"
+    "usage: probe neuron L:N [options]          (or: probe neuron L N)\n"
     "       probe neuron blocks.L.mlp.hook_post --neuron N [options]\n"
     "\n"
     "A neuron's card from a recorded run: its statistics and a histogram of its\n"
@@ -115,6 +115,12 @@ static int parse_options(int argc, char **argv, NeuronOptions *o) {
     }
     if (optind >= argc) return cli_usage_error("which neuron? give L:N, e.g. probe neuron 5:123");
     o->spec = argv[optind++];
+    /* `probe neuron L N` (SPEC §6) as well as L:N */
+    if (optind < argc && !strchr(o->spec, ':') && strncmp(o->spec, "blocks.", 7)) {
+        static char joined[64];
+        snprintf(joined, sizeof joined, "%.30s:%.30s", o->spec, argv[optind++]);
+        o->spec = joined;
+    }
     if (optind < argc) return cli_extra_argument(argv[optind]);
     char err[PROBE_ERR_LEN];
     if (store_env_check(err)) return cli_usage_error("%s", err);
