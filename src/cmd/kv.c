@@ -129,19 +129,6 @@ static int run_f(const LayerResult *res) {
     return g_F;
 }
 
-/* A token's bytes for a table: printable ASCII and UTF-8 as is, control
- * bytes as \xNN, cut to fit. */
-static void token_show(char *out, size_t cap, const char *b, size_t len) {
-    size_t o = 0;
-    for (size_t i = 0; i < len && o + 5 < cap; i++) {
-        unsigned char c = (unsigned char)b[i];
-        if (c < 0x20 || c == 0x7f)
-            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
-        else
-            out[o++] = (char)c;
-    }
-    out[o] = '\0';
-}
 
 static void print_table(const NeuronRun *run, const LayerResult *res, int n, int triggers, int distinct,
                         const Tokenizer *tok, int64_t kv_id) {
@@ -173,8 +160,11 @@ static void print_table(const NeuronRun *run, const LayerResult *res, int n, int
             if (k->agree != 1) continue;
             size_t len = 0;
             const char *b = tok_token_bytes(tok, k->value_top, &len);
-            char t[64];
-            token_show(t, sizeof t, b, len);
+            char raw[64], t[96];
+            size_t nb = len < sizeof raw - 1 ? len : sizeof raw - 1;
+            memcpy(raw, b ? b : "", b ? nb : 0);
+            raw[b ? nb : 0] = '\0';
+            text_clip(t, sizeof t, raw, 40, 0);
             if (!shown) printf("\nneurons whose value promotes what follows their top trigger (raw):\n");
             printf("  %d:%-6d promotes [[%s]]; median rank of its %d triggers' next tokens %.0f\n", res[i].layer, j, t,
                    k->n_triggers, k->median_rank);

@@ -151,35 +151,12 @@ static int distinct_examples(NeuronExample *ex, int n, Distinct *out) {
     return m;
 }
 
-/* Text for a terminal: newlines and tabs as spaces, control bytes as \xNN,
- * at most max bytes (the end when tail), cut at character boundaries. */
-static void clean(char *out, size_t cap, const char *s, size_t max, int tail) {
-    size_t n = s ? strlen(s) : 0, a = 0, b = n, o = 0;
-    if (n > max) {
-        if (tail) {
-            a = n - max;
-            while (a < n && ((unsigned char)s[a] & 0xc0) == 0x80) a++;
-        } else {
-            b = max;
-            while (b > 0 && ((unsigned char)s[b] & 0xc0) == 0x80) b--;
-        }
-    }
-    for (size_t i = a; i < b && o + 5 < cap; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '\n' || c == '\r' || c == '\t') c = ' ';
-        if (c < 0x20 || c == 0x7f)
-            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
-        else
-            out[o++] = (char)c;
-    }
-    out[o] = '\0';
-}
 
 static void example_line(const NeuronExample *e, int count, int color) {
     char l[160], t[96], r[96];
-    clean(l, sizeof l, e->left_context, 40, 1);
-    clean(t, sizeof t, e->token, 40, 0);
-    clean(r, sizeof r, e->right_context, 24, 0);
+    text_clip(l, sizeof l, e->left_context, 40, 1);
+    text_clip(t, sizeof t, e->token, 40, 0);
+    text_clip(r, sizeof r, e->right_context, 24, 0);
     char times[16] = "";
     if (count > 1) snprintf(times, sizeof times, "x%d", count);
     if (color)
@@ -234,7 +211,7 @@ static void print_tokens(const char *what, const ValueToken *v, char **text, int
     printf("    %-10s", what);
     for (int i = 0; i < n; i++) {
         char t[64];
-        clean(t, sizeof t, text[i], 24, 0);
+        text_clip(t, sizeof t, text[i], 24, 0);
         if (v[i].count > 1)
             printf(" '%s'(x%d ids) %+.2f", t, v[i].count, v[i].logit);
         else
@@ -537,13 +514,13 @@ int cmd_neuron(int argc, char **argv) {
                     char t[48];
                     memcpy(t, bytes, len < 47 ? len : 47);
                     t[len < 47 ? len : 47] = '\0';
-                    clean(a, sizeof a, t, 30, 0);
+                    text_clip(a, sizeof a, t, 30, 0);
                 }
                 if ((bytes = tok_token_bytes(m->tok, kv[i].value_top, &len))) {
                     char t[48];
                     memcpy(t, bytes, len < 47 ? len : 47);
                     t[len < 47 ? len : 47] = '\0';
-                    clean(b, sizeof b, t, 30, 0);
+                    text_clip(b, sizeof b, t, 30, 0);
                 }
                 printf("  %-5s after its top trigger '%s'; its value's top token '%s'%s; median rank of its %d "
                        "triggers' next tokens %.0f\n",

@@ -8,9 +8,7 @@
 
 #include "util.h"
 
-/* Copies at most max bytes of s (the last ones when tail), cut at UTF-8
- * character boundaries, with newlines and tabs as spaces. */
-static void clip(char *out, size_t cap, const char *s, size_t max, int tail) {
+void text_clip(char *out, size_t cap, const char *s, size_t max, int tail) {
     size_t n = s ? strlen(s) : 0, a = 0, b = n;
     if (n > max) {
         if (tail) {
@@ -45,9 +43,9 @@ static void names(const NeuronRow *r, char name[32], char hook[48]) {
 
 static void example_print(FILE *out, const NeuronExample *e) {
     char lc[128], t[128], rc[128];
-    clip(lc, sizeof lc, e->left_context, 32, 1);
-    clip(t, sizeof t, e->token, 40, 0);
-    clip(rc, sizeof rc, e->right_context, 20, 0);
+    text_clip(lc, sizeof lc, e->left_context, 32, 1);
+    text_clip(t, sizeof t, e->token, 40, 0);
+    text_clip(rc, sizeof rc, e->right_context, 20, 0);
     /* "..." where text was cut (token_context keeps 60 bytes before, 30 after) */
     fprintf(out, "      %9.4f  %s%s[[%s]]%s%s\n", e->value, strlen(e->left_context) > 32 ? "..." : "", lc, t, rc,
             strlen(e->right_context) > 20 ? "..." : "");

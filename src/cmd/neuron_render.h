@@ -38,6 +38,12 @@ int neuron_json_add_rows(struct cJSON *arr, const NeuronRows *rows);
 /* A row's examples alone: the table's example lines, and the JSON array
  * "examples" added to obj (0, or -1 when out of memory). */
 void neuron_examples_print(FILE *out, const NeuronRow *row);
+
+/* Text for a terminal: at most max bytes of s (the last ones when tail), cut
+ * at UTF-8 character boundaries, newlines and tabs as spaces, other control
+ * bytes (ESC, BEL, ..., DEL) as \xNN so that corpus bytes never drive the
+ * terminal; written into out (cap bytes). s may be NULL. */
+void text_clip(char *out, size_t cap, const char *s, size_t max, int tail);
 int neuron_json_add_examples(struct cJSON *obj, const NeuronRow *row);
 
 #endif
