@@ -188,7 +188,8 @@ static int replay_run(Store *s, int64_t run, Model *m, const Concept *c, const C
         memcpy(seq + bos, d.ids, sizeof(int32_t) * (size_t)d.n);
         for (int w = 0; w < nw; w++) {
             /* the tokens a window owns, as `probe record` assigns them */
-            int own_start = win[w].first_new > bos ? win[w].first_new : bos, end = win[w].start + win[w].len;
+            int own_start, end;
+            window_owned(&win[w], bos, &own_start, &end);
             if (end <= own_start) continue;
             t->windows++;
             if (rp->exact) { /* every window, every owned token, with its flag */

@@ -63,7 +63,8 @@ int neuron_sample_bands(Store *s, int64_t run, Model *m, int ctx, int layer, int
             win_cap = nw;
         }
         windows_plan(n, ctx, win);
-        int own_start = win[0].first_new > bos ? win[0].first_new : bos, end = win[0].start + win[0].len;
+        int own_start, end;
+        window_owned(&win[0], bos, &own_start, &end);
         if (end <= own_start) continue;
         sp.own_off = own_start - win[0].start;
         sp.n_own = end - own_start;

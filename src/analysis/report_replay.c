@@ -76,7 +76,10 @@ int report_replay(Store *s, int64_t run, Model *m, int ctx, ReplayWant *w, size_
         size_t a = k;
         for (int i = 0; i < nw && a < end; i++) {
             /* the positions this window owns: [own, stop) as tokens.pos */
-            int own = (win[i].first_new > bos ? win[i].first_new : bos) - bos, stop = win[i].start + win[i].len - bos;
+            int own, stop;
+            window_owned(&win[i], bos, &own, &stop);
+            own -= bos;
+            stop -= bos;
             while (a < end && w[idx[a]].pos < own) a++; /* not a position of the document */
             size_t b = a;
             while (b < end && w[idx[b]].pos < stop) b++;

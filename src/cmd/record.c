@@ -557,8 +557,9 @@ static int record_doc(Rec *r, int di, char *err) {
     for (int w = 0; w < nw; w++) {
         if (g_stop) return 1;
         const Window *win = &r->win[w];
-        int own_start = win->first_new > bos ? win->first_new : bos;
-        r->n_own = win->start + win->len - own_start;
+        int own_start, own_end;
+        window_owned(win, bos, &own_start, &own_end);
+        r->n_own = own_end - own_start;
         if (r->n_own <= 0) continue;
         r->own_off = own_start - win->start;
         for (int t = 0; t < r->n_own; t++) r->rows[t] = first_row + (own_start - bos + t);

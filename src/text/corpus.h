@@ -49,6 +49,15 @@ typedef struct {
     int first_new; /* first token (document index) this window owns */
 } Window;
 
+/* The tokens window w owns in a sequence whose first bos (0 or 1) tokens
+ * are the <|endoftext|> placed before the document (context only, never
+ * owned): sequence positions [*first, *end), empty when *end <= *first. The
+ * one rule for `record` and every replay of a recorded run. */
+static inline void window_owned(const Window *w, int bos, int *first, int *end) {
+    *first = w->first_new > bos ? w->first_new : bos;
+    *end = w->start + w->len;
+}
+
 /* Number of windows for n tokens (0 when n == 0). */
 int windows_count(int n_tokens, int ctx);
 /* Fills out[0..windows_count) . */
