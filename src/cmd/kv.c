@@ -123,14 +123,9 @@ static void result_free(LayerResult *r) {
     }
 }
 
-static int g_F; /* neurons per layer, for run_f */
-static int run_f(const LayerResult *res) {
-    (void)res;
-    return g_F;
-}
 
 
-static void print_table(const NeuronRun *run, const LayerResult *res, int n, int triggers, int distinct,
+static void print_table(const NeuronRun *run, const LayerResult *res, int n, int F, int triggers, int distinct,
                         const Tokenizer *tok, int64_t kv_id) {
     printf("key-value agreement, run %" PRId64 " (%s): top %d triggers per neuron; %d distinct vocabulary "
            "entries (chance agreement %.2g)\n\n",
@@ -155,7 +150,7 @@ static void print_table(const NeuronRun *run, const LayerResult *res, int n, int
     /* a few agreeing neurons (raw), in layer order */
     int shown = 0;
     for (int i = 0; i < n && shown < 8; i++)
-        for (int j = 0; j < run_f(res) && shown < 8; j++) {
+        for (int j = 0; j < F && shown < 8; j++) {
             const KvNeuron *k = &res[i].n[0][j];
             if (k->agree != 1) continue;
             size_t len = 0;
@@ -265,7 +260,6 @@ int cmd_kv(int argc, char **argv) {
     }
     if (!(vv = value_vocab_new(m, err))) goto fail;
     const int F = m->cfg.n_inner, N = (int)o.triggers, k = (int)o.top;
-    g_F = F;
     n_layers = o.layer >= 0 ? 1 : run.n_layers;
     res = calloc((size_t)n_layers, sizeof *res);
     next = malloc(sizeof *next * (size_t)F * N);
@@ -324,7 +318,7 @@ int cmd_kv(int argc, char **argv) {
         w = NULL;
     }
     if (o.json ? print_json(&run, res, n_layers, N, value_vocab_distinct(vv), kv_id)
-               : (print_table(&run, res, n_layers, N, value_vocab_distinct(vv), m->tok, kv_id), 0))
+               : (print_table(&run, res, n_layers, F, N, value_vocab_distinct(vv), m->tok, kv_id), 0))
         goto oom;
     fflush(stdout);
     if (!kv_id) {

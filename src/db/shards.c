@@ -101,6 +101,7 @@ struct ShardDocs {
     ShardToken *tok;
     char *text_buf;  /* the tokens' texts, back to back */
     size_t text_cap;
+    size_t *offs;    /* [cap] where each token's text starts in text_buf */
     int cap, eof;
 };
 
@@ -134,6 +135,7 @@ void shard_docs_close(ShardDocs *d) {
     sqlite3_finalize(d->toks);
     free(d->tok);
     free(d->text_buf);
+    free(d->offs);
     free(d);
 }
 
@@ -159,18 +161,17 @@ int shard_docs_next(ShardDocs *d, ShardDoc *out, char *err) {
     sqlite3_bind_int64(d->toks, 1, doc_id);
     int n = 0;
     size_t used = 0;
-    size_t *offs = NULL;
     while ((rc = sqlite3_step(d->toks)) == SQLITE_ROW) {
         if (n == d->cap) {
             int cap = d->cap ? d->cap * 2 : 1024;
             ShardToken *t = realloc(d->tok, sizeof *t * (size_t)cap);
             if (!t) goto oom;
             d->tok = t;
+            size_t *o = realloc(d->offs, sizeof *o * (size_t)cap);
+            if (!o) goto oom;
+            d->offs = o;
             d->cap = cap;
         }
-        size_t *o2 = realloc(offs, sizeof *o2 * (size_t)(n + 1));
-        if (!o2) goto oom;
-        offs = o2;
         const char *t = (const char *)sqlite3_column_text(d->toks, 3);
         size_t tl = (size_t)sqlite3_column_bytes(d->toks, 3);
         if (used + tl + 1 > d->text_cap) {
@@ -182,7 +183,7 @@ int shard_docs_next(ShardDocs *d, ShardDoc *out, char *err) {
         }
         memcpy(d->text_buf + used, t ? t : "", tl);
         d->text_buf[used + tl] = '\0';
-        offs[n] = used;
+        d->offs[n] = used;
         used += tl + 1;
         ShardToken *k = &d->tok[n++];
         k->id = sqlite3_column_int64(d->toks, 0);
@@ -195,18 +196,14 @@ int shard_docs_next(ShardDocs *d, ShardDoc *out, char *err) {
         k->char_end = sqlite3_column_int64(d->toks, 7);
     }
     sqlite3_reset(d->toks);
-    if (rc != SQLITE_DONE) {
-        free(offs);
-        return store_fail(d->s, rc, err);
-    }
-    for (int i = 0; i < n; i++) d->tok[i].text = d->text_buf + offs[i];
-    free(offs);
+    if (rc != SQLITE_DONE) return store_fail(d->s, rc, err);
+    /* text pointers last: text_buf may have moved while it grew */
+    for (int i = 0; i < n; i++) d->tok[i].text = d->text_buf + d->offs[i];
     out->tokens = d->tok;
     out->n = n;
     return 1;
 oom:
     sqlite3_reset(d->toks);
-    free(offs);
     return err_set(err, "out of memory reading document %d", out->doc_index);
 }
 
