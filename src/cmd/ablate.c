@@ -14,7 +14,6 @@
  * condition, one row per condition and token, in one transaction at the
  * end, so an interrupted run leaves nothing behind). */
 #include <cjson/cJSON.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -90,6 +89,8 @@ static const char *usage_text =
 typedef struct {
     ConditionSpec spec;
     int n_kinds;           /* condition options given: exactly one is valid */
+    int no_ffn, sweep;     /* --no-ffn, --sweep layers */
+    const char *layers, *neurons; /* --layers LIST, --neurons LIST */
     int mean_mode, no_db, bos, json, quiet, split_set;
     long run, stats_run, ctx; /* 0 = not given */
     SplitMode split;
@@ -99,97 +100,73 @@ typedef struct {
     long top, seeds, layer; /* layer -1 = every recorded layer */
 } AblateOptions;
 
-/* Records a condition option (the same one twice counts once). */
-static void set_kind(AblateOptions *o, ConditionKind kind, const char *list, int *seen) {
-    if (!seen[kind]) o->n_kinds++;
-    seen[kind] = 1;
-    o->spec = (ConditionSpec){kind, list};
+static int parse_sweep(const char *arg, void *sweep) {
+    if (strcmp(arg, "layers")) return cli_usage_error("--sweep must be layers, not '%s'", arg), -1;
+    *(int *)sweep = 1;
+    return 0;
 }
 
-/* The getopt loop. Returns -1 when the command should go on, else the exit
- * code (--help, or a usage error already printed). */
+static int parse_mode(const char *arg, void *mean_mode) {
+    if (strcmp(arg, "zero") && strcmp(arg, "mean"))
+        return cli_usage_error("--mode must be zero or mean, not '%s'", arg), -1;
+    *(int *)mean_mode = !strcmp(arg, "mean");
+    return 0;
+}
+
+/* --split, remembering that it was given: it does not go with --run. */
+static int parse_split(const char *arg, void *opts) {
+    AblateOptions *o = opts;
+    if (cli_parse_split(arg, &o->split)) return -1;
+    o->split_set = 1;
+    return 0;
+}
+
+/* The condition options given (each counted once, however often given; the
+ * last --layers or --neurons list counts) into o->n_kinds and o->spec. */
+static void condition_pick(AblateOptions *o) {
+    o->n_kinds = !!o->no_ffn + !!o->layers + !!o->neurons + o->sweep + !!(o->concept || o->probe || o->words);
+    if (o->no_ffn) o->spec = (ConditionSpec){COND_NO_FFN, NULL};
+    if (o->layers) o->spec = (ConditionSpec){COND_LAYERS, o->layers};
+    if (o->neurons) o->spec = (ConditionSpec){COND_NEURONS, o->neurons};
+    if (o->sweep) o->spec = (ConditionSpec){COND_SWEEP_LAYERS, NULL};
+}
+
+/* The options and the corpus. Returns -1 when the command should go on,
+ * else the exit code (--help, or a usage error already printed). */
 static int parse_args(int argc, char **argv, AblateOptions *o) {
-    enum { O_NOFFN = 1, O_LAYERS, O_NEURONS, O_SWEEP, O_MODE, O_STATS, O_RUN, O_DB, O_NODB, O_CTX, O_SPLIT,
-           O_NOBOS, O_MODEL, O_JSON, O_QUIET, O_HELP, O_CONCEPT, O_PROBE, O_WORDS, O_DROP, O_TOP, O_SEEDS, O_LAYER };
-    static const struct option opts[] = {
-        {"no-ffn", no_argument, 0, O_NOFFN},         {"layers", required_argument, 0, O_LAYERS},
-        {"neurons", required_argument, 0, O_NEURONS}, {"sweep", required_argument, 0, O_SWEEP},
-        {"mode", required_argument, 0, O_MODE},       {"stats-run", required_argument, 0, O_STATS},
-        {"run", required_argument, 0, O_RUN},         {"db", required_argument, 0, O_DB},
-        {"no-db", no_argument, 0, O_NODB},            {"ctx", required_argument, 0, O_CTX},
-        {"split", required_argument, 0, O_SPLIT},     {"no-bos", no_argument, 0, O_NOBOS},
-        {"model", required_argument, 0, O_MODEL},     {"json", no_argument, 0, O_JSON},
-        {"quiet", no_argument, 0, O_QUIET},           {"help", no_argument, 0, O_HELP},
-        {"concept", required_argument, 0, O_CONCEPT}, {"probe", required_argument, 0, O_PROBE},
-        {"words", required_argument, 0, O_WORDS},     {"drop", required_argument, 0, O_DROP},
-        {"top", required_argument, 0, O_TOP},         {"seeds", required_argument, 0, O_SEEDS},
-        {"layer", required_argument, 0, O_LAYER},     {0, 0, 0, 0}};
-    int seen[COND_SWEEP_LAYERS + 1] = {0}, c;
     *o = (AblateOptions){.bos = 1, .split = SPLIT_PARAGRAPH, .db = "probe.db", .top = -1, .seeds = -1, .layer = -1};
-    int concept_seen = 0;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case O_NOFFN: set_kind(o, COND_NO_FFN, NULL, seen); break;
-        case O_LAYERS: set_kind(o, COND_LAYERS, optarg, seen); break;
-        case O_NEURONS: set_kind(o, COND_NEURONS, optarg, seen); break;
-        case O_SWEEP:
-            if (strcmp(optarg, "layers")) return cli_usage_error("--sweep must be layers, not '%s'", optarg);
-            set_kind(o, COND_SWEEP_LAYERS, NULL, seen);
-            break;
-        case O_MODE:
-            if (strcmp(optarg, "zero") && strcmp(optarg, "mean"))
-                return cli_usage_error("--mode must be zero or mean, not '%s'", optarg);
-            o->mean_mode = !strcmp(optarg, "mean");
-            break;
-        case O_STATS:
-            if (cli_parse_count("--stats-run", optarg, 1, INT32_MAX, &o->stats_run)) return PROBE_EXIT_USAGE;
-            break;
-        case O_RUN:
-            if (cli_parse_run(optarg, &o->run)) return PROBE_EXIT_USAGE;
-            break;
-        case O_DB: o->db = optarg; break;
-        case O_NODB: o->no_db = 1; break;
-        case O_CTX:
-            if (cli_parse_count("--ctx", optarg, 2, 1 << 20, &o->ctx)) return PROBE_EXIT_USAGE;
-            break;
-        case O_SPLIT:
-            if (cli_parse_split(optarg, &o->split)) return PROBE_EXIT_USAGE;
-            o->split_set = 1;
-            break;
-        case O_NOBOS: o->bos = 0; break;
-        case O_MODEL: o->model = optarg; break;
-        case O_JSON: o->json = 1; break;
-        case O_QUIET: o->quiet = 1; break;
-        case O_CONCEPT: o->concept = optarg; break;
-        case O_PROBE: o->probe = optarg; break;
-        case O_WORDS: o->words = optarg; break;
-        case O_DROP: o->drop = optarg; break;
-        case O_TOP:
-            if (cli_parse_count("--top", optarg, 1, 10000, &o->top)) return PROBE_EXIT_USAGE;
-            break;
-        case O_SEEDS:
-            if (cli_parse_count("--seeds", optarg, 1, 1000, &o->seeds)) return PROBE_EXIT_USAGE;
-            break;
-        case O_LAYER:
-            if (cli_parse_layer(optarg, &o->layer)) return PROBE_EXIT_USAGE;
-            break;
-        case O_HELP: return cli_help(usage_text);
-        default: return cli_bad_option(argv);
-        }
-    }
-    if (o->concept || o->probe || o->words) {
-        if (!!o->concept + !!o->probe + !!o->words > 1) return cli_usage_error("give one of --concept, --probe and --words");
-        concept_seen = 1;
-        o->n_kinds++;
-    }
-    (void)concept_seen;
-    if (optind < argc) o->corpus = argv[optind++];
-    if (optind < argc) return cli_extra_argument(argv[optind]);
-    char err[PROBE_ERR_LEN];
-    if (store_env_check(err)) return cli_usage_error("%s", err);
-    return -1;
+    const CliOption opts[] = {CLI_OPT_SET("no-ffn", &o->no_ffn),
+                              CLI_OPT_STRING("layers", &o->layers),
+                              CLI_OPT_STRING("neurons", &o->neurons),
+                              CLI_OPT_CALL("sweep", parse_sweep, &o->sweep),
+                              CLI_OPT_CALL("mode", parse_mode, &o->mean_mode),
+                              CLI_OPT_COUNT("stats-run", &o->stats_run, 1, INT32_MAX),
+                              CLI_OPT_RUN(&o->run),
+                              CLI_OPT_STRING("db", &o->db),
+                              CLI_OPT_SET("no-db", &o->no_db),
+                              CLI_OPT_COUNT("ctx", &o->ctx, 2, 1 << 20),
+                              CLI_OPT_CALL("split", parse_split, o),
+                              CLI_OPT_CLEAR("no-bos", &o->bos),
+                              CLI_OPT_STRING("model", &o->model),
+                              CLI_OPT_SET("json", &o->json),
+                              CLI_OPT_SET("quiet", &o->quiet),
+                              CLI_OPT_STRING("concept", &o->concept),
+                              CLI_OPT_STRING("probe", &o->probe),
+                              CLI_OPT_STRING("words", &o->words),
+                              CLI_OPT_STRING("drop", &o->drop),
+                              CLI_OPT_COUNT("top", &o->top, 1, 10000),
+                              CLI_OPT_COUNT("seeds", &o->seeds, 1, 1000),
+                              CLI_OPT_LAYER(&o->layer),
+                              CLI_OPT_END};
+    CliArgs args;
+    int rc = cli_parse(argc, argv, usage_text, opts, &args);
+    if (rc >= 0) return rc;
+    if (!!o->concept + !!o->probe + !!o->words > 1)
+        return cli_usage_error("give one of --concept, --probe and --words");
+    condition_pick(o);
+    if (args.n > 1) return cli_extra_argument(args.arg[1]);
+    if (args.n) o->corpus = args.arg[0];
+    return cli_check_store_env();
 }
 
 /* parse_args, then the checks between options. Same return as parse_args. */
@@ -328,12 +305,7 @@ static int print_json(const Report *r, const Conditions *cs, int n_layer, cJSON 
     }
     cJSON *arr = cJSON_AddArrayToObject(root, "conditions");
     for (int i = 0; i < cs->n; i++) condition_json(arr, &cs->c[i], n_layer);
-    char *s = cJSON_Print(root);
-    cJSON_Delete(root);
-    if (!s) return -1;
-    puts(s);
-    cJSON_free(s);
-    return 0;
+    return cli_print_json(root);
 }
 
 /* The progress line (conditions_measure calls it after every window). */
@@ -377,24 +349,38 @@ fail:
     return -1;
 }
 
-/* Mean mode: rebuilds cs with every ablated neuron at its mean recorded in
- * the database (run stats_id, or the latest complete run of the model). */
+/* Mean mode: the means recorded in the database for this model ([L x F],
+ * malloc'd) of the neurons of the layers marked in need, from run stats_id
+ * or the latest complete run of the model (*stats_run says which). NULL
+ * with err. */
+static float *means_load(Store *s, const Model *m, const uint8_t *need, long stats_id, int64_t *stats_run,
+                         char *err) {
+    const int L = m->cfg.n_layer, F = m->cfg.n_inner;
+    float *means = calloc((size_t)L * F, sizeof *means);
+    if (!means) {
+        err_set(err, "out of memory");
+        return NULL;
+    }
+    if (ablation_means_load(s, m->checksum, stats_id, L, F, need, means, stats_run, err)) {
+        free(means);
+        return NULL;
+    }
+    return means;
+}
+
+/* Mean mode: rebuilds cs with every ablated neuron at its recorded mean. */
 static int use_means(Store *s, const Model *m, const ConditionSpec *spec, long stats_id, Conditions *cs,
                      int64_t *stats_run, char *err) {
-    int L = m->cfg.n_layer, F = m->cfg.n_inner, rc = -1;
-    float *means = calloc((size_t)L * F, sizeof *means);
+    const int L = m->cfg.n_layer;
     uint8_t *need = calloc((size_t)L, 1);
-    if (!means || !need) {
-        err_set(err, "out of memory");
-        goto done;
-    }
+    if (!need) return err_set(err, "out of memory");
     conditions_layers_needed(cs, L, need);
-    if (ablation_means_load(s, m->checksum, stats_id, L, F, need, means, stats_run, err)) goto done;
-    conditions_free(cs);
-    rc = conditions_build(cs, spec, &m->cfg, means, err);
-done:
-    free(means);
+    float *means = means_load(s, m, need, stats_id, stats_run, err);
     free(need);
+    if (!means) return -1;
+    conditions_free(cs);
+    int rc = conditions_build(cs, spec, &m->cfg, means, err);
+    free(means);
     return rc;
 }
 
@@ -503,169 +489,187 @@ static cJSON *concept_json(const Concept *c, int64_t concept_run, int k, const C
         const double v[] = {sp[i].dloss_in, sp[i].dloss_after, sp[i].dloss_out, sp[i].kl_in, sp[i].kl_after,
                             sp[i].kl_out};
         static const char *keys[] = {"dloss_in", "dloss_after", "dloss_out", "kl_in", "kl_after", "kl_out"};
-        for (int q = 0; q < 6; q++) {
-            if (isfinite(v[q]))
-                cJSON_AddNumberToObject(e, keys[q], v[q]);
-            else
-                cJSON_AddNullToObject(e, keys[q]);
-        }
+        for (int q = 0; q < 6; q++) json_add_real(e, keys[q], v[q]);
         cJSON_AddItemToArray(arr, e);
     }
     return o;
 }
 
-/* --concept / --probe / --words: rank (and store the ranking), ablate the
- * top K and the random sets over the recorded run, split by concept. */
-static int concept_check(AblateOptions *o) {
-    char err[PROBE_ERR_LEN], layers_json[8192], store_err[PROBE_ERR_LEN] = "";
-    int rc = PROBE_EXIT_RUNTIME, usage, k = (int)o->top, n_sets = 1 + (int)o->seeds;
-    Concept *c = NULL;
-    Store *store = NULL;
-    Model *m = NULL;
-    NeuronRun run = {0};
-    ConceptScore *sc = NULL;
-    ConceptTokens ct = {0};
-    Conditions cs = {0};
-    float *means = NULL;
-    uint8_t *need = NULL;
-    int *tl = NULL, *tn = NULL, *rn = NULL;
-    char **lists = calloc((size_t)n_sets, sizeof *lists);
-    ConceptSplit *sp = calloc((size_t)n_sets, sizeof *sp);
-    ConceptAblationRow *rows = calloc((size_t)n_sets, sizeof *rows);
-    if (!lists || !sp || !rows) goto oom;
-    if (concept_open(o->concept, o->probe, o->words, o->drop, &c, &usage, err)) {
-        rc = usage ? cli_usage_error("%s", err) : cli_error(PROBE_EXIT_RUNTIME, "%s", err);
-        goto done;
-    }
-    if (!(store = store_open(o->db, STORE_WRITE, err))) goto fail;
-    int r = neuron_run_find(store, o->run, &run, err);
-    if (r == -2) {
-        rc = cli_usage_error("%s", err);
-        goto done;
-    }
-    if (r) goto fail;
-    if (strcmp(run.status, "complete")) {
-        err_set(err, "run %" PRId64 " is %s: finish it first (probe record --resume)", run.id, run.status);
-        goto fail;
-    }
-    if (o->layer >= 0 && (o->layer >= run.n_layer || !neuron_run_has_layer(&run, (int)o->layer))) {
-        rc = cli_usage_error("layer %ld was not recorded in run %" PRId64 " (layers %s)", o->layer, run.id,
-                             run.layers_text);
-        goto done;
-    }
-    const char *dir = o->model ? o->model : run.model_dir;
-    if (!(m = model_load(dir, err))) goto fail;
-    const int L = m->cfg.n_layer, F = m->cfg.n_inner;
-    int ctx = o->ctx ? (int)o->ctx : m->cfg.n_positions;
-    if (ctx > m->cfg.n_positions) {
-        rc = cli_usage_error("--ctx %d out of range 2..%d (the model's n_positions)", ctx, m->cfg.n_positions);
-        goto done;
-    }
-    /* 1. the ranking (stored like top-neurons --concept) */
+/* What the phases of the causal check of a concept share. */
+typedef struct {
+    int k, n_sets;            /* k neurons in each set: the concept's top, then one random set per seed */
+    Concept *c;
+    Store *store;
+    NeuronRun run;
+    const char *dir;          /* the run's model */
+    Model *m;
+    int ctx;
+    ConceptScore *sc;         /* the ranking, best AUROC first after check_rank */
     size_t n_sc;
+    int64_t concept_run;      /* the stored ranking */
+    char **lists;             /* [n_sets] each set as "L:N,L:N,..." */
+    Conditions cs;            /* one condition per set */
+    ConceptTokens ct;
+    ConceptSplit *sp;         /* [n_sets] */
+    ConceptAblationRow *rows; /* [n_sets] */
+    Report rep;
+    char store_err[PROBE_ERR_LEN];
+} Check;
+
+static void check_free(Check *x) {
+    for (int s = 0; x->lists && s < x->n_sets; s++) free(x->lists[s]);
+    free(x->lists);
+    free(x->sp);
+    free(x->rows);
+    free(x->sc);
+    conditions_free(&x->cs);
+    concept_tokens_free(&x->ct);
+    neuron_run_free(&x->run);
+    model_free(x->m);
+    store_close(x->store);
+    concept_free(x->c);
+}
+
+/* The concept, the run and its model, checked before any work. -1 to go
+ * on, else the exit code after the error. */
+static int check_open(const AblateOptions *o, Check *x) {
+    char err[PROBE_ERR_LEN];
+    int usage, rc;
+    x->lists = calloc((size_t)x->n_sets, sizeof *x->lists);
+    x->sp = calloc((size_t)x->n_sets, sizeof *x->sp);
+    x->rows = calloc((size_t)x->n_sets, sizeof *x->rows);
+    if (!x->lists || !x->sp || !x->rows) return cli_error(PROBE_EXIT_RUNTIME, "out of memory");
+    if (concept_open(o->concept, o->probe, o->words, o->drop, &x->c, &usage, err))
+        return usage ? cli_usage_error("%s", err) : cli_error(PROBE_EXIT_RUNTIME, "%s", err);
+    if (!(x->store = store_open(o->db, STORE_WRITE, err))) return cli_error(PROBE_EXIT_RUNTIME, "%s", err);
+    if ((rc = cli_find_run(x->store, o->run, &x->run)) >= 0 || (rc = cli_run_complete(&x->run)) >= 0 ||
+        (rc = cli_run_recorded_layer(&x->run, o->layer)) >= 0)
+        return rc;
+    x->dir = o->model ? o->model : x->run.model_dir;
+    if (!(x->m = model_load(x->dir, err))) return cli_error(PROBE_EXIT_RUNTIME, "%s", err);
+    x->ctx = o->ctx ? (int)o->ctx : x->m->cfg.n_positions;
+    if (x->ctx > x->m->cfg.n_positions)
+        return cli_usage_error("--ctx %d out of range 2..%d (the model's n_positions)", x->ctx, x->m->cfg.n_positions);
+    return -1;
+}
+
+/* 1. The ranking, stored like top-neurons --concept (the check's rows
+ * point to it). -1 to go on, else the exit code after the error. */
+static int check_rank(const AblateOptions *o, Check *x) {
+    char err[PROBE_ERR_LEN], layers_json[8192];
     ConceptTotals t;
-    int64_t concept_run = 0;
-    if (concept_rank_compute(store, &run, m, c, o->layer, o->drop, o->quiet, &sc, &n_sc, &t, &concept_run,
-                             layers_json, sizeof layers_json, store_err, err))
-        goto fail;
-    if (!concept_run) {
-        err_set(err, "%s (storing the concept ranking)", store_err);
-        goto fail;
-    }
-    if ((size_t)k > n_sc / 2) {
-        rc = cli_usage_error("--top %d: at most half of the %zu neurons ranked", k, n_sc);
-        goto done;
-    }
-    concept_scores_sort(sc, n_sc, CONCEPT_BY_AUROC);
-    /* 2. the sets: the top K, and K random neurons of the same layers per seed */
-    tl = malloc(sizeof *tl * (size_t)k);
-    tn = malloc(sizeof *tn * (size_t)k);
-    rn = malloc(sizeof *rn * (size_t)k);
+    if (concept_rank_compute(x->store, &x->run, x->m, x->c, o->layer, o->drop, o->quiet, &x->sc, &x->n_sc, &t,
+                             &x->concept_run, layers_json, sizeof layers_json, x->store_err, err))
+        return cli_error(PROBE_EXIT_RUNTIME, "%s", err);
+    if (!x->concept_run) return cli_error(PROBE_EXIT_RUNTIME, "%s (storing the concept ranking)", x->store_err);
+    if ((size_t)x->k > x->n_sc / 2)
+        return cli_usage_error("--top %d: at most half of the %zu neurons ranked", x->k, x->n_sc);
+    concept_scores_sort(x->sc, x->n_sc, CONCEPT_BY_AUROC);
+    return -1;
+}
+
+/* 2. The sets: the top K, and K random neurons of the same layers per
+ * seed (the control); one condition each. In mean mode o->stats_run becomes
+ * the run the means came from. 0, or -1 with err. */
+static int check_sets(AblateOptions *o, Check *x, char *err) {
+    const int k = x->k, L = x->m->cfg.n_layer, F = x->m->cfg.n_inner;
+    int *tl = malloc(sizeof *tl * (size_t)k), *tn = malloc(sizeof *tn * (size_t)k);
+    int *rn = malloc(sizeof *rn * (size_t)k);
+    uint8_t *need = NULL;
+    float *means = NULL;
+    int rc = -1;
     if (!tl || !tn || !rn) goto oom;
     for (int i = 0; i < k; i++) {
-        tl[i] = sc[i].layer;
-        tn[i] = sc[i].neuron;
+        tl[i] = x->sc[i].layer;
+        tn[i] = x->sc[i].neuron;
     }
-    if (!(lists[0] = neuron_list(tl, tn, k))) goto oom;
-    for (int s = 1; s < n_sets; s++) {
+    if (!(x->lists[0] = neuron_list(tl, tn, k))) goto oom;
+    for (int s = 1; s < x->n_sets; s++) {
         if (concept_random_neurons(tl, tn, k, F, (uint64_t)s, rn)) {
             err_set(err, "too few neurons in the ranked layers for %d random ones", k);
-            goto fail;
+            goto done;
         }
-        if (!(lists[s] = neuron_list(tl, rn, k))) goto oom;
+        if (!(x->lists[s] = neuron_list(tl, rn, k))) goto oom;
     }
     if (o->mean_mode) {
-        means = calloc((size_t)L * F, sizeof *means);
-        need = calloc((size_t)L, 1);
-        if (!means || !need) goto oom;
+        if (!(need = calloc((size_t)L, 1))) goto oom;
         for (int i = 0; i < k; i++) need[tl[i]] = 1;
         int64_t stats_run = 0;
-        if (ablation_means_load(store, m->checksum, o->stats_run, L, F, need, means, &stats_run, err)) goto fail;
+        if (!(means = means_load(x->store, x->m, need, o->stats_run, &stats_run, err))) goto done;
         o->stats_run = stats_run;
     }
-    for (int s = 0; s < n_sets; s++) {
-        ConditionSpec spec = {COND_NEURONS, lists[s]};
-        if (conditions_build(&cs, &spec, &m->cfg, means, err)) goto fail;
+    for (int s = 0; s < x->n_sets; s++) {
+        ConditionSpec spec = {COND_NEURONS, x->lists[s]};
+        if (conditions_build(&x->cs, &spec, &x->m->cfg, means, err)) goto done;
+        Condition *c = &x->cs.c[s];
         if (s == 0)
-            snprintf(cs.c[s].label, sizeof cs.c[s].label, "concept %s: top %d", c->name, k);
+            snprintf(c->label, sizeof c->label, "concept %s: top %d", x->c->name, k);
         else
-            snprintf(cs.c[s].label, sizeof cs.c[s].label, "random %d (seed %d)", k, s);
+            snprintf(c->label, sizeof c->label, "random %d (seed %d)", k, s);
     }
-    /* 3. measure on the run's tokens, and split by concept */
-    if (concept_tokens_load(store, run.id, c, &ct, err)) goto fail;
-    o->run = run.id;
-    Report rep = {.rec = {.model_dir = dir, .model_checksum = m->checksum, .source_run_id = run.id, .ctx = ctx,
-                          .mean_mode = o->mean_mode, .kind = condition_kind_name(COND_NEURONS), .spec = lists[0],
-                          .stats_run_id = o->stats_run},
-                  .db_path = o->db};
-    if (measure(m, store, o, ctx, &cs, &rep, err)) goto fail;
-    for (int s = 0; s < n_sets; s++) {
-        concept_split(&cs.c[s], &ct, &sp[s]);
-        rows[s] = (ConceptAblationRow){.concept_run_id = concept_run, .idx = s, .random = s > 0, .seed = s,
-                                       .neurons = lists[s], .tokens_in = sp[s].n_in, .tokens_after = sp[s].n_after,
-                                       .tokens_out = sp[s].n_out, .dloss_in = sp[s].dloss_in, .kl_in = sp[s].kl_in,
-                                       .dloss_after = sp[s].dloss_after, .kl_after = sp[s].kl_after,
-                                       .dloss_out = sp[s].dloss_out, .kl_out = sp[s].kl_out};
-    }
-    if (sp[0].n_in == 0) {
-        err_set(err, "no predicted token of run %" PRId64 " is a concept token", run.id);
-        goto fail;
-    }
-    int stored = store_results(store, &rep.rec, &cs, m->tok, L, rows, n_sets, &rep.ablation_id, store_err) == 0;
-    if (o->json) {
-        if (print_json(&rep, &cs, L, concept_json(c, concept_run, k, sp, rows, n_sets))) goto oom;
-    } else {
-        print_table(&rep, &cs);
-        print_concept(c, concept_run, k, sp, n_sets);
-    }
-    fflush(stdout);
-    if (!stored) {
-        rc = cli_error(PROBE_EXIT_RUNTIME, "%s; the figures above were not stored", store_err);
-        goto done;
-    }
-    rc = PROBE_EXIT_OK;
+    rc = 0;
     goto done;
 oom:
     err_set(err, "out of memory");
-fail:
-    rc = cli_error(PROBE_EXIT_RUNTIME, "%s", err);
 done:
-    for (int s = 0; lists && s < n_sets; s++) free(lists[s]);
-    free(lists);
-    free(sp);
-    free(rows);
     free(tl);
     free(tn);
     free(rn);
-    free(means);
     free(need);
-    free(sc);
-    conditions_free(&cs);
-    concept_tokens_free(&ct);
-    neuron_run_free(&run);
-    model_free(m);
-    store_close(store);
-    concept_free(c);
+    free(means);
+    return rc;
+}
+
+/* 3. Every set measured on the run's tokens, then split by where each
+ * predicted token stands to the concept: x->rep, x->sp and x->rows. 0, or
+ * -1 with err. */
+static int check_measure(AblateOptions *o, Check *x, char *err) {
+    if (concept_tokens_load(x->store, x->run.id, x->c, &x->ct, err)) return -1;
+    o->run = x->run.id;
+    x->rep = (Report){.rec = {.model_dir = x->dir, .model_checksum = x->m->checksum, .source_run_id = x->run.id,
+                              .ctx = x->ctx, .mean_mode = o->mean_mode, .kind = condition_kind_name(COND_NEURONS),
+                              .spec = x->lists[0], .stats_run_id = o->stats_run},
+                      .db_path = o->db};
+    if (measure(x->m, x->store, o, x->ctx, &x->cs, &x->rep, err)) return -1;
+    for (int s = 0; s < x->n_sets; s++) {
+        const ConceptSplit *sp = &x->sp[s];
+        concept_split(&x->cs.c[s], &x->ct, &x->sp[s]);
+        x->rows[s] = (ConceptAblationRow){.concept_run_id = x->concept_run, .idx = s, .random = s > 0, .seed = s,
+                                          .neurons = x->lists[s], .tokens_in = sp->n_in, .tokens_after = sp->n_after,
+                                          .tokens_out = sp->n_out, .dloss_in = sp->dloss_in, .kl_in = sp->kl_in,
+                                          .dloss_after = sp->dloss_after, .kl_after = sp->kl_after,
+                                          .dloss_out = sp->dloss_out, .kl_out = sp->kl_out};
+    }
+    if (x->sp[0].n_in == 0) return err_set(err, "no predicted token of run %" PRId64 " is a concept token", x->run.id);
+    return 0;
+}
+
+/* --concept / --probe / --words: rank (and store the ranking), ablate the
+ * top K and the random sets over the recorded run, split by concept. */
+static int concept_check(AblateOptions *o) {
+    char err[PROBE_ERR_LEN];
+    Check x = {.k = (int)o->top, .n_sets = 1 + (int)o->seeds};
+    int rc;
+    if ((rc = check_open(o, &x)) >= 0 || (rc = check_rank(o, &x)) >= 0) goto done;
+    if (check_sets(o, &x, err) || check_measure(o, &x, err)) {
+        rc = cli_error(PROBE_EXIT_RUNTIME, "%s", err);
+        goto done;
+    }
+    const int L = x.m->cfg.n_layer;
+    int stored = store_results(x.store, &x.rep.rec, &x.cs, x.m->tok, L, x.rows, x.n_sets, &x.rep.ablation_id,
+                               x.store_err) == 0;
+    if (o->json) {
+        if (print_json(&x.rep, &x.cs, L, concept_json(x.c, x.concept_run, x.k, x.sp, x.rows, x.n_sets))) {
+            rc = cli_error(PROBE_EXIT_RUNTIME, "out of memory");
+            goto done;
+        }
+    } else {
+        print_table(&x.rep, &x.cs);
+        print_concept(x.c, x.concept_run, x.k, x.sp, x.n_sets);
+    }
+    rc = cli_stored(stored, x.store_err, "the figures above were not stored");
+done:
+    check_free(&x);
     return rc;
 }
 
@@ -713,13 +717,8 @@ int cmd_ablate(int argc, char **argv) {
         err_set(err, "out of memory");
         goto fail;
     }
-    fflush(stdout);
-    if (!stored) {
-        rc = cli_error(PROBE_EXIT_RUNTIME, "%s; the figures above were not stored (rerun with --no-db, or once the "
-                       "database is writable)", store_err);
-        goto done;
-    }
-    rc = PROBE_EXIT_OK;
+    rc = cli_stored(stored, store_err,
+                    "the figures above were not stored (rerun with --no-db, or once the database is writable)");
     goto done;
 fail:
     print_error(err);

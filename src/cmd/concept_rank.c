@@ -114,13 +114,6 @@ static void on_progress(void *user, int docs, int n_docs, int64_t replayed) {
     progress_draw(p->bar, n_docs > 0 ? (double)docs / n_docs : 0, detail);
 }
 
-static void json_num_or_null(cJSON *o, const char *k, double v) {
-    if (isfinite(v))
-        cJSON_AddNumberToObject(o, k, v);
-    else
-        cJSON_AddNullToObject(o, k);
-}
-
 typedef struct {
     const Concept *c;
     const NeuronRun *run;
@@ -131,7 +124,7 @@ typedef struct {
 
 static int print_json(const Header *h, ConceptOrder by, const ConceptScore *sc, const NeuronRows *rows) {
     cJSON *root = cJSON_CreateObject(), *con, *arr;
-    char ck[PROBE_CHECKSUM_HEX], *text = NULL;
+    char ck[PROBE_CHECKSUM_HEX];
     checksum_hex(h->c->checksum, ck);
     if (!root || neuron_json_add_run(root, h->run) || !(con = cJSON_AddObjectToObject(root, "concept"))) goto done;
     if (json_add_text(con, "name", h->c->name) || !cJSON_AddStringToObject(con, "checksum", ck) ||
@@ -166,25 +159,22 @@ static int print_json(const Header *h, ConceptOrder by, const ConceptScore *sc, 
         cJSON_AddNumberToObject(o, "layer", s->layer);
         cJSON_AddNumberToObject(o, "neuron", s->neuron);
         cJSON_AddStringToObject(o, "name", name);
-        json_num_or_null(o, "auroc", s->auroc);
-        json_num_or_null(o, "auroc_error", s->auroc_error);
-        json_num_or_null(o, "cohen_d", s->cohen_d);
-        json_num_or_null(o, "mean_in", s->mean_in);
-        json_num_or_null(o, "mean_out", s->mean_out);
-        json_num_or_null(o, "sd_in", s->sd_in);
-        json_num_or_null(o, "sd_out", s->sd_out);
-        json_num_or_null(o, "precision", s->precision);
+        json_add_real(o, "auroc", s->auroc);
+        json_add_real(o, "auroc_error", s->auroc_error);
+        json_add_real(o, "cohen_d", s->cohen_d);
+        json_add_real(o, "mean_in", s->mean_in);
+        json_add_real(o, "mean_out", s->mean_out);
+        json_add_real(o, "sd_in", s->sd_in);
+        json_add_real(o, "sd_out", s->sd_out);
+        json_add_real(o, "precision", s->precision);
         cJSON_AddNumberToObject(o, "examples_in", s->examples_in);
         cJSON_AddNumberToObject(o, "n_examples", s->examples);
         if (neuron_json_add_examples(o, &rows->rows[i])) goto done;
     }
-    text = cJSON_Print(root);
+    return cli_print_json(root);
 done:
     cJSON_Delete(root);
-    if (!text) return -1;
-    puts(text);
-    free(text);
-    return 0;
+    return -1;
 }
 
 static void print_table(const Header *h, ConceptOrder by, const ConceptScore *sc, const NeuronRows *rows) {
@@ -217,28 +207,12 @@ static void print_table(const Header *h, ConceptOrder by, const ConceptScore *sc
     }
 }
 
-/* The layers to score: --layer, or every recorded layer; as a JSON array. */
-static int layers_pick(const NeuronRun *run, long layer, int **out, int *n, char *json, size_t cap) {
-    int m = layer >= 0 ? 1 : run->n_layers;
-    int *l = malloc(sizeof *l * (size_t)(m > 0 ? m : 1));
-    if (!l) return -1;
-    size_t w = (size_t)snprintf(json, cap, "[");
-    for (int i = 0; i < m; i++) {
-        l[i] = layer >= 0 ? (int)layer : run->layers[i];
-        if (w < cap) w += (size_t)snprintf(json + w, cap - w, i ? ",%d" : "%d", l[i]);
-    }
-    if (w < cap) snprintf(json + w, cap - w, "]");
-    *out = l;
-    *n = m;
-    return 0;
-}
-
 int concept_rank_compute(Store *s, const NeuronRun *run, Model *m, const Concept *c, long layer, const char *drop,
                          int quiet, ConceptScore **out, size_t *n, ConceptTotals *t, int64_t *concept_run,
                          char *layers_json, size_t cap, char *store_err, char *err) {
     int *layers = NULL, n_layers = 0;
     ConceptScore *sc = NULL;
-    if (layers_pick(run, layer, &layers, &n_layers, layers_json, cap)) return err_set(err, "out of memory");
+    if (cli_run_layers(run, layer, &layers, &n_layers, layers_json, cap)) return err_set(err, "out of memory");
     size_t n_sc = (size_t)n_layers * (size_t)m->cfg.n_inner;
     if (!(sc = malloc(sizeof *sc * n_sc))) {
         free(layers);
@@ -277,21 +251,9 @@ int concept_rank(const ConceptRankOptions *o) {
     if (concept_open(o->concept, o->probe, o->words, o->drop, &c, &usage, err))
         return usage ? cli_usage_error("%s", err) : cli_error(PROBE_EXIT_RUNTIME, "%s", err);
     if (!(s = store_open(o->db, STORE_WRITE, err))) goto fail;
-    int r = neuron_run_find(s, o->run > 0 ? o->run : 0, &run, err);
-    if (r == -2) {
-        rc = cli_usage_error("%s", err);
+    if ((rc = cli_find_run(s, o->run, &run)) >= 0 || (rc = cli_run_recorded_layer(&run, o->layer)) >= 0 ||
+        (rc = cli_run_complete(&run)) >= 0)
         goto done;
-    }
-    if (r) goto fail;
-    if (o->layer >= 0 && (o->layer >= run.n_layer || !neuron_run_has_layer(&run, (int)o->layer))) {
-        rc = cli_usage_error("layer %ld was not recorded in run %" PRId64 " (layers %s)", o->layer, run.id,
-                             run.layers_text);
-        goto done;
-    }
-    if (strcmp(run.status, "complete")) {
-        err_set(err, "run %" PRId64 " is %s: finish it first (probe record --resume)", run.id, run.status);
-        goto fail;
-    }
     /* the run's own model unless --model names one (checked by checksum) */
     const char *dir = o->model ? o->model : access(run.model_dir, R_OK) == 0 ? run.model_dir : model_dir_resolve(NULL);
     if (!(m = model_load(dir, err))) goto fail;
@@ -330,11 +292,7 @@ int concept_rank(const ConceptRankOptions *o) {
     if (t.mismatch)
         cli_error(0, "warning: the replayed activations differ from the recorded ones (another CPU, BLAS or build?): "
                   "auroc_error may not bound the AUROC");
-    if (!concept_run) {
-        rc = cli_error(PROBE_EXIT_RUNTIME, "%s; the ranking above was not stored", store_err);
-        goto done;
-    }
-    rc = PROBE_EXIT_OK;
+    rc = cli_stored(concept_run != 0, store_err, "the ranking above was not stored");
     goto done;
 oom:
     err_set(err, "out of memory");

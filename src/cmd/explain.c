@@ -9,7 +9,6 @@
  *       0:512   act  2.113     0.6120
  *   ...
  */
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,37 +55,26 @@ typedef struct {
     int bos, json;
 } ExplainOptions;
 
+static int parse_pos(const char *arg, void *pos) {
+    if (parse_long(arg, -1000000, 1000000, pos) == 0) return 0;
+    return cli_usage_error("--pos must be a position (0, 1, ..., or -1 for the last), not '%s'", arg), -1;
+}
+
 /* Parses argv into o; returns -1 to go on, else the exit code. */
 static int explain_options(int argc, char **argv, ExplainOptions *o) {
-    enum { O_POS = 1, O_TARGET, O_TOP, O_NOBOS, O_JSON, O_MODEL, O_HELP };
-    static const struct option opts[] = {
-        {"pos", required_argument, 0, O_POS},     {"target", required_argument, 0, O_TARGET},
-        {"top", required_argument, 0, O_TOP},     {"no-bos", no_argument, 0, O_NOBOS},
-        {"json", no_argument, 0, O_JSON},         {"model", required_argument, 0, O_MODEL},
-        {"help", no_argument, 0, O_HELP},         {0, 0, 0, 0}};
     *o = (ExplainOptions){.pos = -1, .top = 5, .bos = 1};
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case O_POS:
-            if (parse_long(optarg, -1000000, 1000000, &o->pos))
-                return cli_usage_error("--pos must be a position (0, 1, ..., or -1 for the last), not '%s'", optarg);
-            break;
-        case O_TARGET: o->target = optarg; break;
-        case O_TOP:
-            if (cli_parse_count("--top", optarg, 1, 1000000, &o->top)) return PROBE_EXIT_USAGE;
-            break;
-        case O_NOBOS: o->bos = 0; break;
-        case O_JSON: o->json = 1; break;
-        case O_MODEL: o->model = optarg; break;
-        case O_HELP: return cli_help(usage_text);
-        default: return cli_bad_option(argv);
-        }
-    }
-    if (optind != argc - 1) return cli_usage_error("give exactly one TEXT argument");
-    o->text = argv[optind];
+    const CliOption opts[] = {CLI_OPT_CALL("pos", parse_pos, &o->pos),
+                              CLI_OPT_STRING("target", &o->target),
+                              CLI_OPT_COUNT("top", &o->top, 1, 1000000),
+                              CLI_OPT_CLEAR("no-bos", &o->bos),
+                              CLI_OPT_SET("json", &o->json),
+                              CLI_OPT_STRING("model", &o->model),
+                              CLI_OPT_END};
+    CliArgs args;
+    int rc = cli_parse(argc, argv, usage_text, opts, &args);
+    if (rc >= 0) return rc;
+    if (args.n != 1) return cli_usage_error("give exactly one TEXT argument");
+    o->text = args.arg[0];
     if (!*o->text) return cli_usage_error("empty text: nothing to explain");
     return -1;
 }

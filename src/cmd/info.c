@@ -7,7 +7,6 @@
  *   ...
  *   FFN                              56,669,184    45.54%
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,24 +111,11 @@ static void print_json(const Model *m, const ParamCounts *pc, const char *dtype,
 }
 
 int cmd_info(int argc, char **argv) {
-    enum { O_JSON = 1, O_MODEL, O_HELP };
-    static const struct option opts[] = {{"json", no_argument, 0, O_JSON},
-                                         {"model", required_argument, 0, O_MODEL},
-                                         {"help", no_argument, 0, O_HELP},
-                                         {0, 0, 0, 0}};
     const char *model_opt = NULL;
-    int json = 0, o;
-    optind = 1;
-    opterr = 0;
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (o) {
-        case O_JSON: json = 1; break;
-        case O_MODEL: model_opt = optarg; break;
-        case O_HELP: return cli_help(usage_text);
-        default: return cli_bad_option(argv);
-        }
-    }
-    if (optind != argc) return cli_extra_argument(argv[optind]);
+    int json = 0;
+    const CliOption opts[] = {CLI_OPT_SET("json", &json), CLI_OPT_STRING("model", &model_opt), CLI_OPT_END};
+    int rc = cli_parse(argc, argv, usage_text, opts, NULL);
+    if (rc >= 0) return rc;
 
     char err[PROBE_ERR_LEN];
     double t0 = now_sec();

@@ -9,7 +9,6 @@
  * (analysis/kv.h). Stores the run's figures and the model's value tokens
  * (db/kv_store.h). */
 #include <cjson/cJSON.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -62,47 +61,19 @@ typedef struct {
 } KvOptions;
 
 static int parse_options(int argc, char **argv, KvOptions *o) {
-    enum { O_DB = 1, O_RUN, O_LAYER, O_TRIG, O_TOP, O_SEED, O_MODEL, O_JSON, O_QUIET, O_HELP };
-    static const struct option opts[] = {
-        {"db", required_argument, 0, O_DB},       {"run", required_argument, 0, O_RUN},
-        {"layer", required_argument, 0, O_LAYER}, {"triggers", required_argument, 0, O_TRIG},
-        {"top", required_argument, 0, O_TOP},     {"seed", required_argument, 0, O_SEED},
-        {"model", required_argument, 0, O_MODEL}, {"json", no_argument, 0, O_JSON},
-        {"quiet", no_argument, 0, O_QUIET},       {"help", no_argument, 0, O_HELP},
-        {0, 0, 0, 0}};
     *o = (KvOptions){.db = "probe.db", .run = -1, .layer = -1, .triggers = 25, .top = 10, .seed = 1};
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case O_DB: o->db = optarg; break;
-        case O_RUN:
-            if (cli_parse_run(optarg, &o->run)) return PROBE_EXIT_USAGE;
-            break;
-        case O_LAYER:
-            if (cli_parse_layer(optarg, &o->layer)) return PROBE_EXIT_USAGE;
-            break;
-        case O_TRIG:
-            if (cli_parse_count("--triggers", optarg, 1, 64, &o->triggers)) return PROBE_EXIT_USAGE;
-            break;
-        case O_TOP:
-            if (cli_parse_count("--top", optarg, 1, 100, &o->top)) return PROBE_EXIT_USAGE;
-            break;
-        case O_SEED:
-            if (cli_parse_count("--seed", optarg, 0, INT32_MAX, &o->seed)) return PROBE_EXIT_USAGE;
-            break;
-        case O_MODEL: o->model = optarg; break;
-        case O_JSON: o->json = 1; break;
-        case O_QUIET: o->quiet = 1; break;
-        case O_HELP: return cli_help(usage_text);
-        default: return cli_bad_option(argv);
-        }
-    }
-    if (optind < argc) return cli_extra_argument(argv[optind]);
-    char err[PROBE_ERR_LEN];
-    if (store_env_check(err)) return cli_usage_error("%s", err);
-    return -1;
+    const CliOption opts[] = {CLI_OPT_STRING("db", &o->db),
+                              CLI_OPT_RUN(&o->run),
+                              CLI_OPT_LAYER(&o->layer),
+                              CLI_OPT_COUNT("triggers", &o->triggers, 1, 64),
+                              CLI_OPT_COUNT("top", &o->top, 1, 100),
+                              CLI_OPT_COUNT("seed", &o->seed, 0, INT32_MAX),
+                              CLI_OPT_STRING("model", &o->model),
+                              CLI_OPT_SET("json", &o->json),
+                              CLI_OPT_SET("quiet", &o->quiet),
+                              CLI_OPT_END};
+    int rc = cli_parse(argc, argv, usage_text, opts, NULL);
+    return rc >= 0 ? rc : cli_check_store_env();
 }
 
 static const char *variant_name(int v) { return v ? "ln_f" : "raw"; }
@@ -169,13 +140,6 @@ static void print_table(const NeuronRun *run, const LayerResult *res, int n, int
                       kv_id);
 }
 
-static void json_num(cJSON *o, const char *k, double v) {
-    if (isfinite(v))
-        cJSON_AddNumberToObject(o, k, v);
-    else
-        cJSON_AddNullToObject(o, k);
-}
-
 static int print_json(const NeuronRun *run, const LayerResult *res, int n, int triggers, int distinct, int64_t kv_id) {
     cJSON *root = cJSON_CreateObject(), *arr;
     if (!root || neuron_json_add_run(root, run)) goto fail;
@@ -195,150 +159,159 @@ static int print_json(const NeuronRun *run, const LayerResult *res, int n, int t
         for (int v = 0; v < 2; v++) {
             cJSON *x = cJSON_AddObjectToObject(o, variant_name(v));
             const KvLayer *l = &res[i].sum[v];
-            json_num(x, "agreement", l->agreement);
-            json_num(x, "mean_rank", l->mean_rank);
-            json_num(x, "median_rank", l->median_rank);
-            json_num(x, "shuffled_agreement", l->shuffled_agreement);
-            json_num(x, "shuffled_mean_rank", l->shuffled_mean_rank);
-            json_num(x, "shuffled_median_rank", l->shuffled_median_rank);
+            json_add_real(x, "agreement", l->agreement);
+            json_add_real(x, "mean_rank", l->mean_rank);
+            json_add_real(x, "median_rank", l->median_rank);
+            json_add_real(x, "shuffled_agreement", l->shuffled_agreement);
+            json_add_real(x, "shuffled_mean_rank", l->shuffled_mean_rank);
+            json_add_real(x, "shuffled_median_rank", l->shuffled_median_rank);
         }
     }
-    char *text = cJSON_Print(root);
-    cJSON_Delete(root);
-    if (!text) return -1;
-    puts(text);
-    free(text);
-    return 0;
+    return cli_print_json(root);
 fail:
     cJSON_Delete(root);
     return -1;
+}
+
+/* What the command holds between its phases. */
+typedef struct {
+    Store *s;
+    Model *m;
+    ValueVocab *vv;
+    NeuronRun run;
+    LayerResult *res; /* [n_layers] */
+    int n_layers;
+    char layers_json[8192];
+} Kv;
+
+static void kv_free(Kv *k) {
+    for (int i = 0; k->res && i < k->n_layers; i++) result_free(&k->res[i]);
+    free(k->res);
+    value_vocab_free(k->vv);
+    neuron_run_free(&k->run);
+    model_free(k->m);
+    store_close(k->s);
+}
+
+/* The database, the run and its model, with the options checked against
+ * them before any work. -1 to go on, else the exit code after the error. */
+static int kv_open(const KvOptions *o, Kv *k) {
+    char err[PROBE_ERR_LEN];
+    int rc;
+    if (!(k->s = store_open(o->db, STORE_WRITE, err))) return cli_error(PROBE_EXIT_RUNTIME, "%s", err);
+    if ((rc = cli_find_run(k->s, o->run, &k->run)) >= 0 || (rc = cli_run_complete(&k->run)) >= 0 ||
+        (rc = cli_run_recorded_layer(&k->run, o->layer)) >= 0)
+        return rc;
+    ConceptRunInfo info;
+    if (concept_run_info(k->s, k->run.id, &info, err)) return cli_error(PROBE_EXIT_RUNTIME, "%s", err);
+    if (o->triggers > info.n_examples)
+        return cli_usage_error("--triggers %ld: run %" PRId64 " kept %d examples per neuron", o->triggers, k->run.id,
+                               info.n_examples);
+    if (!(k->m = model_load(o->model ? o->model : k->run.model_dir, err)))
+        return cli_error(PROBE_EXIT_RUNTIME, "%s", err);
+    if (k->m->checksum != info.model_checksum)
+        return cli_error(PROBE_EXIT_RUNTIME, "model '%s' is not the model run %" PRId64 " recorded (checksums "
+                         "differ); pass the run's model with --model", k->m->dir, k->run.id);
+    if (!(k->vv = value_vocab_new(k->m, err))) return cli_error(PROBE_EXIT_RUNTIME, "%s", err);
+    return -1;
+}
+
+/* Both variants of layer i into lr. next and perm are scratch: [F x N]
+ * trigger next tokens, [F] the shuffled pairing. */
+static int kv_compute_layer(const KvOptions *o, Kv *k, int i, int32_t *next, int32_t *perm, Progress *bar,
+                            char *err) {
+    LayerResult *lr = &k->res[i];
+    const int F = k->m->cfg.n_inner, N = (int)o->triggers, K = (int)o->top;
+    if (kv_next_tokens(k->s, k->run.id, lr->layer, F, N, next, err)) return -1;
+    kv_shuffle(F, (uint64_t)o->seed * 1000003u + (uint64_t)lr->layer, perm);
+    for (int v = 0; v < 2; v++) {
+        lr->n[v] = malloc(sizeof *lr->n[v] * (size_t)F);
+        lr->top[v] = malloc(sizeof *lr->top[v] * (size_t)F * K);
+        lr->bottom[v] = malloc(sizeof *lr->bottom[v] * (size_t)F * K);
+        if (!lr->n[v] || !lr->top[v] || !lr->bottom[v]) return err_set(err, "out of memory");
+        if (kv_layer(k->m, k->vv, lr->layer, v ? VALUE_LNF : VALUE_RAW, next, N, perm, K, lr->n[v], &lr->sum[v],
+                     lr->top[v], lr->bottom[v], err))
+            return -1;
+        if (progress_due(bar)) {
+            char d[64];
+            snprintf(d, sizeof d, "layer %d (%s)", lr->layer, variant_name(v));
+            progress_draw(bar, (i * 2.0 + v + 1) / (2.0 * k->n_layers), d);
+        }
+    }
+    return 0;
+}
+
+/* Every layer of the command: k->res. 0, or -1 with err. */
+static int kv_compute(const KvOptions *o, Kv *k, char *err) {
+    const int F = k->m->cfg.n_inner, N = (int)o->triggers;
+    int *layers = NULL, rc = -1;
+    if (cli_run_layers(&k->run, o->layer, &layers, &k->n_layers, k->layers_json, sizeof k->layers_json))
+        return err_set(err, "out of memory");
+    k->res = calloc((size_t)k->n_layers, sizeof *k->res);
+    int32_t *next = malloc(sizeof *next * (size_t)F * N), *perm = malloc(sizeof *perm * (size_t)F);
+    if (!k->res || !next || !perm) {
+        err_set(err, "out of memory");
+        goto done;
+    }
+    Progress *bar = progress_new(!o->quiet && isatty(2), 0);
+    rc = 0;
+    for (int i = 0; i < k->n_layers && !rc; i++) {
+        k->res[i].layer = layers[i];
+        rc = kv_compute_layer(o, k, i, next, perm, bar, err);
+    }
+    progress_end(bar);
+done:
+    free(layers);
+    free(next);
+    free(perm);
+    return rc;
+}
+
+/* The run's figures and the model's value tokens, in one transaction: the
+ * kv run's id, or 0 with store_err. */
+static int64_t kv_store(const KvOptions *o, const Kv *k, double seconds, char *store_err) {
+    const int F = k->m->cfg.n_inner, K = (int)o->top;
+    int64_t kv_id = 0;
+    KvRunRow head = {.run_id = k->run.id, .model_checksum = k->m->checksum, .layers_json = k->layers_json,
+                     .triggers = (int)o->triggers, .seed = o->seed, .distinct_rows = value_vocab_distinct(k->vv),
+                     .seconds = seconds};
+    KvWriter *w = kv_writer_begin(k->s, &head, store_err);
+    if (!w) return 0;
+    int bad = 0;
+    for (int i = 0; i < k->n_layers && !bad; i++)
+        for (int v = 0; v < 2 && !bad; v++) {
+            const LayerResult *r = &k->res[i];
+            bad = kv_writer_layer(w, r->layer, variant_name(v), &r->sum[v], r->n[v], F, store_err) ||
+                  kv_writer_values(w, k->m->checksum, r->layer, variant_name(v), r->top[v], r->bottom[v], F, K,
+                                   k->m->tok, store_err);
+        }
+    if (bad)
+        kv_writer_abort(w);
+    else
+        kv_writer_commit(w, &kv_id, store_err);
+    return kv_id;
 }
 
 int cmd_kv(int argc, char **argv) {
     KvOptions o;
     int rc = parse_options(argc, argv, &o);
     if (rc >= 0) return rc;
-    char err[PROBE_ERR_LEN], layers_json[8192];
-    Store *s = NULL;
-    Model *m = NULL;
-    ValueVocab *vv = NULL;
-    NeuronRun run = {0};
-    LayerResult *res = NULL;
-    int32_t *next = NULL, *perm = NULL;
-    int n_layers = 0;
-    KvWriter *w = NULL;
-    rc = PROBE_EXIT_RUNTIME;
+    char err[PROBE_ERR_LEN], store_err[PROBE_ERR_LEN] = "";
+    Kv k = {0};
     double t0 = now_sec();
-    if (!(s = store_open(o.db, STORE_WRITE, err))) goto fail;
-    int r = neuron_run_find(s, o.run > 0 ? o.run : 0, &run, err);
-    if (r == -2) {
-        rc = cli_usage_error("%s", err);
+    if ((rc = kv_open(&o, &k)) >= 0) goto done;
+    if (kv_compute(&o, &k, err)) {
+        rc = cli_error(PROBE_EXIT_RUNTIME, "%s", err);
         goto done;
     }
-    if (r) goto fail;
-    if (strcmp(run.status, "complete")) {
-        err_set(err, "run %" PRId64 " is %s: finish it first (probe record --resume)", run.id, run.status);
-        goto fail;
-    }
-    if (o.layer >= 0 && (o.layer >= run.n_layer || !neuron_run_has_layer(&run, (int)o.layer))) {
-        rc = cli_usage_error("layer %ld was not recorded in run %" PRId64 " (layers %s)", o.layer, run.id,
-                             run.layers_text);
-        goto done;
-    }
-    ConceptRunInfo info;
-    if (concept_run_info(s, run.id, &info, err)) goto fail;
-    if (o.triggers > info.n_examples) {
-        rc = cli_usage_error("--triggers %ld: run %" PRId64 " kept %d examples per neuron", o.triggers, run.id,
-                             info.n_examples);
-        goto done;
-    }
-    if (!(m = model_load(o.model ? o.model : run.model_dir, err))) goto fail;
-    if (m->checksum != info.model_checksum) {
-        err_set(err, "model '%s' is not the model run %" PRId64 " recorded (checksums differ); pass the run's model "
-                "with --model", m->dir, run.id);
-        goto fail;
-    }
-    if (!(vv = value_vocab_new(m, err))) goto fail;
-    const int F = m->cfg.n_inner, N = (int)o.triggers, k = (int)o.top;
-    n_layers = o.layer >= 0 ? 1 : run.n_layers;
-    res = calloc((size_t)n_layers, sizeof *res);
-    next = malloc(sizeof *next * (size_t)F * N);
-    perm = malloc(sizeof *perm * (size_t)F);
-    if (!res || !next || !perm) goto oom;
-    size_t wlen = (size_t)snprintf(layers_json, sizeof layers_json, "[");
-    Progress *bar = progress_new(!o.quiet && isatty(2), 0);
-    for (int i = 0; i < n_layers; i++) {
-        LayerResult *lr = &res[i];
-        lr->layer = o.layer >= 0 ? (int)o.layer : run.layers[i];
-        if (wlen < sizeof layers_json)
-            wlen += (size_t)snprintf(layers_json + wlen, sizeof layers_json - wlen, i ? ",%d" : "%d", lr->layer);
-        if (kv_next_tokens(s, run.id, lr->layer, F, N, next, err)) {
-            progress_end(bar);
-            goto fail;
-        }
-        kv_shuffle(F, (uint64_t)o.seed * 1000003u + (uint64_t)lr->layer, perm);
-        for (int v = 0; v < 2; v++) {
-            lr->n[v] = malloc(sizeof *lr->n[v] * (size_t)F);
-            lr->top[v] = malloc(sizeof *lr->top[v] * (size_t)F * k);
-            lr->bottom[v] = malloc(sizeof *lr->bottom[v] * (size_t)F * k);
-            if (!lr->n[v] || !lr->top[v] || !lr->bottom[v]) {
-                progress_end(bar);
-                goto oom;
-            }
-            if (kv_layer(m, vv, lr->layer, v ? VALUE_LNF : VALUE_RAW, next, N, perm, k, lr->n[v], &lr->sum[v],
-                         lr->top[v], lr->bottom[v], err)) {
-                progress_end(bar);
-                goto fail;
-            }
-            if (progress_due(bar)) {
-                char d[64];
-                snprintf(d, sizeof d, "layer %d (%s)", lr->layer, variant_name(v));
-                progress_draw(bar, (i * 2.0 + v + 1) / (2.0 * n_layers), d);
-            }
-        }
-    }
-    progress_end(bar);
-    if (wlen < sizeof layers_json) snprintf(layers_json + wlen, sizeof layers_json - wlen, "]");
-    /* store: the figures of the run, the model's value tokens */
-    char store_err[PROBE_ERR_LEN] = "";
-    int64_t kv_id = 0;
-    KvRunRow head = {.run_id = run.id, .model_checksum = m->checksum, .layers_json = layers_json, .triggers = N,
-                     .seed = o.seed, .distinct_rows = value_vocab_distinct(vv), .seconds = now_sec() - t0};
-    if ((w = kv_writer_begin(s, &head, store_err))) {
-        int bad = 0;
-        for (int i = 0; i < n_layers && !bad; i++)
-            for (int v = 0; v < 2 && !bad; v++)
-                bad = kv_writer_layer(w, res[i].layer, variant_name(v), &res[i].sum[v], res[i].n[v], F, store_err) ||
-                      kv_writer_values(w, m->checksum, res[i].layer, variant_name(v), res[i].top[v], res[i].bottom[v],
-                                       F, k, m->tok, store_err);
-        if (bad)
-            kv_writer_abort(w);
-        else
-            kv_writer_commit(w, &kv_id, store_err);
-        w = NULL;
-    }
-    if (o.json ? print_json(&run, res, n_layers, N, value_vocab_distinct(vv), kv_id)
-               : (print_table(&run, res, n_layers, F, N, value_vocab_distinct(vv), m->tok, kv_id), 0))
-        goto oom;
-    fflush(stdout);
-    if (!kv_id) {
-        rc = cli_error(PROBE_EXIT_RUNTIME, "%s; the figures above were not stored", store_err);
-        goto done;
-    }
-    rc = PROBE_EXIT_OK;
-    goto done;
-oom:
-    err_set(err, "out of memory");
-fail:
-    rc = cli_error(PROBE_EXIT_RUNTIME, "%s", err);
+    int64_t kv_id = kv_store(&o, &k, now_sec() - t0, store_err);
+    const int N = (int)o.triggers, distinct = value_vocab_distinct(k.vv);
+    if (o.json ? print_json(&k.run, k.res, k.n_layers, N, distinct, kv_id)
+               : (print_table(&k.run, k.res, k.n_layers, k.m->cfg.n_inner, N, distinct, k.m->tok, kv_id), 0))
+        rc = cli_error(PROBE_EXIT_RUNTIME, "out of memory");
+    else
+        rc = cli_stored(kv_id != 0, store_err, "the figures above were not stored");
 done:
-    for (int i = 0; res && i < n_layers; i++) result_free(&res[i]);
-    free(res);
-    free(next);
-    free(perm);
-    value_vocab_free(vv);
-    neuron_run_free(&run);
-    model_free(m);
-    store_close(s);
+    kv_free(&k);
     return rc;
 }

@@ -10,7 +10,6 @@
  * `probe kv`, else computed here), and, where stored, its concept scores,
  * key-value figures and ablations (db/neuron_card.h). */
 #include <cjson/cJSON.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -83,48 +82,29 @@ static int parse_spec(const char *spec, long neuron_opt, long *layer, long *neur
 }
 
 static int parse_options(int argc, char **argv, NeuronOptions *o) {
-    enum { O_DB = 1, O_RUN, O_NEURON, O_EXAMPLES, O_MODEL, O_NOCOLOR, O_JSON, O_HELP };
-    static const struct option opts[] = {
-        {"db", required_argument, 0, O_DB},           {"run", required_argument, 0, O_RUN},
-        {"neuron", required_argument, 0, O_NEURON},   {"examples", required_argument, 0, O_EXAMPLES},
-        {"model", required_argument, 0, O_MODEL},     {"no-color", no_argument, 0, O_NOCOLOR},
-        {"json", no_argument, 0, O_JSON},             {"help", no_argument, 0, O_HELP},
-        {0, 0, 0, 0}};
     *o = (NeuronOptions){.db = "probe.db", .run = -1, .neuron_opt = -1, .examples = 8, .color = 1};
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case O_DB: o->db = optarg; break;
-        case O_RUN:
-            if (cli_parse_run(optarg, &o->run)) return PROBE_EXIT_USAGE;
-            break;
-        case O_NEURON:
-            if (cli_parse_count("--neuron", optarg, 0, 1 << 20, &o->neuron_opt)) return PROBE_EXIT_USAGE;
-            break;
-        case O_EXAMPLES:
-            if (cli_parse_count("--examples", optarg, 1, 1000, &o->examples)) return PROBE_EXIT_USAGE;
-            break;
-        case O_MODEL: o->model = optarg; break;
-        case O_NOCOLOR: o->color = 0; break;
-        case O_JSON: o->json = 1; break;
-        case O_HELP: return cli_help(usage_text);
-        default: return cli_bad_option(argv);
-        }
-    }
-    if (optind >= argc) return cli_usage_error("which neuron? give L:N, e.g. probe neuron 5:123");
-    o->spec = argv[optind++];
+    const CliOption opts[] = {CLI_OPT_STRING("db", &o->db),
+                              CLI_OPT_RUN(&o->run),
+                              CLI_OPT_COUNT("neuron", &o->neuron_opt, 0, 1 << 20),
+                              CLI_OPT_COUNT("examples", &o->examples, 1, 1000),
+                              CLI_OPT_STRING("model", &o->model),
+                              CLI_OPT_CLEAR("no-color", &o->color),
+                              CLI_OPT_SET("json", &o->json),
+                              CLI_OPT_END};
+    CliArgs args;
+    int rc = cli_parse(argc, argv, usage_text, opts, &args);
+    if (rc >= 0) return rc;
+    if (args.n == 0) return cli_usage_error("which neuron? give L:N, e.g. probe neuron 5:123");
+    o->spec = args.arg[0];
+    int used = 1;
     /* `probe neuron L N` (SPEC §6) as well as L:N */
-    if (optind < argc && !strchr(o->spec, ':') && strncmp(o->spec, "blocks.", 7)) {
+    if (args.n > 1 && !strchr(o->spec, ':') && strncmp(o->spec, "blocks.", 7)) {
         static char joined[64];
-        snprintf(joined, sizeof joined, "%.30s:%.30s", o->spec, argv[optind++]);
+        snprintf(joined, sizeof joined, "%.30s:%.30s", o->spec, args.arg[used++]);
         o->spec = joined;
     }
-    if (optind < argc) return cli_extra_argument(argv[optind]);
-    char err[PROBE_ERR_LEN];
-    if (store_env_check(err)) return cli_usage_error("%s", err);
-    return -1;
+    if (used < args.n) return cli_extra_argument(args.arg[used]);
+    return cli_check_store_env();
 }
 
 /* ---- the parts of a card ---------------------------------------------------------- */
@@ -207,7 +187,7 @@ static double hist_quantile(const uint32_t *h, double q) {
     return INFINITY;
 }
 
-static void print_tokens(const char *what, const ValueToken *v, char **text, int n) {
+static void print_tokens(const char *what, const ValueToken *v, char *const *text, int n) {
     printf("    %-10s", what);
     for (int i = 0; i < n; i++) {
         char t[64];
@@ -301,12 +281,269 @@ static void json_example(cJSON *arr, const NeuronExample *e, int count) {
     if (count) cJSON_AddNumberToObject(o, "count", count);
 }
 
-static void json_real(cJSON *o, const char *k, double v) {
-    if (isfinite(v))
-        cJSON_AddNumberToObject(o, k, v);
-    else
-        cJSON_AddNullToObject(o, k);
+/* ---- gathering the card ------------------------------------------------------------- */
+
+static const char *band_names[3] = {"q50-q90", "q90-q99", "above q99"};
+
+/* Everything a card shows, gathered before anything is printed. */
+typedef struct {
+    NeuronRun run;
+    int layer, neuron;
+    NeuronRows rows;  /* the neuron's statistics: rows.rows[0] */
+    NeuronExample *ex; /* [MAX_EX] its top examples, n_ex of them */
+    Distinct *dist;    /* [MAX_EX] the same with identical contexts collapsed, n_dist */
+    int n_ex, n_dist;
+    uint32_t *hist; /* [ACT_HIST_BINS], when has_hist */
+    int has_hist;
+    double q50, q90, q99; /* from the histogram; NAN without one */
+    NeuronExample band[3][SAMPLE_PER_BAND_MAX];
+    int n_band[3];
+    CardRow concepts[8], ablations[6];
+    CardKv kv[2];
+    int n_concepts, n_abl, n_kv;
+    Values val;
+} Card;
+
+static void card_free(Card *c) {
+    if (c->ex) neuron_examples_free(c->ex, c->n_ex);
+    for (int b = 0; b < 3; b++) neuron_examples_free(c->band[b], c->n_band[b]);
+    card_rows_free(c->concepts, c->n_concepts);
+    card_rows_free(c->ablations, c->n_abl);
+    values_free(&c->val);
+    free(c->ex);
+    free(c->dist);
+    free(c->hist);
+    neuron_rows_free(&c->rows);
+    neuron_run_free(&c->run);
 }
+
+/* The run, and the neuron checked against it (usage errors: a layer or
+ * neuron the run does not have). -1 to go on, else the exit code after the
+ * error. */
+static int card_find(Store *s, const NeuronOptions *o, long layer, long neuron, Card *c, ConceptRunInfo *info) {
+    char err[PROBE_ERR_LEN];
+    int rc = cli_find_run(s, o->run, &c->run);
+    if (rc >= 0) return rc;
+    if (layer >= c->run.n_layer || !neuron_run_has_layer(&c->run, (int)layer))
+        return cli_usage_error("layer %ld %s run %" PRId64 " (layers %s)", layer,
+                               layer >= c->run.n_layer ? "is out of range for" : "was not recorded in", c->run.id,
+                               c->run.layers_text);
+    if (concept_run_info(s, c->run.id, info, err)) return cli_error(PROBE_EXIT_RUNTIME, "%s", err);
+    if (neuron >= info->n_inner) return cli_usage_error("neuron %ld out of range 0..%d", neuron, info->n_inner - 1);
+    c->layer = (int)layer;
+    c->neuron = (int)neuron;
+    return -1;
+}
+
+/* What the database holds of the neuron: statistics, examples, histogram,
+ * concept scores, ablations, key-value figures. */
+static int card_stored(Store *s, Card *c, char *err) {
+    const int64_t run = c->run.id;
+    const int lay = c->layer, neu = c->neuron;
+    if (neuron_query_list(s, &c->run, &lay, &neu, 1, &c->rows, err) ||
+        neuron_query_examples(s, run, lay, neu, c->ex, MAX_EX, &c->n_ex, err))
+        return -1;
+    c->n_dist = distinct_examples(c->ex, c->n_ex, c->dist);
+    if ((c->has_hist = card_histogram(s, run, lay, neu, c->hist, ACT_HIST_BINS, err)) < 0) return -1;
+    if (card_concepts(s, run, lay, neu, c->concepts, 8, &c->n_concepts, err) ||
+        card_ablations(s, lay, neu, c->ablations, 6, &c->n_abl, err) ||
+        card_kv(s, run, lay, neu, c->kv, 2, &c->n_kv, err))
+        return -1;
+    return 0;
+}
+
+/* Tokens from lower bands of the distribution (bounded by the histogram's
+ * quantiles), found by replaying a few windows of the run. */
+static int card_bands(Store *s, Model *m, int ctx, Card *c, char *err) {
+    c->q50 = c->q90 = c->q99 = NAN;
+    if (!c->has_hist) return 0;
+    c->q50 = hist_quantile(c->hist, 0.5);
+    c->q90 = hist_quantile(c->hist, 0.9);
+    c->q99 = hist_quantile(c->hist, 0.99);
+    SampleBand bands[3] = {{.lo = c->q50, .hi = c->q90}, {.lo = c->q90, .hi = c->q99}, {.lo = c->q99, .hi = INFINITY}};
+    if (neuron_sample_bands(s, c->run.id, m, ctx, c->layer, c->neuron, 16, bands, 3, 2, err)) return -1;
+    for (int b = 0; b < 3; b++)
+        for (int i = 0; i < bands[b].n; i++) {
+            int got = neuron_query_token(s, c->run.id, bands[b].doc[i], bands[b].pos[i], bands[b].value[i],
+                                         &c->band[b][c->n_band[b]], err);
+            if (got < 0) return -1;
+            if (got == 0) c->n_band[b]++;
+        }
+    return 0;
+}
+
+/* ---- the card as JSON ------------------------------------------------------------- */
+
+static void json_card_values(cJSON *root, const Values *val) {
+    cJSON *vals = cJSON_AddObjectToObject(root, "value");
+    for (int v = 0; v < 2; v++) {
+        cJSON *vo = cJSON_AddObjectToObject(vals, v ? "ln_f" : "raw");
+        for (int d = 0; d < 2; d++) {
+            cJSON *a = cJSON_AddArrayToObject(vo, d ? "suppressed" : "promoted");
+            for (int i = 0; i < val->n[v][d]; i++) {
+                cJSON *t = cJSON_CreateObject();
+                cJSON_AddItemToArray(a, t);
+                json_add_text(t, "token", val->text[v][d][i]);
+                cJSON_AddNumberToObject(t, "token_id", val->tok[v][d][i].id);
+                cJSON_AddNumberToObject(t, "ids_sharing", val->tok[v][d][i].count);
+                cJSON_AddNumberToObject(t, "logit", val->tok[v][d][i].logit);
+            }
+        }
+    }
+}
+
+/* concepts, kv, ablations */
+static void json_card_figures(cJSON *root, const Card *c) {
+    cJSON *a = cJSON_AddArrayToObject(root, "concepts");
+    for (int i = 0; i < c->n_concepts; i++) {
+        cJSON *t = cJSON_CreateObject();
+        cJSON_AddItemToArray(a, t);
+        json_add_text(t, "name", c->concepts[i].name);
+        json_add_real(t, "auroc", c->concepts[i].a);
+        json_add_real(t, "auroc_error", c->concepts[i].b);
+        json_add_real(t, "cohen_d", c->concepts[i].c);
+        cJSON_AddNumberToObject(t, "rank", (double)c->concepts[i].rank);
+        cJSON_AddNumberToObject(t, "of", (double)c->concepts[i].of);
+    }
+    a = cJSON_AddArrayToObject(root, "kv");
+    for (int i = 0; i < c->n_kv; i++) {
+        const CardKv *k = &c->kv[i];
+        cJSON *t = cJSON_CreateObject();
+        cJSON_AddItemToArray(a, t);
+        cJSON_AddStringToObject(t, "variant", k->variant);
+        if (k->next_id >= 0)
+            cJSON_AddNumberToObject(t, "next_token_id", k->next_id);
+        else
+            cJSON_AddNullToObject(t, "next_token_id");
+        cJSON_AddNumberToObject(t, "value_top_id", k->value_top);
+        if (k->agree >= 0)
+            cJSON_AddBoolToObject(t, "agree", k->agree);
+        else
+            cJSON_AddNullToObject(t, "agree");
+        json_add_real(t, "median_rank", k->median_rank);
+    }
+    a = cJSON_AddArrayToObject(root, "ablations");
+    for (int i = 0; i < c->n_abl; i++) {
+        cJSON *t = cJSON_CreateObject();
+        cJSON_AddItemToArray(a, t);
+        json_add_text(t, "label", c->ablations[i].name);
+        cJSON_AddNumberToObject(t, "ablation_id", (double)c->ablations[i].rank);
+        json_add_real(t, "delta_loss", c->ablations[i].a);
+        json_add_real(t, "kl", c->ablations[i].b);
+        json_add_real(t, "top1_agreement", c->ablations[i].c);
+    }
+}
+
+/* 0, or -1 when out of memory. */
+static int print_card_json(const Card *c, long examples) {
+    const NeuronRow *row = &c->rows.rows[0];
+    cJSON *root = cJSON_CreateObject(), *a;
+    char name[32];
+    snprintf(name, sizeof name, "%d:%d", c->layer, c->neuron);
+    neuron_json_add_run(root, &c->run);
+    cJSON_AddStringToObject(root, "neuron", name);
+    cJSON_AddNumberToObject(root, "layer", c->layer);
+    cJSON_AddNumberToObject(root, "index", c->neuron);
+    cJSON *st = cJSON_AddObjectToObject(root, "stats");
+    cJSON_AddNumberToObject(st, "count", row->count);
+    cJSON_AddNumberToObject(st, "mean", row->mean);
+    cJSON_AddNumberToObject(st, "std", row->variance > 0 ? sqrt(row->variance) : 0);
+    cJSON_AddNumberToObject(st, "min", row->min);
+    cJSON_AddNumberToObject(st, "max", row->max);
+    cJSON_AddNumberToObject(st, "frac_pos", row->frac_pos);
+    json_add_real(st, "q50", c->q50);
+    json_add_real(st, "q90", c->q90);
+    json_add_real(st, "q99", c->q99);
+    a = cJSON_AddArrayToObject(root, "top_examples");
+    for (int i = 0; i < c->n_dist && i < examples; i++) json_example(a, &c->dist[i].ex, c->dist[i].count);
+    cJSON *bands = cJSON_AddObjectToObject(root, "band_examples");
+    for (int b = 0; b < 3; b++) {
+        a = cJSON_AddArrayToObject(bands, band_names[b]);
+        for (int i = 0; i < c->n_band[b]; i++) json_example(a, &c->band[b][i], 0);
+    }
+    json_card_values(root, &c->val);
+    json_card_figures(root, c);
+    return cli_print_json(root);
+}
+
+/* ---- the card as text --------------------------------------------------------------- */
+
+/* Token id's text for a kv line, clipped, into out[64]; out is left as it
+ * is when the id has no token. */
+static void kv_token_text(const Model *m, int id, char *out) {
+    size_t len = 0;
+    const char *bytes = tok_token_bytes(m->tok, id, &len);
+    if (!bytes) return;
+    char t[48];
+    memcpy(t, bytes, len < 47 ? len : 47);
+    t[len < 47 ? len : 47] = '\0';
+    text_clip(out, 64, t, 30, 0);
+}
+
+/* concepts, kv, ablations: each only when the database holds some */
+static void print_card_figures(const Card *c, const Model *m) {
+    if (c->n_concepts) {
+        printf("\nconcepts (latest ranking of each over run %" PRId64 "):\n", c->run.id);
+        for (int i = 0; i < c->n_concepts; i++) {
+            const CardRow *x = &c->concepts[i];
+            printf("  %-28s auroc %.4f+-%.4f  d %+.3f  rank %" PRId64 " of %" PRId64 "\n", x->name, x->a, x->b, x->c,
+                   x->rank, x->of);
+        }
+    }
+    if (c->n_kv) {
+        printf("\nkey-value (latest probe kv over run %" PRId64 "):\n", c->run.id);
+        for (int i = 0; i < c->n_kv; i++) {
+            const CardKv *k = &c->kv[i];
+            char a[64] = "-", b[64] = "-";
+            if (k->next_id >= 0) kv_token_text(m, k->next_id, a);
+            kv_token_text(m, k->value_top, b);
+            printf("  %-5s after its top trigger '%s'; its value's top token '%s'%s; median rank of its %d "
+                   "triggers' next tokens %.0f\n",
+                   k->variant, a, b, k->agree == 1 ? " (agree)" : "", k->triggers, k->median_rank);
+        }
+    }
+    if (c->n_abl) {
+        printf("\nablations stored (newest first):\n");
+        for (int i = 0; i < c->n_abl; i++)
+            printf("  ablation %-4" PRId64 " %-20s dloss %+.4f  KL %.4f  top-1 %.2f%%\n", c->ablations[i].rank,
+                   c->ablations[i].name, c->ablations[i].a, c->ablations[i].b, 100 * c->ablations[i].c);
+    }
+}
+
+static void print_card(const Card *c, const Model *m, long examples, int color) {
+    const NeuronRow *row = &c->rows.rows[0];
+    const int lay = c->layer, neu = c->neuron;
+    printf("neuron %d:%d  (blocks.%d.mlp.hook_post, neuron %d)  run %" PRId64 ": %s on '%s'\n", lay, neu, lay, neu,
+           c->run.id, c->run.model_dir, c->run.corpus_path);
+    printf("  %.0f tokens: mean %.4f  std %.4f  min %.4f  max %.4f  active (>0) %.2f%%\n", row->count, row->mean,
+           row->variance > 0 ? sqrt(row->variance) : 0.0, row->min, row->max, 100 * row->frac_pos);
+    if (c->has_hist) {
+        print_histogram(c->hist);
+        printf("  quantiles (bin edges): q50 %.4g  q90 %.4g  q99 %.4g\n", c->q50, c->q90, c->q99);
+    }
+    printf("\ntop examples (%d distinct contexts among the %d kept):\n", c->n_dist, c->n_ex);
+    for (int i = 0; i < c->n_dist && i < examples; i++) example_line(&c->dist[i].ex, c->dist[i].count, color);
+    if (c->has_hist) {
+        printf("\nfrom lower in its distribution (the first tokens of each band in a few replayed windows):\n");
+        for (int b = 0; b < 3; b++) {
+            if (!c->n_band[b]) printf("  %s: none found\n", band_names[b]);
+            for (int i = 0; i < c->n_band[b]; i++) {
+                if (!i) printf("  %s:\n", band_names[b]);
+                example_line(&c->band[b][i], 0, color);
+            }
+        }
+    }
+    printf("\nvalue (what it adds to the residual, read through the unembedding%s):\n",
+           c->val.stored ? "; stored by probe kv" : "");
+    for (int v = 0; v < 2; v++) {
+        printf("  %s\n", v ? "through ln_f's gain, W_U.(g*v):" : "raw, W_U.v:");
+        print_tokens("promotes", c->val.tok[v][0], c->val.text[v][0], c->val.n[v][0]);
+        print_tokens("suppresses", c->val.tok[v][1], c->val.text[v][1], c->val.n[v][1]);
+    }
+    print_card_figures(c, m);
+}
+
+/* ---- the command ----------------------------------------------------------------- */
 
 int cmd_neuron(int argc, char **argv) {
     NeuronOptions o;
@@ -317,238 +554,36 @@ int cmd_neuron(int argc, char **argv) {
     char err[PROBE_ERR_LEN];
     Store *s = NULL;
     Model *m = NULL;
-    NeuronRun run = {0};
-    NeuronRows rows = {0};
-    NeuronExample *ex = calloc(MAX_EX, sizeof *ex);
-    Distinct *dist = calloc(MAX_EX, sizeof *dist);
-    uint32_t *hist = malloc(sizeof *hist * ACT_HIST_BINS);
-    NeuronExample bandex[3][SAMPLE_PER_BAND_MAX];
-    int bandn[3] = {0, 0, 0};
-    CardRow concepts[8], ablations[6];
-    CardKv kv[2];
-    int n_ex = 0, n_concepts = 0, n_abl = 0, n_kv = 0, has_hist = 0;
-    Values val = {0};
-    rc = PROBE_EXIT_RUNTIME;
-    if (!ex || !dist || !hist) {
+    ConceptRunInfo info;
+    Card c = {.ex = calloc(MAX_EX, sizeof *c.ex), .dist = calloc(MAX_EX, sizeof *c.dist),
+              .hist = malloc(sizeof *c.hist * ACT_HIST_BINS)};
+    if (!c.ex || !c.dist || !c.hist) {
         err_set(err, "out of memory");
         goto fail;
     }
     if (!(s = store_open(o.db, STORE_READ, err))) goto fail;
-    int r = neuron_run_find(s, o.run > 0 ? o.run : 0, &run, err);
-    if (r == -2) {
-        rc = cli_usage_error("%s", err);
-        goto done;
-    }
-    if (r) goto fail;
-    if (layer >= run.n_layer || !neuron_run_has_layer(&run, (int)layer)) {
-        rc = cli_usage_error("layer %ld %s run %" PRId64 " (layers %s)", layer,
-                             layer >= run.n_layer ? "is out of range for" : "was not recorded in", run.id,
-                             run.layers_text);
-        goto done;
-    }
-    ConceptRunInfo info;
-    if (concept_run_info(s, run.id, &info, err)) goto fail;
-    if (neuron >= info.n_inner) {
-        rc = cli_usage_error("neuron %ld out of range 0..%d", neuron, info.n_inner - 1);
-        goto done;
-    }
-    int lay = (int)layer, neu = (int)neuron;
-    if (neuron_query_list(s, &run, &lay, &neu, 1, &rows, err)) goto fail;
-    if (neuron_query_examples(s, run.id, lay, neu, ex, MAX_EX, &n_ex, err)) goto fail;
-    int n_dist = distinct_examples(ex, n_ex, dist);
-    if ((has_hist = card_histogram(s, run.id, lay, neu, hist, ACT_HIST_BINS, err)) < 0) goto fail;
-    if (card_concepts(s, run.id, lay, neu, concepts, 8, &n_concepts, err) ||
-        card_ablations(s, lay, neu, ablations, 6, &n_abl, err) || card_kv(s, run.id, lay, neu, kv, 2, &n_kv, err))
-        goto fail;
-    if (!(m = model_load(o.model ? o.model : run.model_dir, err))) goto fail;
+    if ((rc = card_find(s, &o, layer, neuron, &c, &info)) >= 0) goto done;
+    if (card_stored(s, &c, err)) goto fail;
+    if (!(m = model_load(o.model ? o.model : c.run.model_dir, err))) goto fail;
     if (m->checksum != info.model_checksum) {
-        err_set(err, "model '%s' is not the model run %" PRId64 " recorded; pass it with --model", m->dir, run.id);
+        err_set(err, "model '%s' is not the model run %" PRId64 " recorded; pass it with --model", m->dir, c.run.id);
         goto fail;
     }
-    if (values_get(s, m, lay, neu, &val, err)) goto fail;
-    /* tokens from lower bands of the distribution */
-    double q50 = NAN, q90 = NAN, q99 = NAN;
-    if (has_hist) {
-        q50 = hist_quantile(hist, 0.5);
-        q90 = hist_quantile(hist, 0.9);
-        q99 = hist_quantile(hist, 0.99);
-        SampleBand bands[3] = {{.lo = q50, .hi = q90}, {.lo = q90, .hi = q99}, {.lo = q99, .hi = INFINITY}};
-        if (neuron_sample_bands(s, run.id, m, info.ctx, lay, neu, 16, bands, 3, 2, err)) goto fail;
-        for (int b = 0; b < 3; b++)
-            for (int i = 0; i < bands[b].n; i++) {
-                int got = neuron_query_token(s, run.id, bands[b].doc[i], bands[b].pos[i], bands[b].value[i],
-                                             &bandex[b][bandn[b]], err);
-                if (got < 0) goto fail;
-                if (got == 0) bandn[b]++;
-            }
-    }
-    const NeuronRow *row = &rows.rows[0];
-    int color = o.color && isatty(1);
-    static const char *band_names[3] = {"q50-q90", "q90-q99", "above q99"};
+    if (values_get(s, m, c.layer, c.neuron, &c.val, err) || card_bands(s, m, info.ctx, &c, err)) goto fail;
     if (o.json) {
-        cJSON *root = cJSON_CreateObject(), *a;
-        char name[32];
-        snprintf(name, sizeof name, "%d:%d", lay, neu);
-        neuron_json_add_run(root, &run);
-        cJSON_AddStringToObject(root, "neuron", name);
-        cJSON_AddNumberToObject(root, "layer", lay);
-        cJSON_AddNumberToObject(root, "index", neu);
-        cJSON *st = cJSON_AddObjectToObject(root, "stats");
-        cJSON_AddNumberToObject(st, "count", row->count);
-        cJSON_AddNumberToObject(st, "mean", row->mean);
-        cJSON_AddNumberToObject(st, "std", row->variance > 0 ? sqrt(row->variance) : 0);
-        cJSON_AddNumberToObject(st, "min", row->min);
-        cJSON_AddNumberToObject(st, "max", row->max);
-        cJSON_AddNumberToObject(st, "frac_pos", row->frac_pos);
-        json_real(st, "q50", q50);
-        json_real(st, "q90", q90);
-        json_real(st, "q99", q99);
-        a = cJSON_AddArrayToObject(root, "top_examples");
-        for (int i = 0; i < n_dist && i < o.examples; i++) json_example(a, &dist[i].ex, dist[i].count);
-        cJSON *bands = cJSON_AddObjectToObject(root, "band_examples");
-        for (int b = 0; b < 3; b++) {
-            a = cJSON_AddArrayToObject(bands, band_names[b]);
-            for (int i = 0; i < bandn[b]; i++) json_example(a, &bandex[b][i], 0);
-        }
-        cJSON *vals = cJSON_AddObjectToObject(root, "value");
-        for (int v = 0; v < 2; v++) {
-            cJSON *vo = cJSON_AddObjectToObject(vals, v ? "ln_f" : "raw");
-            for (int d = 0; d < 2; d++) {
-                a = cJSON_AddArrayToObject(vo, d ? "suppressed" : "promoted");
-                for (int i = 0; i < val.n[v][d]; i++) {
-                    cJSON *t = cJSON_CreateObject();
-                    cJSON_AddItemToArray(a, t);
-                    json_add_text(t, "token", val.text[v][d][i]);
-                    cJSON_AddNumberToObject(t, "token_id", val.tok[v][d][i].id);
-                    cJSON_AddNumberToObject(t, "ids_sharing", val.tok[v][d][i].count);
-                    cJSON_AddNumberToObject(t, "logit", val.tok[v][d][i].logit);
-                }
-            }
-        }
-        a = cJSON_AddArrayToObject(root, "concepts");
-        for (int i = 0; i < n_concepts; i++) {
-            cJSON *t = cJSON_CreateObject();
-            cJSON_AddItemToArray(a, t);
-            json_add_text(t, "name", concepts[i].name);
-            json_real(t, "auroc", concepts[i].a);
-            json_real(t, "auroc_error", concepts[i].b);
-            json_real(t, "cohen_d", concepts[i].c);
-            cJSON_AddNumberToObject(t, "rank", (double)concepts[i].rank);
-            cJSON_AddNumberToObject(t, "of", (double)concepts[i].of);
-        }
-        a = cJSON_AddArrayToObject(root, "kv");
-        for (int i = 0; i < n_kv; i++) {
-            cJSON *t = cJSON_CreateObject();
-            cJSON_AddItemToArray(a, t);
-            cJSON_AddStringToObject(t, "variant", kv[i].variant);
-            if (kv[i].next_id >= 0)
-                cJSON_AddNumberToObject(t, "next_token_id", kv[i].next_id);
-            else
-                cJSON_AddNullToObject(t, "next_token_id");
-            cJSON_AddNumberToObject(t, "value_top_id", kv[i].value_top);
-            if (kv[i].agree >= 0)
-                cJSON_AddBoolToObject(t, "agree", kv[i].agree);
-            else
-                cJSON_AddNullToObject(t, "agree");
-            json_real(t, "median_rank", kv[i].median_rank);
-        }
-        a = cJSON_AddArrayToObject(root, "ablations");
-        for (int i = 0; i < n_abl; i++) {
-            cJSON *t = cJSON_CreateObject();
-            cJSON_AddItemToArray(a, t);
-            json_add_text(t, "label", ablations[i].name);
-            cJSON_AddNumberToObject(t, "ablation_id", (double)ablations[i].rank);
-            json_real(t, "delta_loss", ablations[i].a);
-            json_real(t, "kl", ablations[i].b);
-            json_real(t, "top1_agreement", ablations[i].c);
-        }
-        char *text = cJSON_Print(root);
-        cJSON_Delete(root);
-        if (!text) {
+        if (print_card_json(&c, o.examples)) {
             err_set(err, "out of memory");
             goto fail;
         }
-        puts(text);
-        free(text);
     } else {
-        printf("neuron %d:%d  (blocks.%d.mlp.hook_post, neuron %d)  run %" PRId64 ": %s on '%s'\n", lay, neu, lay, neu,
-               run.id, run.model_dir, run.corpus_path);
-        printf("  %.0f tokens: mean %.4f  std %.4f  min %.4f  max %.4f  active (>0) %.2f%%\n", row->count, row->mean,
-               row->variance > 0 ? sqrt(row->variance) : 0.0, row->min, row->max, 100 * row->frac_pos);
-        if (has_hist) {
-            print_histogram(hist);
-            printf("  quantiles (bin edges): q50 %.4g  q90 %.4g  q99 %.4g\n", q50, q90, q99);
-        }
-        printf("\ntop examples (%d distinct contexts among the %d kept):\n", n_dist, n_ex);
-        for (int i = 0; i < n_dist && i < o.examples; i++) example_line(&dist[i].ex, dist[i].count, color);
-        if (has_hist) {
-            printf("\nfrom lower in its distribution (the first tokens of each band in a few replayed windows):\n");
-            for (int b = 0; b < 3; b++) {
-                if (!bandn[b]) printf("  %s: none found\n", band_names[b]);
-                for (int i = 0; i < bandn[b]; i++) {
-                    if (!i) printf("  %s:\n", band_names[b]);
-                    example_line(&bandex[b][i], 0, color);
-                }
-            }
-        }
-        printf("\nvalue (what it adds to the residual, read through the unembedding%s):\n",
-               val.stored ? "; stored by probe kv" : "");
-        for (int v = 0; v < 2; v++) {
-            printf("  %s\n", v ? "through ln_f's gain, W_U.(g*v):" : "raw, W_U.v:");
-            print_tokens("promotes", val.tok[v][0], val.text[v][0], val.n[v][0]);
-            print_tokens("suppresses", val.tok[v][1], val.text[v][1], val.n[v][1]);
-        }
-        if (n_concepts) {
-            printf("\nconcepts (latest ranking of each over run %" PRId64 "):\n", run.id);
-            for (int i = 0; i < n_concepts; i++)
-                printf("  %-28s auroc %.4f+-%.4f  d %+.3f  rank %" PRId64 " of %" PRId64 "\n", concepts[i].name,
-                       concepts[i].a, concepts[i].b, concepts[i].c, concepts[i].rank, concepts[i].of);
-        }
-        if (n_kv) {
-            printf("\nkey-value (latest probe kv over run %" PRId64 "):\n", run.id);
-            for (int i = 0; i < n_kv; i++) {
-                char a[64] = "-", b[64] = "-";
-                size_t len = 0;
-                const char *bytes;
-                if (kv[i].next_id >= 0 && (bytes = tok_token_bytes(m->tok, kv[i].next_id, &len))) {
-                    char t[48];
-                    memcpy(t, bytes, len < 47 ? len : 47);
-                    t[len < 47 ? len : 47] = '\0';
-                    text_clip(a, sizeof a, t, 30, 0);
-                }
-                if ((bytes = tok_token_bytes(m->tok, kv[i].value_top, &len))) {
-                    char t[48];
-                    memcpy(t, bytes, len < 47 ? len : 47);
-                    t[len < 47 ? len : 47] = '\0';
-                    text_clip(b, sizeof b, t, 30, 0);
-                }
-                printf("  %-5s after its top trigger '%s'; its value's top token '%s'%s; median rank of its %d "
-                       "triggers' next tokens %.0f\n",
-                       kv[i].variant, a, b, kv[i].agree == 1 ? " (agree)" : "", kv[i].triggers, kv[i].median_rank);
-            }
-        }
-        if (n_abl) {
-            printf("\nablations stored (newest first):\n");
-            for (int i = 0; i < n_abl; i++)
-                printf("  ablation %-4" PRId64 " %-20s dloss %+.4f  KL %.4f  top-1 %.2f%%\n", ablations[i].rank,
-                       ablations[i].name, ablations[i].a, ablations[i].b, 100 * ablations[i].c);
-        }
+        print_card(&c, m, o.examples, o.color && isatty(1));
     }
     rc = PROBE_EXIT_OK;
     goto done;
 fail:
     rc = cli_error(PROBE_EXIT_RUNTIME, "%s", err);
 done:
-    if (ex) neuron_examples_free(ex, n_ex);
-    for (int b = 0; b < 3; b++) neuron_examples_free(bandex[b], bandn[b]);
-    card_rows_free(concepts, n_concepts);
-    card_rows_free(ablations, n_abl);
-    values_free(&val);
-    free(ex);
-    free(dist);
-    free(hist);
-    neuron_rows_free(&rows);
-    neuron_run_free(&run);
+    card_free(&c);
     model_free(m);
     store_close(s);
     return rc;

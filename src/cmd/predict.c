@@ -4,7 +4,6 @@
  *   $ probe predict "It is a truth universally"
  *     1  0.8123  " acknowledged"
  */
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,32 +52,16 @@ static void print_quoted(const char *s, size_t n, int json) {
 }
 
 int cmd_predict(int argc, char **argv) {
-    enum { O_TOP = 1, O_NOBOS, O_JSON, O_MODEL, O_HELP };
-    static const struct option opts[] = {{"top", required_argument, 0, O_TOP},
-                                         {"no-bos", no_argument, 0, O_NOBOS},
-                                         {"json", no_argument, 0, O_JSON},
-                                         {"model", required_argument, 0, O_MODEL},
-                                         {"help", no_argument, 0, O_HELP},
-                                         {0, 0, 0, 0}};
     const char *model_opt = NULL;
     long top = 10;
-    int bos = 1, json = 0, o;
-    optind = 1;
-    opterr = 0;
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (o) {
-        case O_TOP:
-            if (cli_parse_count("--top", optarg, 1, 1000, &top)) return PROBE_EXIT_USAGE;
-            break;
-        case O_NOBOS: bos = 0; break;
-        case O_JSON: json = 1; break;
-        case O_MODEL: model_opt = optarg; break;
-        case O_HELP: return cli_help(usage_text);
-        default: return cli_bad_option(argv);
-        }
-    }
-    if (optind != argc - 1) return cli_usage_error("give exactly one TEXT argument");
-    const char *text = argv[optind];
+    int bos = 1, json = 0;
+    const CliOption opts[] = {CLI_OPT_COUNT("top", &top, 1, 1000), CLI_OPT_CLEAR("no-bos", &bos),
+                              CLI_OPT_SET("json", &json), CLI_OPT_STRING("model", &model_opt), CLI_OPT_END};
+    CliArgs args;
+    int rc = cli_parse(argc, argv, usage_text, opts, &args);
+    if (rc >= 0) return rc;
+    if (args.n != 1) return cli_usage_error("give exactly one TEXT argument");
+    const char *text = args.arg[0];
 
     char err[PROBE_ERR_LEN];
     Model *m = model_load(model_dir_resolve(model_opt), err);
@@ -86,7 +69,8 @@ int cmd_predict(int argc, char **argv) {
         print_error(err);
         return PROBE_EXIT_RUNTIME;
     }
-    int V = m->cfg.vocab_size, P = m->cfg.n_positions, rc = PROBE_EXIT_RUNTIME;
+    int V = m->cfg.vocab_size, P = m->cfg.n_positions;
+    rc = PROBE_EXIT_RUNTIME;
     TokBuf b = {0};
     float *logits = NULL;
     int32_t *order = NULL;

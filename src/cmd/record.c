@@ -29,7 +29,6 @@
  * documents; PROBE_RECORD_CRASH_AFTER_DOCS=N kills the process (SIGKILL) right
  * after the first commit that covers N documents. */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -189,74 +188,47 @@ static void rec_free(Rec *r) {
 
 /* ---- phase 1: options ------------------------------------------------------- */
 
-/* Parses argv and the PROBE_RECORD_* variables into o. 0 to go on; 1 to
- * stop with *exit_code (after --help, or a usage error already printed). */
-static int parse_options(int argc, char **argv, Opts *o, int *exit_code) {
-    enum { O_DB = 1, O_MODEL, O_SPLIT, O_CTX, O_TOPK, O_EX, O_FULL, O_LAYERS, O_RESUME, O_FORCE, O_QUIET, O_NOBOS,
-           O_HELP, O_SHARD };
-    static const struct option opts[] = {
-        {"db", required_argument, 0, O_DB},         {"model", required_argument, 0, O_MODEL},
-        {"split", required_argument, 0, O_SPLIT},   {"ctx", required_argument, 0, O_CTX},
-        {"top-k", required_argument, 0, O_TOPK},    {"examples", required_argument, 0, O_EX},
-        {"full", required_argument, 0, O_FULL},     {"layers", required_argument, 0, O_LAYERS},
-        {"resume", no_argument, 0, O_RESUME},       {"quiet", no_argument, 0, O_QUIET},
-        {"no-bos", no_argument, 0, O_NOBOS},        {"help", no_argument, 0, O_HELP},
-        {"force", no_argument, 0, O_FORCE},         {"shard", required_argument, 0, O_SHARD},
-        {0, 0, 0, 0}};
+/* --shard I/N into o->shard and o->shards. */
+static int parse_shard(const char *arg, void *opts) {
+    Opts *o = opts;
+    char *end;
+    o->shard = strtol(arg, &end, 10);
+    o->shards = *end == '/' ? strtol(end + 1, &end, 10) : 0;
+    if (*end || o->shards < 1 || o->shards > 1000000 || o->shard < 1 || o->shard > o->shards)
+        return cli_usage_error("--shard must be I/N with 1 <= I <= N, not '%s'", arg), -1;
+    return 0;
+}
+
+/* Parses argv and the PROBE_RECORD_* variables into o. -1 to go on, else
+ * the exit code (after --help, or a usage error already printed). */
+static int parse_options(int argc, char **argv, Opts *o) {
     *o = (Opts){.db = "probe.db", .split = SPLIT_PARAGRAPH, .ctx = 0, .top_k = 16, .examples = 32, .bos = 1};
-    *exit_code = PROBE_EXIT_USAGE;
-    int c, bad = 0;
-    optind = 1;
-    opterr = 0;
-    while (!bad && (c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case O_DB: o->db = optarg; break;
-        case O_MODEL: o->model = optarg; break;
-        case O_SPLIT: bad = cli_parse_split(optarg, &o->split); break;
-        case O_CTX: bad = cli_parse_count("--ctx", optarg, 1, 1 << 20, &o->ctx); break;
-        case O_TOPK: bad = cli_parse_count("--top-k", optarg, 1, 256, &o->top_k); break;
-        case O_EX: bad = cli_parse_count("--examples", optarg, 1, 1024, &o->examples); break;
-        case O_FULL: o->full = optarg; break;
-        case O_LAYERS: o->layers = optarg; break;
-        case O_RESUME: o->resume = 1; break;
-        case O_FORCE: o->force = 1; break;
-        case O_QUIET: o->quiet = 1; break;
-        case O_NOBOS: o->bos = 0; break;
-        case O_SHARD: {
-            char *end;
-            o->shard = strtol(optarg, &end, 10);
-            o->shards = *end == '/' ? strtol(end + 1, &end, 10) : 0;
-            if (*end || o->shards < 1 || o->shards > 1000000 || o->shard < 1 || o->shard > o->shards) {
-                cli_usage_error("--shard must be I/N with 1 <= I <= N, not '%s'", optarg);
-                return 1;
-            }
-            break;
-        }
-        case O_HELP: *exit_code = cli_help(usage_text); return 1;
-        default: cli_bad_option(argv); return 1;
-        }
-    }
-    if (bad) return 1;
-    if (optind >= argc) {
-        cli_usage_error("missing CORPUS");
-        return 1;
-    }
-    if (optind + 1 < argc) {
-        cli_extra_argument(argv[optind + 1]);
-        return 1;
-    }
-    o->corpus = argv[optind];
-    if (o->force && !o->resume) {
-        cli_usage_error("--force only applies with --resume");
-        return 1;
-    }
+    const CliOption opts[] = {CLI_OPT_STRING("db", &o->db),
+                              CLI_OPT_STRING("model", &o->model),
+                              CLI_OPT_SPLIT(&o->split),
+                              CLI_OPT_COUNT("ctx", &o->ctx, 1, 1 << 20),
+                              CLI_OPT_COUNT("top-k", &o->top_k, 1, 256),
+                              CLI_OPT_COUNT("examples", &o->examples, 1, 1024),
+                              CLI_OPT_STRING("full", &o->full),
+                              CLI_OPT_STRING("layers", &o->layers),
+                              CLI_OPT_SET("resume", &o->resume),
+                              CLI_OPT_SET("quiet", &o->quiet),
+                              CLI_OPT_CLEAR("no-bos", &o->bos),
+                              CLI_OPT_SET("force", &o->force),
+                              CLI_OPT_CALL("shard", parse_shard, o),
+                              CLI_OPT_END};
+    CliArgs args;
+    int rc = cli_parse(argc, argv, usage_text, opts, &args);
+    if (rc >= 0) return rc;
+    if (args.n == 0) return cli_usage_error("missing CORPUS");
+    if (args.n > 1) return cli_extra_argument(args.arg[1]);
+    o->corpus = args.arg[0];
+    if (o->force && !o->resume) return cli_usage_error("--force only applies with --resume");
     char err[PROBE_ERR_LEN];
     if (env_long("PROBE_RECORD_BATCH_DOCS", 1, 1L << 30, 0, &o->batch_docs, err) ||
-        env_long("PROBE_RECORD_CRASH_AFTER_DOCS", 1, 1L << 30, 0, &o->crash_after, err) || store_env_check(err)) {
-        cli_error(PROBE_EXIT_USAGE, "%s", err);
-        return 1;
-    }
-    return 0;
+        env_long("PROBE_RECORD_CRASH_AFTER_DOCS", 1, 1L << 30, 0, &o->crash_after, err) || store_env_check(err))
+        return cli_error(PROBE_EXIT_USAGE, "%s", err);
+    return -1;
 }
 
 /* ---- phase 2: set up -------------------------------------------------------- */
@@ -817,7 +789,7 @@ int cmd_record(int argc, char **argv) {
     Rec R = {0}, *r = &R;
     char err[PROBE_ERR_LEN];
     int rc;
-    if (parse_options(argc, argv, &r->o, &rc)) return rc;
+    if ((rc = parse_options(argc, argv, &r->o)) >= 0) return rc;
     rc = set_up(r);
     if (rc == 0) {
         switch (open_run(r, err)) {

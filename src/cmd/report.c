@@ -24,7 +24,6 @@
  * every page says which. This file chooses the pages and gathers what they
  * show; report_pages.h writes them. */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -68,42 +67,20 @@ static const char *usage_text =
 enum { CTX_LEFT = 24, CTX_RIGHT = 8, CONCEPT_TOP = 10 };
 
 static int parse_options(int argc, char **argv, ReportOptions *o) {
-    enum { O_DB = 1, O_RUN, O_OUT, O_TOP, O_EXAMPLES, O_MODEL, O_STORED, O_QUIET, O_HELP };
-    static const struct option opts[] = {
-        {"db", required_argument, 0, O_DB},       {"run", required_argument, 0, O_RUN},
-        {"out", required_argument, 0, O_OUT},     {"top", required_argument, 0, O_TOP},
-        {"examples", required_argument, 0, O_EXAMPLES}, {"model", required_argument, 0, O_MODEL},
-        {"stored", no_argument, 0, O_STORED},     {"quiet", no_argument, 0, O_QUIET},
-        {"help", no_argument, 0, O_HELP},         {0, 0, 0, 0}};
     *o = (ReportOptions){.db = "probe.db", .run = -1, .top = 8, .examples = 12};
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case O_DB: o->db = optarg; break;
-        case O_RUN:
-            if (cli_parse_run(optarg, &o->run)) return PROBE_EXIT_USAGE;
-            break;
-        case O_OUT: o->out = optarg; break;
-        case O_TOP:
-            if (cli_parse_count("--top", optarg, 0, 1000, &o->top)) return PROBE_EXIT_USAGE;
-            break;
-        case O_EXAMPLES:
-            if (cli_parse_count("--examples", optarg, 1, 256, &o->examples)) return PROBE_EXIT_USAGE;
-            break;
-        case O_MODEL: o->model = optarg; break;
-        case O_STORED: o->stored = 1; break;
-        case O_QUIET: o->quiet = 1; break;
-        case O_HELP: return cli_help(usage_text);
-        default: return cli_bad_option(argv);
-        }
-    }
-    if (optind < argc) return cli_extra_argument(argv[optind]);
+    const CliOption opts[] = {CLI_OPT_STRING("db", &o->db),
+                              CLI_OPT_RUN(&o->run),
+                              CLI_OPT_STRING("out", &o->out),
+                              CLI_OPT_COUNT("top", &o->top, 0, 1000),
+                              CLI_OPT_COUNT("examples", &o->examples, 1, 256),
+                              CLI_OPT_STRING("model", &o->model),
+                              CLI_OPT_SET("stored", &o->stored),
+                              CLI_OPT_SET("quiet", &o->quiet),
+                              CLI_OPT_END};
+    int rc = cli_parse(argc, argv, usage_text, opts, NULL);
+    if (rc >= 0) return rc;
     if (!o->out || !*o->out) return cli_usage_error("where to? give --out DIR (the report's folder)");
-    char err[PROBE_ERR_LEN];
-    if (store_env_check(err)) return cli_usage_error("%s", err);
-    return -1;
+    return cli_check_store_env();
 }
 
 /* ---- choosing the neuron pages and gathering their examples ----------------- */
@@ -285,12 +262,8 @@ int cmd_report(int argc, char **argv) {
     double t0 = now_sec();
     rc = PROBE_EXIT_RUNTIME;
     if (!(r.s = store_open(r.o.db, STORE_READ, r.err))) goto fail;
-    int x = neuron_run_find(r.s, r.o.run > 0 ? r.o.run : 0, &r.run, r.err);
-    if (x == -2) {
-        rc = cli_usage_error("%s", r.err);
-        goto done;
-    }
-    if (x || concept_run_info(r.s, r.run.id, &r.info, r.err) || report_runs(r.s, &r.runs, &r.n_runs, r.err)) goto fail;
+    if ((rc = cli_find_run(r.s, r.o.run, &r.run)) >= 0) goto done;
+    if (concept_run_info(r.s, r.run.id, &r.info, r.err) || report_runs(r.s, &r.runs, &r.n_runs, r.err)) goto fail;
     for (int i = 0; i < r.n_runs; i++)
         if (r.runs[i].id == r.run.id) r.rr = &r.runs[i];
     if (!r.rr) {

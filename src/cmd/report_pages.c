@@ -48,6 +48,13 @@ static void tok_span(FILE *f, const char *text) {
     fputs("</span>", f);
 }
 
+/* A table cell holding a number (html_num: an em dash for NaN). */
+static void td_num(FILE *f, double v, int decimals) {
+    fputs("<td>", f);
+    html_num(f, v, decimals);
+    fputs("</td>", f);
+}
+
 static void neuron_link(ReportPages *r, FILE *f, int layer, int neuron) {
     if (layer >= 0 && layer < r->L && neuron >= 0 && neuron < r->F && r->page_of[layer * r->F + neuron] >= 0)
         fprintf(f, "<a href=\"neuron-%d-%d.html\">%d:%d</a>", layer, neuron, layer, neuron);
@@ -106,9 +113,8 @@ static int sweep_by_layer(ReportPages *r, double *dl, int64_t *id) {
     return 0;
 }
 
-int report_page_index(ReportPages *r) {
-    FILE *f = page_open(r, "index.html", "probe report");
-    if (!f) return -1;
+/* The heading and the runs of the database, the report's marked. */
+static void index_runs(ReportPages *r, FILE *f) {
     const ReportRun *rr = r->rr;
     char num[32]; /* progress_count: a count with thousands separators */
     fputs("<h1>probe report: ", f);
@@ -140,7 +146,13 @@ int report_page_index(ReportPages *r) {
         fprintf(f, "</td><td>%.1f</td></tr>\n", x->seconds);
     }
     fputs("</tbody></table>\n", f);
-    /* the model */
+}
+
+/* The model's shape and parameter counts with the FFN's share (lm_head
+ * counted as tied when the model was not loaded). */
+static void index_model(ReportPages *r, FILE *f) {
+    const ReportRun *rr = r->rr;
+    char num[32];
     ModelConfig cfg;
     cfg_from_json(rr->model_config, &cfg);
     ParamCounts pc = model_param_counts(&cfg, r->m ? r->m->tied : 1);
@@ -169,7 +181,12 @@ int report_page_index(ReportPages *r) {
                "<b id=\"ffn-share-non-emb\">%.2f%%</b> of non-embedding parameters.%s</p></div></div>\n",
             pc.total ? 100.0 * pc.ffn / pc.total : 0, non_emb ? 100.0 * pc.ffn / non_emb : 0,
             r->m ? "" : " (lm_head counted as tied to wte, as in GPT-2: the model was not loaded)");
-    /* layers */
+}
+
+/* The per-layer activity table with the latest zero-mode layer sweep's
+ * delta loss, and a bar chart of it. 0, or -1 with r->err. */
+static int index_layers(ReportPages *r, FILE *f) {
+    const ReportRun *rr = r->rr;
     ReportLayer *lay = calloc((size_t)r->L, sizeof *lay);
     double *dl = calloc((size_t)r->L, sizeof *dl), *frac = calloc((size_t)r->L, sizeof *frac),
            *zero = calloc((size_t)r->L, sizeof *zero);
@@ -206,11 +223,7 @@ int report_page_index(ReportPages *r) {
                    "<td>%.2f%%</td><td>%.2f%%</td><td>%.2f%%</td><td>%d</td><td>%.3f</td>",
                 l, l, l, lay[l].neurons, lay[l].avg_mean, 100 * lay[l].avg_frac_pos, 100 * lay[l].median_frac_pos,
                 100 * (1 - lay[l].avg_frac_pos), lay[l].never_positive, lay[l].max_max);
-        if (has_sweep) {
-            fputs("<td>", f);
-            html_num(f, dl[l], 4);
-            fputs("</td>", f);
-        }
+        if (has_sweep) td_num(f, dl[l], 4);
         fprintf(f, "<td>%d</td></tr>\n", pages);
         snprintf(labels[n_bars], 24, "layer %d", l);
         lp[n_bars] = labels[n_bars];
@@ -218,7 +231,15 @@ int report_page_index(ReportPages *r) {
     }
     fputs("</tbody></table>\n<p class=\"note\">Average fraction of tokens active, per layer:</p>\n", f);
     html_bars(f, lp, frac, zero, n_bars, "avg % of tokens active");
-    /* concepts and ablations */
+    rc = 0;
+done:
+    free(lay), free(dl), free(frac), free(zero), free(labels), free(lp);
+    return rc;
+}
+
+/* Links to the concept and ablation pages, and where the heatmaps come
+ * from. */
+static void index_links(ReportPages *r, FILE *f) {
     fputs("<h2 id=\"concepts\">Concept rankings</h2>\n", f);
     if (!r->n_concepts)
         fputs("<p class=\"note\">None stored for this run: <code>probe top-neurons --concept NAME</code> ranks the "
@@ -256,13 +277,18 @@ int report_page_index(ReportPages *r) {
     }
     if (r->n_abl) fputs("</ul>\n", f);
     fprintf(f, "<h2>Token heatmaps</h2>\n<p class=\"note\" id=\"source\">%s</p>\n", r->source);
-    rc = 0;
-done:
-    free(lay), free(dl), free(frac), free(zero), free(labels), free(lp);
-    if (rc) {
+}
+
+int report_page_index(ReportPages *r) {
+    FILE *f = page_open(r, "index.html", "probe report");
+    if (!f) return -1;
+    index_runs(r, f);
+    index_model(r, f);
+    if (index_layers(r, f)) {
         fclose(f);
         return -1;
     }
+    index_links(r, f);
     return page_close(r, f, "index.html");
 }
 
@@ -327,11 +353,7 @@ int report_page_layer(ReportPages *r, int layer) {
         neuron_link(r, f, layer, j);
         fprintf(f, "</td><td>%.4f</td><td>%.4f</td><td>%.4f</td><td>%.2f%%</td>", x->max, x->mean, x->std,
                 100 * x->frac_pos);
-        for (int c = 0; c < nc; c++) {
-            fputs("<td>", f);
-            html_num(f, auroc[c][j], 4);
-            fputs("</td>", f);
-        }
+        for (int c = 0; c < nc; c++) td_num(f, auroc[c][j], 4);
         fputs("<td class=\"l\">", f);
         for (int k = 0; k < x->n_tok; k++) {
             tok_span(f, x->tok[k]);
@@ -374,7 +396,7 @@ static void examples_table(ReportPages *r, FILE *f, const ReportNeuronPage *pg, 
     fputs("</tbody></table>\n", f);
 }
 
-static void value_table(FILE *f, const char *what, const ValueToken *v, char **text, int n) {
+static void value_table(FILE *f, const char *what, const ValueToken *v, char *const *text, int n) {
     fprintf(f, "<table><thead><tr><th class=\"l\" colspan=\"2\">%s</th></tr></thead><tbody>", what);
     for (int i = 0; i < n; i++) {
         fputs("<tr><td class=\"l\">", f);
@@ -385,37 +407,51 @@ static void value_table(FILE *f, const char *what, const ValueToken *v, char **t
     fputs("</tbody></table>\n", f);
 }
 
-int report_page_neuron(ReportPages *r, const ReportNeuronPage *pg) {
-    enum { KV = 10 };
-    char name[64], title[64];
-    snprintf(name, sizeof name, "neuron-%d-%d.html", pg->layer, pg->neuron);
-    snprintf(title, sizeof title, "neuron %d:%d", pg->layer, pg->neuron);
-    NeuronRows rows = {0};
+enum { VALUE_TOKENS = 10 };
+
+/* What a neuron page shows from the database besides its examples. */
+typedef struct {
+    NeuronRows rows; /* its statistics: rows.rows[0] */
+    uint32_t *hist;  /* [ACT_HIST_BINS], when has_hist */
+    int has_hist;
     CardRow concepts[8], abl[8];
     CardKv kv[2];
-    int n_concepts = 0, n_abl = 0, n_kv = 0, rc = -1, has_hist;
-    uint32_t *hist = malloc(sizeof *hist * ACT_HIST_BINS);
-    ValueToken vt[2][2][KV];
-    char *vtext[2][2][KV];
-    int vn[2][2] = {{0, 0}, {0, 0}};
-    static const char *var[2] = {"raw", "ln_f"}, *dir[2] = {"promoted", "suppressed"};
-    FILE *f = NULL;
-    if (!hist) {
-        err_set(r->err, "out of memory");
-        goto done;
-    }
-    if (neuron_query_list(r->s, &r->run, &pg->layer, &pg->neuron, 1, &rows, r->err)) goto done;
-    if ((has_hist = card_histogram(r->s, r->run.id, pg->layer, pg->neuron, hist, ACT_HIST_BINS, r->err)) < 0) goto done;
-    if (card_concepts(r->s, r->run.id, pg->layer, pg->neuron, concepts, 8, &n_concepts, r->err)) goto done;
-    if (card_ablations(r->s, pg->layer, pg->neuron, abl, 8, &n_abl, r->err)) goto done;
-    if (card_kv(r->s, r->run.id, pg->layer, pg->neuron, kv, 2, &n_kv, r->err)) goto done;
+    int n_concepts, n_abl, n_kv;
+    ValueToken vt[2][2][VALUE_TOKENS]; /* [raw, ln_f][promoted, suppressed] */
+    char *vtext[2][2][VALUE_TOKENS];
+    int vn[2][2];
+} NeuronFigures;
+
+static void neuron_figures_free(NeuronFigures *x) {
+    free(x->hist);
+    neuron_rows_free(&x->rows);
+    card_rows_free(x->concepts, x->n_concepts);
+    card_rows_free(x->abl, x->n_abl);
     for (int a = 0; a < 2; a++)
         for (int b = 0; b < 2; b++)
-            if (value_tokens_load(r->s, r->info.model_checksum, pg->layer, pg->neuron, var[a], dir[b], vt[a][b],
-                                  vtext[a][b], KV, &vn[a][b], r->err))
-                goto done;
-    const NeuronRow *x = &rows.rows[0];
-    if (!(f = page_open(r, name, title))) goto done;
+            for (int i = 0; i < x->vn[a][b]; i++) free(x->vtext[a][b][i]);
+}
+
+static int neuron_figures_load(ReportPages *r, const ReportNeuronPage *pg, NeuronFigures *x) {
+    static const char *var[2] = {"raw", "ln_f"}, *dir[2] = {"promoted", "suppressed"};
+    const int64_t run = r->run.id;
+    if (!(x->hist = malloc(sizeof *x->hist * ACT_HIST_BINS))) return err_set(r->err, "out of memory");
+    if (neuron_query_list(r->s, &r->run, &pg->layer, &pg->neuron, 1, &x->rows, r->err)) return -1;
+    if ((x->has_hist = card_histogram(r->s, run, pg->layer, pg->neuron, x->hist, ACT_HIST_BINS, r->err)) < 0) return -1;
+    if (card_concepts(r->s, run, pg->layer, pg->neuron, x->concepts, 8, &x->n_concepts, r->err)) return -1;
+    if (card_ablations(r->s, pg->layer, pg->neuron, x->abl, 8, &x->n_abl, r->err)) return -1;
+    if (card_kv(r->s, run, pg->layer, pg->neuron, x->kv, 2, &x->n_kv, r->err)) return -1;
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++)
+            if (value_tokens_load(r->s, r->info.model_checksum, pg->layer, pg->neuron, var[a], dir[b], x->vt[a][b],
+                                  x->vtext[a][b], VALUE_TOKENS, &x->vn[a][b], r->err))
+                return -1;
+    return 0;
+}
+
+/* The heading, the statistics and the histogram. */
+static void neuron_head(FILE *f, const ReportNeuronPage *pg, const NeuronFigures *x) {
+    const NeuronRow *n = &x->rows.rows[0];
     fprintf(f, "<h1>Neuron %d:%d <span class=\"note\">blocks.%d.mlp.hook_post, neuron %d &middot; "
                "<a href=\"layer-%d.html\">layer %d</a></span></h1>\n",
             pg->layer, pg->neuron, pg->layer, pg->neuron, pg->layer, pg->layer);
@@ -424,83 +460,95 @@ int report_page_neuron(ReportPages *r, const ReportNeuronPage *pg) {
                "<tr><th class=\"l\">std</th><td>%.4f</td></tr><tr><th class=\"l\">min</th><td>%.4f</td></tr>"
                "<tr><th class=\"l\">max</th><td id=\"max\">%.4f</td></tr><tr><th class=\"l\">active (&gt; 0)</th>"
                "<td>%.2f%%</td></tr></tbody></table></div>\n<div class=\"card\">",
-            x->count, x->mean, x->variance > 0 ? sqrt(x->variance) : 0, x->min, x->max, 100 * x->frac_pos);
-    if (has_hist)
-        html_histogram(f, hist, ACT_HIST_BINS);
+            n->count, n->mean, n->variance > 0 ? sqrt(n->variance) : 0, n->min, n->max, 100 * n->frac_pos);
+    if (x->has_hist)
+        html_histogram(f, x->hist, ACT_HIST_BINS);
     else
         fputs("<p class=\"note\">No histogram: the run was recorded before probe kept them.</p>", f);
     fputs("</div></div>\n", f);
-    fprintf(f, "<h2>Top examples</h2>\n<p class=\"note\">%s</p>\n", r->source);
-    examples_table(r, f, pg, pg->n_ex, NULL);
+}
+
+static void neuron_values(FILE *f, const NeuronFigures *x) {
     fputs("<h2>Value: what it writes, read through the unembedding</h2>\n", f);
-    if (!vn[0][0] && !vn[1][0]) {
+    if (!x->vn[0][0] && !x->vn[1][0]) {
         fputs("<p class=\"note\">Not stored: <code>probe kv</code> projects every neuron's value and stores its "
               "promoted and suppressed tokens (<code>probe neuron L:N</code> computes them on the spot).</p>\n",
               f);
-    } else {
-        fputs("<div class=\"cards\" id=\"values\">", f);
-        for (int a = 0; a < 2; a++) {
-            fprintf(f, "<div class=\"card\"><b>%s</b>", a ? "through ln_f's gain, W<sub>U</sub>(&gamma;&odot;v)"
-                                                          : "raw, W<sub>U</sub>v");
-            value_table(f, "promotes", vt[a][0], vtext[a][0], vn[a][0]);
-            value_table(f, "suppresses", vt[a][1], vtext[a][1], vn[a][1]);
-            fputs("</div>", f);
-        }
-        fputs("</div>\n", f);
+        return;
     }
-    if (n_concepts) {
+    fputs("<div class=\"cards\" id=\"values\">", f);
+    for (int a = 0; a < 2; a++) {
+        fprintf(f, "<div class=\"card\"><b>%s</b>", a ? "through ln_f's gain, W<sub>U</sub>(&gamma;&odot;v)"
+                                                      : "raw, W<sub>U</sub>v");
+        value_table(f, "promotes", x->vt[a][0], x->vtext[a][0], x->vn[a][0]);
+        value_table(f, "suppresses", x->vt[a][1], x->vtext[a][1], x->vn[a][1]);
+        fputs("</div>", f);
+    }
+    fputs("</div>\n", f);
+}
+
+/* Concept scores, key-value figures and ablations: each only when stored. */
+static void neuron_stored(FILE *f, const NeuronFigures *x) {
+    if (x->n_concepts) {
         fputs("<h2>Concept scores</h2>\n<table id=\"concepts\"><thead><tr><th class=\"l\">concept</th><th>AUROC</th>"
               "<th>&plusmn;</th><th>Cohen's d</th><th>rank</th></tr></thead><tbody>\n",
               f);
-        for (int i = 0; i < n_concepts; i++) {
+        for (int i = 0; i < x->n_concepts; i++) {
+            const CardRow *c = &x->concepts[i];
             fputs("<tr><td class=\"l\">", f);
-            html_text(f, concepts[i].name);
-            fputs("</td><td>", f);
-            html_num(f, concepts[i].a, 4);
-            fputs("</td><td>", f);
-            html_num(f, concepts[i].b, 4);
-            fputs("</td><td>", f);
-            html_num(f, concepts[i].c, 3);
-            fprintf(f, "</td><td>%" PRId64 " of %" PRId64 "</td></tr>\n", concepts[i].rank, concepts[i].of);
+            html_text(f, c->name);
+            fputs("</td>", f);
+            td_num(f, c->a, 4);
+            td_num(f, c->b, 4);
+            td_num(f, c->c, 3);
+            fprintf(f, "<td>%" PRId64 " of %" PRId64 "</td></tr>\n", c->rank, c->of);
         }
         fputs("</tbody></table>\n", f);
     }
-    if (n_kv) {
+    if (x->n_kv) {
         fputs("<h2>Key-value</h2>\n<table><thead><tr><th class=\"l\">variant</th><th>agrees</th><th>median rank of "
               "its triggers' next tokens</th></tr></thead><tbody>\n",
               f);
-        for (int i = 0; i < n_kv; i++) {
+        for (int i = 0; i < x->n_kv; i++) {
             fputs("<tr><td class=\"l\">", f);
-            html_text(f, kv[i].variant);
-            fprintf(f, "</td><td>%s</td><td>", kv[i].agree < 0 ? "&mdash;" : kv[i].agree ? "yes" : "no");
-            html_num(f, kv[i].median_rank, 0);
+            html_text(f, x->kv[i].variant);
+            fprintf(f, "</td><td>%s</td><td>", x->kv[i].agree < 0 ? "&mdash;" : x->kv[i].agree ? "yes" : "no");
+            html_num(f, x->kv[i].median_rank, 0);
             fputs("</td></tr>\n", f);
         }
         fputs("</tbody></table>\n", f);
     }
-    if (n_abl) {
+    if (x->n_abl) {
         fputs("<h2>Ablations of it or its layer</h2>\n<table><thead><tr><th>ablation</th><th class=\"l\">condition"
               "</th><th>&Delta;loss</th><th>KL</th><th>top-1 kept</th></tr></thead><tbody>\n",
               f);
-        for (int i = 0; i < n_abl; i++) {
-            fprintf(f, "<tr><td><a href=\"ablation-%" PRId64 ".html\">%" PRId64 "</a></td><td class=\"l\">", abl[i].rank,
-                    abl[i].rank);
-            html_text(f, abl[i].name);
-            fprintf(f, "</td><td>%+.4f</td><td>%.4f</td><td>%.2f%%</td></tr>\n", abl[i].a, abl[i].b, 100 * abl[i].c);
+        for (int i = 0; i < x->n_abl; i++) {
+            const CardRow *a = &x->abl[i];
+            fprintf(f, "<tr><td><a href=\"ablation-%" PRId64 ".html\">%" PRId64 "</a></td><td class=\"l\">", a->rank,
+                    a->rank);
+            html_text(f, a->name);
+            fprintf(f, "</td><td>%+.4f</td><td>%.4f</td><td>%.2f%%</td></tr>\n", a->a, a->b, 100 * a->c);
         }
         fputs("</tbody></table>\n", f);
     }
+}
+
+int report_page_neuron(ReportPages *r, const ReportNeuronPage *pg) {
+    char name[64], title[64];
+    snprintf(name, sizeof name, "neuron-%d-%d.html", pg->layer, pg->neuron);
+    snprintf(title, sizeof title, "neuron %d:%d", pg->layer, pg->neuron);
+    NeuronFigures x = {0};
+    FILE *f = NULL;
+    int rc = -1;
+    if (neuron_figures_load(r, pg, &x) || !(f = page_open(r, name, title))) goto done;
+    neuron_head(f, pg, &x);
+    fprintf(f, "<h2>Top examples</h2>\n<p class=\"note\">%s</p>\n", r->source);
+    examples_table(r, f, pg, pg->n_ex, NULL);
+    neuron_values(f, &x);
+    neuron_stored(f, &x);
     rc = page_close(r, f, name);
-    f = NULL;
 done:
-    if (f) fclose(f);
-    free(hist);
-    neuron_rows_free(&rows);
-    card_rows_free(concepts, n_concepts);
-    card_rows_free(abl, n_abl);
-    for (int a = 0; a < 2; a++)
-        for (int b = 0; b < 2; b++)
-            for (int i = 0; i < vn[a][b]; i++) free(vtext[a][b][i]);
+    neuron_figures_free(&x);
     return rc;
 }
 
@@ -530,20 +578,8 @@ static Concept *concept_reload(const ReportConcept *c, char *why, size_t cap) {
     return k;
 }
 
-int report_page_concept(ReportPages *r, const ReportConcept *c) {
-    char name[64], title[300], why[PROBE_ERR_LEN + 100] = "";
-    snprintf(name, sizeof name, "concept-%" PRId64 ".html", c->id);
-    snprintf(title, sizeof title, "concept %s", c->name);
-    ReportConceptRow *top = calloc(CONCEPT_LIST, sizeof *top);
-    int n = 0, rc = -1, marked = 0;
-    Concept *k = concept_reload(c, why, sizeof why);
-    FILE *f = NULL;
-    if (!top) {
-        err_set(r->err, "out of memory");
-        goto done;
-    }
-    if (report_concept_top(r->s, c->id, top, CONCEPT_LIST, &n, r->err)) goto done;
-    if (!(f = page_open(r, name, title))) goto done;
+/* The heading and the ranking's best neurons. */
+static void concept_ranking(ReportPages *r, FILE *f, const ReportConcept *c, const ReportConceptRow *top, int n) {
     fputs("<h1>Concept ", f);
     html_text(f, c->name);
     fprintf(f, "</h1>\n<p class=\"note\">Ranking %" PRId64 " over run %" PRId64 ": %" PRId64 " words; %" PRId64
@@ -570,19 +606,67 @@ int report_page_concept(ReportPages *r, const ReportConcept *c) {
         const ReportConceptRow *x = &top[i];
         fprintf(f, "<tr><td>%" PRId64 "</td><td data-v=\"%d\">", x->rank, x->layer * 100000 + x->neuron);
         neuron_link(r, f, x->layer, x->neuron);
-        fputs("</td><td>", f);
-        html_num(f, x->auroc, 4);
-        fputs("</td><td>", f);
-        html_num(f, x->auroc_error, 4);
-        fputs("</td><td>", f);
-        html_num(f, x->cohen_d, 3);
-        fputs("</td><td>", f);
-        html_num(f, x->mean_in, 4);
-        fputs("</td><td>", f);
-        html_num(f, x->mean_out, 4);
-        fprintf(f, "</td><td>%" PRId64 "/%" PRId64 "</td></tr>\n", x->examples_in, x->examples);
+        fputs("</td>", f);
+        td_num(f, x->auroc, 4);
+        td_num(f, x->auroc_error, 4);
+        td_num(f, x->cohen_d, 3);
+        td_num(f, x->mean_in, 4);
+        td_num(f, x->mean_out, 4);
+        fprintf(f, "<td>%" PRId64 "/%" PRId64 "</td></tr>\n", x->examples_in, x->examples);
     }
-    fputs("</tbody></table>\n<h2>The best neurons' top examples</h2>\n", f);
+    fputs("</tbody></table>\n", f);
+}
+
+/* A neuron's top examples, its concept tokens marked when the probe k could
+ * be loaded again; *marked counts them. 0, or -1 with r->err. */
+static int concept_examples(ReportPages *r, FILE *f, const Concept *k, const ReportConceptRow *row,
+                            const ReportNeuronPage *pg, int *marked) {
+    uint8_t **cm = calloc((size_t)(pg->n_ex ? pg->n_ex : 1), sizeof *cm);
+    int ok = cm != NULL;
+    if (!ok) err_set(r->err, "out of memory");
+    for (int e = 0; ok && k && e < pg->n_ex && e < CONCEPT_EX; e++) {
+        size_t len = 0;
+        char *bytes = report_doc_bytes(r->s, r->run.id, pg->ex[e].ex.doc, &len, r->err);
+        if (bytes && !(cm[e] = calloc((size_t)(pg->ex[e].n_tok ? pg->ex[e].n_tok : 1), 1)))
+            err_set(r->err, "out of memory");
+        if (!cm[e]) {
+            free(bytes);
+            ok = 0;
+            break;
+        }
+        for (int t = 0; t < pg->ex[e].n_tok; t++)
+            *marked += cm[e][t] = (uint8_t)concept_match_end(k, bytes, len, pg->ex[e].tok[t].byte_end);
+        free(bytes);
+    }
+    if (ok) {
+        fputs("<h3>", f);
+        neuron_link(r, f, pg->layer, pg->neuron);
+        fprintf(f, " <span class=\"note\">rank %" PRId64 ", AUROC ", row->rank);
+        html_num(f, row->auroc, 4);
+        fputs("</span></h3>\n", f);
+        examples_table(r, f, pg, CONCEPT_EX, cm);
+    }
+    for (int e = 0; cm && e < pg->n_ex; e++) free(cm[e]);
+    free(cm);
+    return ok ? 0 : -1;
+}
+
+int report_page_concept(ReportPages *r, const ReportConcept *c) {
+    char name[64], title[300], why[PROBE_ERR_LEN + 100] = "";
+    snprintf(name, sizeof name, "concept-%" PRId64 ".html", c->id);
+    snprintf(title, sizeof title, "concept %s", c->name);
+    ReportConceptRow *top = calloc(CONCEPT_LIST, sizeof *top);
+    int n = 0, rc = -1, marked = 0;
+    Concept *k = concept_reload(c, why, sizeof why);
+    FILE *f = NULL;
+    if (!top) {
+        err_set(r->err, "out of memory");
+        goto done;
+    }
+    if (report_concept_top(r->s, c->id, top, CONCEPT_LIST, &n, r->err)) goto done;
+    if (!(f = page_open(r, name, title))) goto done;
+    concept_ranking(r, f, c, top, n);
+    fputs("<h2>The best neurons' top examples</h2>\n", f);
     if (k)
         fputs("<p class=\"note\">Concept tokens are <span class=\"ctx\"><span class=\"cm\">underlined</span></span> "
               "(the probe's match rule applied to each token again).</p>\n",
@@ -597,36 +681,8 @@ int report_page_concept(ReportPages *r, const ReportConcept *c) {
         if (top[i].layer < 0 || top[i].layer >= r->L || top[i].neuron < 0 || top[i].neuron >= r->F) continue;
         int p = r->page_of[top[i].layer * r->F + top[i].neuron];
         if (p < 0) continue;
-        const ReportNeuronPage *pg = &r->pages[p];
-        uint8_t **cm = calloc((size_t)(pg->n_ex ? pg->n_ex : 1), sizeof *cm);
-        int ok = cm != NULL;
-        if (!ok) err_set(r->err, "out of memory");
-        for (int e = 0; ok && k && e < pg->n_ex && e < CONCEPT_EX; e++) {
-            size_t len = 0;
-            char *bytes = report_doc_bytes(r->s, r->run.id, pg->ex[e].ex.doc, &len, r->err);
-            if (bytes && !(cm[e] = calloc((size_t)(pg->ex[e].n_tok ? pg->ex[e].n_tok : 1), 1)))
-                err_set(r->err, "out of memory");
-            if (!cm[e]) {
-                free(bytes);
-                ok = 0;
-                break;
-            }
-            for (int t = 0; t < pg->ex[e].n_tok; t++)
-                marked += cm[e][t] = (uint8_t)concept_match_end(k, bytes, len, pg->ex[e].tok[t].byte_end);
-            free(bytes);
-        }
-        if (ok) {
-            fputs("<h3>", f);
-            neuron_link(r, f, pg->layer, pg->neuron);
-            fprintf(f, " <span class=\"note\">rank %" PRId64 ", AUROC ", top[i].rank);
-            html_num(f, top[i].auroc, 4);
-            fputs("</span></h3>\n", f);
-            examples_table(r, f, pg, CONCEPT_EX, cm);
-            shown++;
-        }
-        for (int e = 0; cm && e < pg->n_ex; e++) free(cm[e]);
-        free(cm);
-        if (!ok) goto done;
+        if (concept_examples(r, f, k, &top[i], &r->pages[p], &marked)) goto done;
+        shown++;
     }
     fprintf(f, "<p class=\"note\" id=\"marked\" data-n=\"%d\">%d concept tokens marked above.</p>\n", marked, marked);
     rc = page_close(r, f, name);

@@ -6,7 +6,6 @@
  * No <|endoftext|> is added; the literal text "<|endoftext|>" is ordinary
  * text (as in encoder.py). The tokenizer is DIR/vocab.json + DIR/merges.txt
  * of the model directory. */
-#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,17 +15,15 @@
 #include "tokenizer.h"
 #include "util.h"
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: probe tokenize [--model DIR] FILE|-\n"
-            "       probe tokenize --decode [--model DIR] IDS.json|-\n\n"
-            "Prints the GPT-2 token ids of FILE (- = stdin) as a JSON array (no BOS);\n"
-            "with --decode, reads a JSON array of ids and writes the decoded bytes.\n\n"
-            "  --decode      ids -> text (byte-exact inverse)\n"
-            "  --model DIR   model directory with vocab.json and merges.txt\n"
-            "                (default: $PROBE_MODEL, else the bundled models/demo)\n"
-            "  -h, --help    this help\n");
-}
+static const char *usage_text =
+    "usage: probe tokenize [--model DIR] FILE|-\n"
+    "       probe tokenize --decode [--model DIR] IDS.json|-\n\n"
+    "Prints the GPT-2 token ids of FILE (- = stdin) as a JSON array (no BOS);\n"
+    "with --decode, reads a JSON array of ids and writes the decoded bytes.\n\n"
+    "  --decode      ids -> text (byte-exact inverse)\n"
+    "  --model DIR   model directory with vocab.json and merges.txt\n"
+    "                (default: $PROBE_MODEL, else the bundled models/demo)\n"
+    "  -h, --help    this help\n";
 
 static int write_ids(const TokBuf *b) {
     char num[16];
@@ -40,26 +37,16 @@ static int write_ids(const TokBuf *b) {
 }
 
 int cmd_tokenize(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"decode", no_argument, NULL, 'd'},
-        {"model", required_argument, NULL, 'm'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     const char *model = NULL;
-    int decode = 0, c;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd': decode = 1; break;
-        case 'm': model = optarg; break;
-        case 'h': usage(stdout); return PROBE_EXIT_OK;
-        default: return cli_bad_option(argv); /* ':' (a missing value) and '?' alike */
-        }
-    }
-    if (argc - optind != 1) return cli_usage_error("give exactly one FILE (or - for stdin)");
-    const char *input = argv[optind];
+    int decode = 0;
+    /* -h as well as --help: the usage text lists both */
+    const CliOption opts[] = {CLI_OPT_SET("decode", &decode), CLI_OPT_STRING("model", &model),
+                              {.name = "help", .kind = CLI_HELP, .letter = 'h'}, CLI_OPT_END};
+    CliArgs args;
+    int rc = cli_parse(argc, argv, usage_text, opts, &args);
+    if (rc >= 0) return rc;
+    if (args.n != 1) return cli_usage_error("give exactly one FILE (or - for stdin)");
+    const char *input = args.arg[0];
 
     char err[PROBE_ERR_LEN], vocab[PATH_MAX], merges[PATH_MAX];
     const char *dir = model_dir_resolve(model);
@@ -71,7 +58,7 @@ int cmd_tokenize(int argc, char **argv) {
         return PROBE_EXIT_RUNTIME;
     }
 
-    int rc = PROBE_EXIT_RUNTIME;
+    rc = PROBE_EXIT_RUNTIME;
     if (decode) {
         int32_t *ids = NULL;
         int n = 0;

@@ -10,7 +10,6 @@
  * (neuron_render.h): the table, or --json; a concept goes to
  * concept_rank.h. */
 #include <cjson/cJSON.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,88 +65,53 @@ typedef struct {
 /* Fills *o from argv. Returns -1 when the command should go on, else the
  * exit code (--help, or a usage error already printed). */
 static int parse_options(int argc, char **argv, TopOptions *o) {
-    enum { O_DB = 1, O_RUN, O_LAYER, O_BY, O_LIMIT, O_JSON, O_HELP, O_CONCEPT, O_PROBE, O_WORDS, O_DROP, O_MODEL,
-           O_QUIET, O_EXACT };
-    static const struct option opts[] = {
-        {"db", required_argument, 0, O_DB},         {"run", required_argument, 0, O_RUN},
-        {"layer", required_argument, 0, O_LAYER},   {"by", required_argument, 0, O_BY},
-        {"limit", required_argument, 0, O_LIMIT},   {"json", no_argument, 0, O_JSON},
-        {"help", no_argument, 0, O_HELP},           {"concept", required_argument, 0, O_CONCEPT},
-        {"probe", required_argument, 0, O_PROBE},   {"words", required_argument, 0, O_WORDS},
-        {"drop", required_argument, 0, O_DROP},     {"model", required_argument, 0, O_MODEL},
-        {"quiet", no_argument, 0, O_QUIET},         {"exact", no_argument, 0, O_EXACT},
-        {0, 0, 0, 0}};
     *o = (TopOptions){.db = "probe.db", .run = -1, .layer = -1, .limit = 20, .by = NEURON_BY_MAX};
     ConceptRankOptions *co = &o->concept;
-    const char *model = NULL, *drop = NULL;
-    int quiet = 0, exact = 0;
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case O_DB: o->db = optarg; break;
-        case O_RUN:
-            if (cli_parse_run(optarg, &o->run)) return PROBE_EXIT_USAGE;
-            break;
-        case O_LAYER:
-            if (cli_parse_layer(optarg, &o->layer)) return PROBE_EXIT_USAGE;
-            break;
-        case O_BY: o->by_text = optarg; break;
-        case O_CONCEPT: co->concept = optarg; break;
-        case O_PROBE: co->probe = optarg; break;
-        case O_WORDS: co->words = optarg; break;
-        case O_DROP: drop = optarg; break;
-        case O_MODEL: model = optarg; break;
-        case O_QUIET: quiet = 1; break;
-        case O_EXACT: exact = 1; break;
-        case O_LIMIT:
-            if (cli_parse_count("--limit", optarg, 1, 1000000, &o->limit)) return PROBE_EXIT_USAGE;
-            break;
-        case O_JSON: o->json = 1; break;
-        case O_HELP: return cli_help(usage_text);
-        default: return cli_bad_option(argv);
-        }
-    }
-    if (optind < argc) return cli_extra_argument(argv[optind]);
+    const CliOption opts[] = {CLI_OPT_STRING("db", &o->db),
+                              CLI_OPT_RUN(&o->run),
+                              CLI_OPT_LAYER(&o->layer),
+                              CLI_OPT_STRING("by", &o->by_text),
+                              CLI_OPT_COUNT("limit", &o->limit, 1, 1000000),
+                              CLI_OPT_SET("json", &o->json),
+                              CLI_OPT_STRING("concept", &co->concept),
+                              CLI_OPT_STRING("probe", &co->probe),
+                              CLI_OPT_STRING("words", &co->words),
+                              CLI_OPT_STRING("drop", &co->drop),
+                              CLI_OPT_STRING("model", &co->model),
+                              CLI_OPT_SET("quiet", &co->quiet),
+                              CLI_OPT_SET("exact", &co->exact),
+                              CLI_OPT_END};
+    int rc = cli_parse(argc, argv, usage_text, opts, NULL);
+    if (rc >= 0) return rc;
     int n_concepts = !!co->concept + !!co->probe + !!co->words;
     if (n_concepts > 1) return cli_usage_error("give one of --concept, --probe and --words");
     if (n_concepts) {
-        if (drop && co->words) return cli_usage_error("--drop applies to probe files, not to --words");
+        if (co->drop && co->words) return cli_usage_error("--drop applies to probe files, not to --words");
         co->db = o->db;
-        co->model = model;
-        co->drop = drop;
         co->run = o->run;
         co->layer = o->layer;
         co->limit = o->limit;
         co->json = o->json;
-        co->quiet = quiet;
-        co->exact = exact;
         co->by = CONCEPT_BY_AUROC;
         if (o->by_text && concept_order_parse(o->by_text, &co->by))
             return cli_usage_error("--by must be auroc, d or precision with a concept, not '%s'", o->by_text);
     } else {
-        if (drop || model || exact)
-            return cli_usage_error("--%s needs --concept, --probe or --words", drop ? "drop" : model ? "model" : "exact");
+        if (co->drop || co->model || co->exact)
+            return cli_usage_error("--%s needs --concept, --probe or --words",
+                                   co->drop ? "drop" : co->model ? "model" : "exact");
         if (o->by_text && neuron_order_parse(o->by_text, &o->by))
             return cli_usage_error("--by must be max, mean or frac, not '%s'", o->by_text);
     }
-    char err[PROBE_ERR_LEN];
-    if (store_env_check(err)) return cli_usage_error("%s", err);
-    return -1;
+    return cli_check_store_env();
 }
 
 static int print_json(const NeuronRun *run, NeuronOrder by, const NeuronRows *rows) {
     cJSON *root = cJSON_CreateObject();
-    char *text = NULL;
     if (root && !neuron_json_add_run(root, run) && cJSON_AddStringToObject(root, "by", neuron_order_column(by)) &&
         !neuron_json_add_rows(cJSON_AddArrayToObject(root, "neurons"), rows))
-        text = cJSON_Print(root);
+        return cli_print_json(root);
     cJSON_Delete(root);
-    if (!text) return -1;
-    puts(text);
-    free(text);
-    return 0;
+    return -1;
 }
 
 static void print_table(const NeuronRun *run, const TopOptions *o, const NeuronRows *rows) {
@@ -158,26 +122,22 @@ static void print_table(const NeuronRun *run, const TopOptions *o, const NeuronR
     if (rows->n == 0) printf("(no statistics: the run recorded no tokens)\n");
 }
 
-/* Checks --layer against the run: usage errors. 0 when fine. */
+/* Checks --layer against the run: -1 when fine, else the usage error's
+ * exit code. */
 static int check_layer(const NeuronRun *run, long layer) {
-    if (layer < 0) return 0;
     if (layer >= run->n_layer)
         return cli_usage_error("--layer %ld out of range 0..%d (run %" PRId64 ")", layer, run->n_layer - 1, run->id);
-    if (!neuron_run_has_layer(run, (int)layer))
-        return cli_usage_error("layer %ld was not recorded in run %" PRId64 " (layers %s)", layer, run->id,
-                               run->layers_text);
-    return 0;
+    return cli_run_recorded_layer(run, layer);
 }
 
-/* Finds the run, checks --layer, queries and prints. Returns the exit code,
- * or -1 with err (a runtime error). */
+/* Finds the run, checks --layer, queries and prints. Returns the exit code
+ * (errors about the run already printed), or -1 with err (a runtime
+ * error). */
 static int list(Store *s, const TopOptions *o, char *err) {
     NeuronRun run = {0};
     NeuronRows rows = {0};
-    int rc = neuron_run_find(s, o->run > 0 ? o->run : 0, &run, err);
-    if (rc == -2) return cli_usage_error("%s", err);
-    if (rc) return -1;
-    if ((rc = check_layer(&run, o->layer))) goto done;
+    int rc;
+    if ((rc = cli_find_run(s, o->run, &run)) >= 0 || (rc = check_layer(&run, o->layer)) >= 0) goto done;
     if (!o->json && strcmp(run.status, "complete"))
         cli_error(0, "warning: run %" PRId64 " is %s; statistics cover the tokens recorded so far", run.id, run.status);
     rc = -1;

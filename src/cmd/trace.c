@@ -15,7 +15,6 @@
  * same files per window in DIR/w0/, DIR/w1/, ..., and DIR/windows.json
  * says where each window starts and which tokens it owns. */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,39 +101,21 @@ typedef struct {
 
 /* Parses argv into o; returns -1 to go on, else the exit code. */
 static int trace_options(int argc, char **argv, TraceOptions *o) {
-    enum { O_IDS = 1, O_TEXT, O_FILE, O_NOBOS, O_OUT, O_NOFFN, O_NOFFNL, O_ZERO, O_SET, O_MODEL, O_CTX, O_HELP };
-    static const struct option opts[] = {
-        {"ids", required_argument, 0, O_IDS},         {"text", required_argument, 0, O_TEXT},
-        {"file", required_argument, 0, O_FILE},       {"no-bos", no_argument, 0, O_NOBOS},
-        {"out", required_argument, 0, O_OUT},         {"no-ffn", no_argument, 0, O_NOFFN},
-        {"no-ffn-layers", required_argument, 0, O_NOFFNL}, {"zero", required_argument, 0, O_ZERO},
-        {"set", required_argument, 0, O_SET},         {"model", required_argument, 0, O_MODEL},
-        {"ctx", required_argument, 0, O_CTX},         {"help", no_argument, 0, O_HELP},
-        {0, 0, 0, 0}};
     *o = (TraceOptions){.bos = 1};
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case O_IDS: o->ids_path = optarg; break;
-        case O_TEXT: o->text = optarg; break;
-        case O_FILE: o->file = optarg; break;
-        case O_NOBOS: o->bos = 0; break;
-        case O_OUT: o->out = optarg; break;
-        case O_NOFFN: o->noffn = 1; break;
-        case O_NOFFNL: o->noffn_layers = optarg; break;
-        case O_ZERO: o->zero = optarg; break;
-        case O_SET: o->set = optarg; break;
-        case O_MODEL: o->model = optarg; break;
-        case O_CTX:
-            if (cli_parse_count("--ctx", optarg, 1, 1 << 20, &o->ctx)) return PROBE_EXIT_USAGE;
-            break;
-        case O_HELP: return cli_help(usage_text);
-        default: return cli_bad_option(argv);
-        }
-    }
-    if (optind < argc) return cli_extra_argument(argv[optind]);
+    const CliOption opts[] = {CLI_OPT_STRING("ids", &o->ids_path),
+                              CLI_OPT_STRING("text", &o->text),
+                              CLI_OPT_STRING("file", &o->file),
+                              CLI_OPT_CLEAR("no-bos", &o->bos),
+                              CLI_OPT_STRING("out", &o->out),
+                              CLI_OPT_SET("no-ffn", &o->noffn),
+                              CLI_OPT_STRING("no-ffn-layers", &o->noffn_layers),
+                              CLI_OPT_STRING("zero", &o->zero),
+                              CLI_OPT_STRING("set", &o->set),
+                              CLI_OPT_STRING("model", &o->model),
+                              CLI_OPT_COUNT("ctx", &o->ctx, 1, 1 << 20),
+                              CLI_OPT_END};
+    int rc = cli_parse(argc, argv, usage_text, opts, NULL);
+    if (rc >= 0) return rc;
     if (!!o->ids_path + !!o->text + !!o->file != 1) return cli_usage_error("give exactly one of --ids, --text, --file");
     if (!o->out) return cli_usage_error("--out DIR is required");
     return -1;
@@ -219,114 +200,142 @@ static int write_windows_json(const char *out, const Window *win, int nw, char *
     return 0;
 }
 
+/* What a trace holds: the interventions, the windows and one window's
+ * buffers (sized for the largest). */
+typedef struct {
+    uint8_t *remove, *capture; /* [L] */
+    NeuronEdit *edits;
+    int n_edits;
+    int ctx, nw;
+    Window *win;               /* [nw] */
+    TraceCapture cap;
+    float *logits, *loss;      /* [W x V], [W] */
+} Trace;
+
+static void trace_free(Trace *t) {
+    free(t->remove);
+    free(t->capture);
+    free(t->edits);
+    free(t->win);
+    free(t->cap.acts);
+    free(t->cap.resid_pre);
+    free(t->cap.attn_out);
+    free(t->cap.resid_post);
+    free(t->logits);
+    free(t->loss);
+}
+
+/* --ctx and the interventions, checked against the model before any work.
+ * -1 to go on, else the exit code after the error. */
+static int trace_setup(const TraceOptions *o, const ModelConfig *cfg, Trace *t) {
+    const int L = cfg->n_layer;
+    char err[PROBE_ERR_LEN];
+    if (o->ctx > cfg->n_positions)
+        return cli_usage_error("--ctx %ld is above the model's n_positions %d", o->ctx, cfg->n_positions);
+    t->ctx = o->ctx ? (int)o->ctx : cfg->n_positions;
+    t->remove = calloc((size_t)L, 1);
+    t->capture = malloc((size_t)L);
+    if (!t->remove || !t->capture) return cli_error(PROBE_EXIT_RUNTIME, "out of memory");
+    memset(t->capture, 1, (size_t)L);
+    if (o->noffn) memset(t->remove, 1, (size_t)L);
+    if ((o->noffn_layers && parse_layer_list(o->noffn_layers, L, t->remove, err)) ||
+        (o->zero && parse_neuron_list(o->zero, cfg, 0.0f, &t->edits, &t->n_edits, err)) ||
+        (o->set && parse_neuron_sets(o->set, cfg, &t->edits, &t->n_edits, err)))
+        return cli_usage_error("%s", err);
+    return -1;
+}
+
+/* The windows of record (text/corpus.h) over T tokens, and the buffers of
+ * the largest. */
+static int trace_plan(const ModelConfig *cfg, int T, Trace *t, char *err) {
+    const int L = cfg->n_layer, F = cfg->n_inner, C = cfg->n_embd, V = cfg->vocab_size;
+    int W = T < t->ctx ? T : t->ctx;
+    size_t nc = (size_t)L * W * C;
+    t->nw = windows_count(T, t->ctx);
+    t->win = malloc(sizeof *t->win * (size_t)t->nw);
+    t->cap.acts = malloc(sizeof(float) * (size_t)L * W * F);
+    t->cap.resid_pre = malloc(sizeof(float) * nc);
+    t->cap.attn_out = malloc(sizeof(float) * nc);
+    t->cap.resid_post = malloc(sizeof(float) * nc);
+    t->logits = malloc(sizeof(float) * (size_t)W * V);
+    t->loss = malloc(sizeof(float) * (size_t)W);
+    if (!t->win || !t->cap.acts || !t->cap.resid_pre || !t->cap.attn_out || !t->cap.resid_post || !t->logits ||
+        !t->loss)
+        return err_set(err, "out of memory");
+    windows_plan(T, t->ctx, t->win);
+    t->cap.F = F;
+    t->cap.C = C;
+    return 0;
+}
+
+/* Runs every window and writes its files: into out itself for one window,
+ * else into out/wI/ beside ids.json and windows.json. *mean is the mean
+ * loss, each predicted token counted once, in the window that owns it. */
+static int trace_windows(Model *m, const char *out, const int32_t *ids, int T, Trace *t, double *mean, char *err) {
+    const int L = m->cfg.n_layer, V = m->cfg.vocab_size, nw = t->nw;
+    ForwardHooks hooks = {.capture = t->capture, .observe = trace_observe, .user = &t->cap, .remove_ffn = t->remove,
+                          .edits = t->edits, .n_edits = t->n_edits, .observe_resid = trace_observe_resid};
+    if (nw > 1) {
+        char path[4400];
+        if (dir_make(out, err) || path_join(path, sizeof path, out, "ids.json", err) ||
+            write_ids_json(path, ids, T, err) || write_windows_json(out, t->win, nw, err))
+            return -1;
+    }
+    double sum = 0;
+    int n_loss = 0;
+    for (int w = 0; w < nw; w++) {
+        const int32_t *wids = ids + t->win[w].start;
+        t->cap.T = t->win[w].len;
+        if (model_forward(m, wids, t->cap.T, &hooks, t->logits, err)) return -1;
+        for (int i = 0; i + 1 < t->cap.T; i++) {
+            t->loss[i] = (float)logits_nll(t->logits + (size_t)i * V, V, wids[i + 1]);
+            if (t->win[w].start + i + 1 >= t->win[w].first_new) {
+                sum += t->loss[i];
+                n_loss++;
+            }
+        }
+        char wdir[4400], wname[32];
+        snprintf(wname, sizeof wname, "w%d", w);
+        if (nw > 1 && path_join(wdir, sizeof wdir, out, wname, err)) return -1;
+        if (trace_write(nw > 1 ? wdir : out, &t->cap, L, t->logits, V, t->loss, wids, err)) return -1;
+    }
+    *mean = n_loss ? sum / n_loss : 0.0;
+    return 0;
+}
+
 int cmd_trace(int argc, char **argv) {
     TraceOptions o;
     int rc = trace_options(argc, argv, &o);
     if (rc >= 0) return rc;
 
     char err[PROBE_ERR_LEN];
-    rc = PROBE_EXIT_RUNTIME;
     const char *dir = model_dir_resolve(o.model);
     Model *m = o.ids_path ? model_load_weights(dir, err) : model_load(dir, err);
     int32_t *ids = NULL;
     int T = 0;
-    uint8_t *remove = NULL, *capture = NULL;
-    NeuronEdit *edits = NULL;
-    int n_edits = 0;
-    float *logits = NULL, *loss = NULL;
-    Window *win = NULL;
-    TraceCapture cap = {0};
+    double mean = 0;
+    Trace t = {0};
     if (!m) goto fail;
-    const ModelConfig *cfg = &m->cfg;
-    int L = cfg->n_layer, F = cfg->n_inner, C = cfg->n_embd, V = cfg->vocab_size;
-
-    /* interventions and --ctx: usage errors before any work */
-    if (o.ctx > cfg->n_positions) {
-        rc = cli_usage_error("--ctx %ld is above the model's n_positions %d", o.ctx, cfg->n_positions);
-        goto done;
-    }
-    int ctx = o.ctx ? (int)o.ctx : cfg->n_positions;
-    remove = calloc((size_t)L, 1);
-    capture = malloc((size_t)L);
-    if (!remove || !capture) goto oom;
-    memset(capture, 1, (size_t)L);
-    if (o.noffn) memset(remove, 1, (size_t)L);
-    if ((o.noffn_layers && parse_layer_list(o.noffn_layers, L, remove, err)) ||
-        (o.zero && parse_neuron_list(o.zero, cfg, 0.0f, &edits, &n_edits, err)) ||
-        (o.set && parse_neuron_sets(o.set, cfg, &edits, &n_edits, err))) {
-        rc = cli_usage_error("%s", err);
-        goto done;
-    }
+    if ((rc = trace_setup(&o, &m->cfg, &t)) >= 0) goto done;
     if (trace_input(&o, m, &ids, &T, err)) goto fail;
     if (T < 1) {
         err_set(err, "%s has 0 tokens; a trace needs at least 1", o.ids_path ? o.ids_path : o.file ? o.file : "--text");
         goto fail;
     }
-
-    /* the windows of record (text/corpus.h); one window is written into DIR itself */
-    int nw = windows_count(T, ctx), W = T < ctx ? T : ctx;
-    win = malloc(sizeof *win * (size_t)nw);
-    size_t nc = (size_t)L * W * C;
-    cap.acts = malloc(sizeof(float) * (size_t)L * W * F);
-    cap.resid_pre = malloc(sizeof(float) * nc);
-    cap.attn_out = malloc(sizeof(float) * nc);
-    cap.resid_post = malloc(sizeof(float) * nc);
-    logits = malloc(sizeof(float) * (size_t)W * V);
-    loss = malloc(sizeof(float) * (size_t)W);
-    if (!win || !cap.acts || !cap.resid_pre || !cap.attn_out || !cap.resid_post || !logits || !loss) goto oom;
-    windows_plan(T, ctx, win);
-    cap.F = F;
-    cap.C = C;
-    ForwardHooks hooks = {.capture = capture, .observe = trace_observe, .user = &cap, .remove_ffn = remove,
-                          .edits = edits, .n_edits = n_edits, .observe_resid = trace_observe_resid};
-    if (nw > 1) {
-        char path[4400];
-        if (dir_make(o.out, err) || path_join(path, sizeof path, o.out, "ids.json", err) || write_ids_json(path, ids, T, err) || write_windows_json(o.out, win, nw, err))
-            goto fail;
-    }
-    double mean = 0;
-    int n_loss = 0;
-    for (int w = 0; w < nw; w++) {
-        const int32_t *wids = ids + win[w].start;
-        cap.T = win[w].len;
-        if (model_forward(m, wids, cap.T, &hooks, logits, err)) goto fail;
-        for (int t = 0; t + 1 < cap.T; t++) {
-            loss[t] = (float)logits_nll(logits + (size_t)t * V, V, wids[t + 1]);
-            /* the mean counts each predicted token once, in the window that owns it */
-            if (win[w].start + t + 1 >= win[w].first_new) {
-                mean += loss[t];
-                n_loss++;
-            }
-        }
-        char wdir[4400], wname[32];
-        snprintf(wname, sizeof wname, "w%d", w);
-        if (nw > 1 && path_join(wdir, sizeof wdir, o.out, wname, err)) goto fail;
-        if (trace_write(nw > 1 ? wdir : o.out, &cap, L, logits, V, loss, wids, err)) goto fail;
-    }
-    if (nw > 1)
+    if (trace_plan(&m->cfg, T, &t, err) || trace_windows(m, o.out, ids, T, &t, &mean, err)) goto fail;
+    if (t.nw > 1)
         fprintf(stderr, "traced %d tokens in %d windows of up to %d, mean loss %.4f nats, wrote %s/w0..w%d/\n", T,
-                nw, ctx, n_loss ? mean / n_loss : 0.0, o.out, nw - 1);
+                t.nw, t.ctx, mean, o.out, t.nw - 1);
     else
-        fprintf(stderr, "traced %d tokens, mean loss %.4f nats, wrote %s/\n", T, n_loss ? mean / n_loss : 0.0, o.out);
+        fprintf(stderr, "traced %d tokens, mean loss %.4f nats, wrote %s/\n", T, mean, o.out);
     rc = PROBE_EXIT_OK;
     goto done;
-oom:
-    err_set(err, "out of memory");
 fail:
     print_error(err);
     rc = PROBE_EXIT_RUNTIME;
 done:
     free(ids);
-    free(remove);
-    free(capture);
-    free(edits);
-    free(win);
-    free(cap.acts);
-    free(cap.resid_pre);
-    free(cap.attn_out);
-    free(cap.resid_post);
-    free(logits);
-    free(loss);
+    trace_free(&t);
     model_free(m);
     return rc;
 }

@@ -4,6 +4,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <inttypes.h>
@@ -205,6 +206,13 @@ int ids_read_json(const char *path, int32_t **ids, int *n, char *err) {
     *ids = out;
     *n = count;
     return 0;
+}
+
+void json_add_real(cJSON *obj, const char *key, double v) {
+    if (isfinite(v))
+        cJSON_AddNumberToObject(obj, key, v);
+    else
+        cJSON_AddNullToObject(obj, key);
 }
 
 int json_add_text(cJSON *obj, const char *key, const char *s) {

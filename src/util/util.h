@@ -72,6 +72,9 @@ int env_long(const char *name, long min, long max, long dflt, long *out, char *e
  * memory. */
 struct cJSON;
 int json_add_text(struct cJSON *obj, const char *key, const char *s);
+/* Adds key: v to obj when v is finite, else key: null (JSON has no NaN or
+ * infinity: an AUROC without a histogram, a rank without triggers). */
+void json_add_real(struct cJSON *obj, const char *key, double v);
 
 /* Reads a JSON array of integer token ids from a file ("-" = stdin).
  * *ids is malloc'd (caller frees). */
