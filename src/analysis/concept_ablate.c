@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "concept_store.h"
+#include "run_docs.h"
 #include "util.h"
 
 void concept_tokens_free(ConceptTokens *ct) {
@@ -21,7 +22,7 @@ int concept_tokens_load(Store *s, int64_t run, const Concept *c, ConceptTokens *
     ConceptTokens ct = {.n_docs = info.n_docs};
     ct.off = calloc((size_t)info.n_docs + 1, sizeof *ct.off);
     ct.flag = malloc((size_t)(info.n_tokens > 0 ? info.n_tokens : 1));
-    RunDocs *d = ct.off && ct.flag ? run_docs_open(s, run, err) : NULL;
+    RunDocs *d = ct.off && ct.flag ? run_docs_open(s, run, RUN_DOCS_IDS, err) : NULL;
     if (!d) {
         if (!ct.off || !ct.flag) err_set(err, "out of memory");
         concept_tokens_free(&ct);
@@ -39,10 +40,10 @@ int concept_tokens_load(Store *s, int64_t run, const Concept *c, ConceptTokens *
             break;
         }
         ConceptCursor k;
-        concept_cursor_init(&k, doc.bytes, doc.len);
+        concept_cursor_init(&k, doc.bytes, doc.n_bytes);
         ct.off[next] = at;
         for (int i = 0; i < doc.n; i++) {
-            uint8_t in = doc.byte_end[i] >= 0 && (size_t)doc.byte_end[i] <= doc.len &&
+            uint8_t in = doc.byte_end[i] >= 0 && (size_t)doc.byte_end[i] <= doc.n_bytes &&
                          concept_cursor_match(c, &k, (size_t)doc.byte_end[i]);
             ct.flag[at + i] = in;
             ct.n_in += in;

@@ -8,13 +8,15 @@
 
 #include "act_hist.h"
 #include "corpus.h"
+#include "layer_stats.h"
+#include "run_docs.h"
 #include "tokenizer.h"
 #include "util.h"
 
 enum { B = ACT_HIST_BINS };
 
-double concept_auroc_from_hist(const uint32_t *all, const uint32_t *pos, const double *fsum, const double *fmax,
-                               int64_t n_pos, int64_t n_all, double *error, int *mismatch) {
+double concept_auroc_from_hist(const uint32_t *all, const uint32_t *pos, const double *fsum, int64_t n_pos,
+                               int64_t n_all, double *error, int *mismatch) {
     int64_t n_neg = n_all - n_pos;
     *error = NAN;
     if (n_pos <= 0 || n_neg <= 0) return NAN;
@@ -27,9 +29,17 @@ double concept_auroc_from_hist(const uint32_t *all, const uint32_t *pos, const d
             *mismatch = 1;
         }
         if (pos[b]) {
+            /* the estimate: the bin's negatives spread evenly over it */
             s += (double)pos[b] * (double)below_neg + fsum[b] * (double)neg;
-            /* one value in the exact-zero bin: its ties count 1/2 exactly */
-            if (b != ACT_HIST_ZERO_BIN) e += fmax[b] * (double)neg;
+            /* The bound. Whatever the negatives' places in the bin, the share
+             * of them below a positive is G(x) for one non-decreasing G, so
+             * the pairs won are sum_p G(x_p) * neg against the estimate's
+             * sum_p f_p * neg. Over all such G the difference is extreme at
+             * a step (k of the bin's positives above every negative), i.e.
+             * k - fsum for k = 0..pos: at most max(fsum, pos - fsum) * neg.
+             * One value in the exact-zero bin: its ties count 1/2 exactly. */
+            double over = fsum[b] > (double)pos[b] - fsum[b] ? fsum[b] : (double)pos[b] - fsum[b];
+            if (b != ACT_HIST_ZERO_BIN) e += over * (double)neg;
         }
         below_neg += neg;
     }
@@ -45,7 +55,7 @@ typedef struct {
     const double *mean; /* [n_sc x F] recorded means */
     double *sum, *sumsq; /* [n_sc x F] over the positives, of x - mean */
     uint32_t *pcount;    /* [n_sc x F x B] positives per bin */
-    double *fsum, *fmax; /* [n_sc x F x B] */
+    double *fsum;        /* [n_sc x F x B] the positives' places f in their bins, summed */
     const int *pos;      /* positions (in the window) of the owned positives */
     int n_pos;
     /* exact mode: every owned token of every window, for a few neurons */
@@ -89,7 +99,6 @@ static void replay_observe(void *user, int layer, const float *act, int T, int F
             size_t k = base + (size_t)j * B + b;
             r->pcount[k]++;
             r->fsum[k] += f;
-            r->fmax[k] += f > 0.5 ? f : 1.0 - f;
         }
     }
 }
@@ -121,7 +130,7 @@ static int rows_push(RowList *l, int64_t x) {
 static int replay_run(Store *s, int64_t run, Model *m, const Concept *c, const ConceptRunInfo *info, Replay *rp,
                       const uint8_t *capture, RowList *positives, ConceptTotals *t, ConceptProgress progress,
                       void *user, char *err) {
-    RunDocs *docs = run_docs_open(s, run, err);
+    RunDocs *docs = run_docs_open(s, run, RUN_DOCS_IDS, err);
     if (!docs) return -1;
     int rc = -1, got, n_docs = 0, bos = info->bos, ctx = info->ctx;
     int32_t *seq = NULL;
@@ -155,10 +164,10 @@ static int replay_run(Store *s, int64_t run, Model *m, const Concept *c, const C
         }
         /* which tokens end a concept word (spans index the document's bytes) */
         ConceptCursor k;
-        concept_cursor_init(&k, d.bytes, d.len);
+        concept_cursor_init(&k, d.bytes, d.n_bytes);
         int any = 0;
         for (int i = 0; i < d.n; i++) {
-            int in = d.byte_end[i] >= 0 && (size_t)d.byte_end[i] <= d.len &&
+            int in = d.byte_end[i] >= 0 && (size_t)d.byte_end[i] <= d.n_bytes &&
                      concept_cursor_match(c, &k, (size_t)d.byte_end[i]);
             pos_flag[i + bos] = in;
             if (in) {
@@ -289,8 +298,9 @@ int concept_score(Store *s, int64_t run, Model *m, const Concept *c, const int *
         int h = 0;
         li_of[layers[i]] = i;
         capture[layers[i]] = 1;
-        if (concept_layer_load(s, run, layers[i], F, B, count + (size_t)i * F, mean + (size_t)i * F,
-                               var + (size_t)i * F, hist + (size_t)i * F * B, &h, err))
+        LayerStats st = {.count = count + (size_t)i * F, .mean = mean + (size_t)i * F, .var = var + (size_t)i * F};
+        if (layer_stats_read(s, run, layers[i], F, &st, err) ||
+            layer_hists_read(s, run, layers[i], F, B, hist + (size_t)i * F * B, &h, err))
             goto done;
         has_hist &= h;
     }
@@ -299,8 +309,7 @@ int concept_score(Store *s, int64_t run, Model *m, const Concept *c, const int *
     if (has_hist) {
         rp.pcount = calloc(nfb, sizeof *rp.pcount);
         rp.fsum = calloc(nfb, sizeof *rp.fsum);
-        rp.fmax = calloc(nfb, sizeof *rp.fmax);
-        if (!rp.pcount || !rp.fsum || !rp.fmax) goto oom;
+        if (!rp.pcount || !rp.fsum) goto oom;
     }
     ConceptTotals t = {.has_hist = has_hist};
     if (replay_run(s, run, m, c, &info, &rp, capture, &positives, &t, progress, user, err)) goto done;
@@ -335,7 +344,7 @@ int concept_score(Store *s, int64_t run, Model *m, const Concept *c, const int *
             moments(o, mean[k], var[k], count[k], t.concept_tokens, sum[k], sumsq[k]);
             o->auroc = o->auroc_error = NAN;
             if (has_hist)
-                o->auroc = concept_auroc_from_hist(hist + k * B, rp.pcount + k * B, rp.fsum + k * B, rp.fmax + k * B,
+                o->auroc = concept_auroc_from_hist(hist + k * B, rp.pcount + k * B, rp.fsum + k * B,
                                                    t.concept_tokens, count[k], &o->auroc_error, &t.mismatch);
             o->examples = ex_n[j];
             for (int e = 0; e < ex_n[j]; e++)
@@ -364,7 +373,6 @@ done:
     free(positives.v);
     free(rp.pcount);
     free(rp.fsum);
-    free(rp.fmax);
     return rc;
 }
 

@@ -68,11 +68,12 @@ int concept_score_exact(Store *s, int64_t run, Model *m, const Concept *c, Conce
                         ConceptTotals *totals, ConceptProgress progress, void *user, char *err);
 
 /* The AUROC of one neuron from its histogram counts: all[b] (every recorded
- * token), pos[b] (the positives), fsum[b] / fmax[b] (sums over the
- * positives in bin b of their place f in the bin and of max(f, 1 - f)),
- * n_pos positives of n_all tokens. Sets *error to the bound; returns NAN
- * when there are no positives or no negatives. Exposed for tests. */
-double concept_auroc_from_hist(const uint32_t *all, const uint32_t *pos, const double *fsum, const double *fmax,
-                               int64_t n_pos, int64_t n_all, double *error, int *mismatch);
+ * token), pos[b] (the positives), fsum[b] (the sum over the positives in
+ * bin b of their place f in the bin, 0..1), n_pos positives of n_all tokens.
+ * Sets *error to a proven bound on |returned - exact AUROC|: the sum over
+ * bins of negatives x max(fsum, pos - fsum), over n_pos x n_neg; returns
+ * NAN when there are no positives or no negatives. Exposed for tests. */
+double concept_auroc_from_hist(const uint32_t *all, const uint32_t *pos, const double *fsum, int64_t n_pos,
+                               int64_t n_all, double *error, int *mismatch);
 
 #endif

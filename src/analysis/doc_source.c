@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "run_tokens.h"
+#include "run_docs.h"
 #include "util.h"
 
 struct DocSource {
@@ -15,11 +15,8 @@ struct DocSource {
     Corpus *corpus;
     const Tokenizer *tok;
     TokBuf buf;
-    /* recorded run: a cursor over all its tokens in document order, one
-     * token read ahead (the first of the next document) */
-    RunTokens *rt;
-    int ahead, ahead_doc;
-    int32_t ahead_id;
+    /* recorded run: a cursor over its documents in corpus order */
+    RunDocs *rd;
 };
 
 DocSource *doc_source_corpus(const char *path, SplitMode split, const Tokenizer *tok, int bos, char *err) {
@@ -49,8 +46,7 @@ DocSource *doc_source_run(Store *st, int64_t run, char *err) {
         err_set(err, "out of memory");
         return NULL;
     }
-    s->rt = run_tokens_open(st, run, &s->bos, &s->count, err);
-    if (!s->rt) {
+    if (run_docs_header(st, run, &s->bos, &s->count, err) || !(s->rd = run_docs_open(st, run, RUN_DOCS_IDS, err))) {
         free(s);
         return NULL;
     }
@@ -61,7 +57,7 @@ void doc_source_free(DocSource *s) {
     if (!s) return;
     corpus_free(s->corpus);
     tok_buf_free(&s->buf);
-    run_tokens_close(s->rt);
+    run_docs_close(s->rd);
     free(s->ids);
     free(s);
 }
@@ -92,24 +88,16 @@ static int push(DocSource *s, size_t k, int32_t id, char *err) {
 
 /* The next document of a recorded run into s->ids; sets *n. */
 static int next_from_run(DocSource *s, int *n, int *doc, char *err) {
-    if (!s->ahead) {
-        int got = run_tokens_next(s->rt, &s->ahead_doc, &s->ahead_id, err);
-        if (got <= 0) return got;
-    }
+    RunDoc d;
+    int got = run_docs_next(s->rd, &d, err);
+    if (got <= 0) return got;
     size_t k = 0;
-    *doc = s->ahead_doc;
-    if (s->bos && push(s, k++, TOK_EOT, err)) return -1;
-    int got, d = 0;
-    int32_t id = 0;
-    if (push(s, k++, s->ahead_id, err)) return -1;
-    while ((got = run_tokens_next(s->rt, &d, &id, err)) == 1 && d == *doc)
-        if (push(s, k++, id, err)) return -1;
-    if (got < 0) return -1;
-    s->ahead = got == 1;
-    s->ahead_doc = d;
-    s->ahead_id = id;
+    if (reserve(s, (size_t)d.n + 1, err)) return -1;
+    if (s->bos) s->ids[k++] = TOK_EOT;
+    memcpy(s->ids + k, d.ids, sizeof *s->ids * (size_t)d.n);
     s->next++;
-    *n = (int)k;
+    *doc = d.doc_index;
+    *n = (int)k + d.n;
     return 1;
 }
 
@@ -129,7 +117,7 @@ static int next_from_corpus(DocSource *s, int *n, int *doc, char *err) {
 }
 
 int doc_source_next(DocSource *s, int32_t **ids, int *n, int *doc, char *err) {
-    int got = s->rt ? next_from_run(s, n, doc, err) : next_from_corpus(s, n, doc, err);
+    int got = s->rd ? next_from_run(s, n, doc, err) : next_from_corpus(s, n, doc, err);
     if (got == 1) *ids = s->ids;
     return got;
 }

@@ -17,7 +17,6 @@
  * one transaction: interrupted, it leaves OUT as it was. Concept rankings,
  * key-value figures and ablations are per run: run them again on the merged
  * run. */
-#include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -30,6 +29,7 @@
 #include "commands.h"
 #include "results.h"
 #include "runs.h"
+#include "run_docs.h"
 #include "shards.h"
 #include "store.h"
 #include "util.h"
@@ -137,7 +137,7 @@ typedef struct {
     Store **in;
     ShardRun *run;       /* [n], sorted by shard index */
     RowMap *map;         /* [n] */
-    ShardDocs **docs;    /* [n] */
+    RunDocs **docs;      /* [n] */
 } Merge;
 
 /* Checks that the shards form one recording. -1 with err naming the file. */
@@ -174,7 +174,7 @@ static int check_shards(Merge *g, char *err) {
 
 /* Documents and tokens in corpus order, with their per-token blobs. */
 static int merge_docs(Merge *g, Store *out, int64_t run_id, int64_t *n_tokens, char *err) {
-    ShardDoc *cur = calloc((size_t)g->n, sizeof *cur);
+    RunDoc *cur = calloc((size_t)g->n, sizeof *cur);
     int *have = calloc((size_t)g->n, sizeof *have);
     int64_t row;
     int rc = -1;
@@ -184,37 +184,38 @@ static int merge_docs(Merge *g, Store *out, int64_t run_id, int64_t *n_tokens, c
     }
     if (results_next_token_row(out, &row, err)) goto done;
     for (int i = 0; i < g->n; i++)
-        if ((have[i] = shard_docs_next(g->docs[i], &cur[i], err)) < 0) goto done;
+        if ((have[i] = run_docs_next(g->docs[i], &cur[i], err)) < 0) goto done;
     *n_tokens = 0;
     for (;;) {
         int best = -1;
         for (int i = 0; i < g->n; i++)
             if (have[i] == 1 && (best < 0 || cur[i].doc_index < cur[best].doc_index)) best = i;
         if (best < 0) break;
-        const ShardDoc *d = &cur[best];
+        const RunDoc *d = &cur[best];
         int64_t doc_id;
         DocumentRow dr = {.run_id = run_id, .doc_index = d->doc_index, .byte_offset = d->byte_offset,
                           .n_tokens = d->n_tokens, .text = d->text, .text_len = d->text_len, .bytes = d->bytes,
                           .n_bytes = d->n_bytes};
         if (results_add_document(out, &dr, &doc_id, err)) goto done;
         for (int t = 0; t < d->n; t++) {
-            const ShardToken *k = &d->tokens[t];
-            TokenRow tr = {.row = row, .run_id = run_id, .doc_id = doc_id, .pos = k->pos, .token_id = k->token_id,
+            const RunDocToken *k = &d->tokens[t];
+            int64_t shard_row = d->rows[t];
+            TokenRow tr = {.row = row, .run_id = run_id, .doc_id = doc_id, .pos = k->pos, .token_id = d->ids[t],
                            .text = k->text, .text_len = k->text_len, .byte_start = k->byte_start,
-                           .byte_end = k->byte_end, .char_start = k->char_start, .char_end = k->char_end};
+                           .byte_end = d->byte_end[t], .char_start = k->char_start, .char_end = k->char_end};
             if (results_add_token(out, &tr, err)) goto done;
-            if (map_add(&g->map[best], k->id, row)) {
+            if (map_add(&g->map[best], shard_row, row)) {
                 err_set(err, "out of memory");
                 goto done;
             }
             BlobCopy c = {out, row, 0};
-            if (shard_token_blobs(g->in[best], k->id, 0, copy_blob, &c, err)) goto done;
+            if (shard_token_blobs(g->in[best], shard_row, 0, copy_blob, &c, err)) goto done;
             c.full = 1;
-            if (shard_token_blobs(g->in[best], k->id, 1, copy_blob, &c, err)) goto done;
+            if (shard_token_blobs(g->in[best], shard_row, 1, copy_blob, &c, err)) goto done;
             row++;
             (*n_tokens)++;
         }
-        if ((have[best] = shard_docs_next(g->docs[best], &cur[best], err)) < 0) goto done;
+        if ((have[best] = run_docs_next(g->docs[best], &cur[best], err)) < 0) goto done;
     }
     for (int i = 0; i < g->n; i++)
         if (map_sort(&g->map[i])) {
@@ -324,113 +325,111 @@ static int run_cmp(const void *a, const void *b) {
     return x->shard - y->shard;
 }
 
-int cmd_merge(int argc, char **argv) {
-    enum { O_DB = 1, O_QUIET, O_HELP };
-    static const struct option opts[] = {{"db", required_argument, 0, O_DB},
-                                         {"quiet", no_argument, 0, O_QUIET},
-                                         {"help", no_argument, 0, O_HELP},
-                                         {0, 0, 0, 0}};
-    const char *db = NULL;
-    int quiet = 0, c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case O_DB: db = optarg; break;
-        case O_QUIET: quiet = 1; break;
-        case O_HELP: return cli_help(usage_text);
-        default: return cli_bad_option(argv);
+static void merge_free(Merge *g) {
+    for (int i = 0; i < g->n; i++) {
+        if (g->docs) run_docs_close(g->docs[i]);
+        if (g->run) shard_run_free(&g->run[i]);
+        if (g->map) {
+            free(g->map[i].old);
+            free(g->map[i].now);
         }
+        if (g->in) store_close(g->in[i]);
     }
-    if (!db) return cli_usage_error("give the merged database with --db OUT.db");
-    if (optind >= argc) return cli_usage_error("give the shard databases to merge");
+    free(g->in);
+    free(g->run);
+    free(g->map);
+    free(g->docs);
+}
+
+/* Opens the shard databases and finds their runs, puts both in shard
+ * order and checks that they form one recording. -1 to go on, else the
+ * exit code after the error. */
+static int merge_open(Merge *g, char **paths, const char *db) {
     char err[PROBE_ERR_LEN];
-    if (store_env_check(err)) return cli_usage_error("%s", err);
-    Merge g = {.n = argc - optind};
-    g.in = calloc((size_t)g.n, sizeof *g.in);
-    g.run = calloc((size_t)g.n, sizeof *g.run);
-    g.map = calloc((size_t)g.n, sizeof *g.map);
-    g.docs = calloc((size_t)g.n, sizeof *g.docs);
-    Store *out = NULL;
-    int rc = PROBE_EXIT_RUNTIME;
-    double t0 = now_sec();
-    if (!g.in || !g.run || !g.map || !g.docs) {
-        err_set(err, "out of memory");
-        goto fail;
+    g->in = calloc((size_t)g->n, sizeof *g->in);
+    g->run = calloc((size_t)g->n, sizeof *g->run);
+    g->map = calloc((size_t)g->n, sizeof *g->map);
+    g->docs = calloc((size_t)g->n, sizeof *g->docs);
+    if (!g->in || !g->run || !g->map || !g->docs) return cli_error(PROBE_EXIT_RUNTIME, "out of memory");
+    for (int i = 0; i < g->n; i++) {
+        if (!strcmp(paths[i], db)) return cli_usage_error("'%s' is both the output and a shard", db);
+        if (!(g->in[i] = store_open(paths[i], STORE_READ, err)) || shard_run_find(g->in[i], 0, &g->run[i], err))
+            return cli_error(PROBE_EXIT_RUNTIME, "%s", err);
     }
-    for (int i = 0; i < g.n; i++) {
-        if (!strcmp(argv[optind + i], db)) {
-            rc = cli_usage_error("'%s' is both the output and a shard", db);
-            goto done;
-        }
-        if (!(g.in[i] = store_open(argv[optind + i], STORE_READ, err)) || shard_run_find(g.in[i], 0, &g.run[i], err))
-            goto fail;
-    }
-    /* in shard order (the stores with them) */
-    for (int i = 0; i < g.n; i++)
-        for (int k = i + 1; k < g.n; k++)
-            if (run_cmp(&g.run[k], &g.run[i]) < 0) {
-                ShardRun t = g.run[i];
-                g.run[i] = g.run[k];
-                g.run[k] = t;
-                Store *s = g.in[i];
-                g.in[i] = g.in[k];
-                g.in[k] = s;
+    for (int i = 0; i < g->n; i++)
+        for (int k = i + 1; k < g->n; k++)
+            if (run_cmp(&g->run[k], &g->run[i]) < 0) {
+                ShardRun t = g->run[i];
+                g->run[i] = g->run[k];
+                g->run[k] = t;
+                Store *s = g->in[i];
+                g->in[i] = g->in[k];
+                g->in[k] = s;
             }
-    if (check_shards(&g, err)) goto fail;
-    if (!(out = store_open(db, STORE_WRITE, err))) goto fail;
-    const ShardRun *a = &g.run[0];
+    if (check_shards(g, err)) return cli_error(PROBE_EXIT_RUNTIME, "%s", err);
+    return -1;
+}
+
+/* The merged run in out, in one transaction: on failure out is rolled
+ * back to what it was. 0, or -1 with err. */
+static int merge_write(Merge *g, Store *out, const char *db, int quiet, double t0, char *err) {
+    const ShardRun *a = &g->run[0];
     RunKey key = {a->model_checksum, a->corpus_checksum, a->options_core};
     RunInfo found;
     int f = runs_find(out, &key, &found, err);
-    if (f < 0) goto fail;
-    if (f == 1) {
-        err_set(err, "'%s' already holds this recording (run %" PRId64 ", %s)", db, found.id,
-                run_status_name(found.status));
-        goto fail;
-    }
+    if (f < 0) return -1;
+    if (f == 1)
+        return err_set(err, "'%s' already holds this recording (run %" PRId64 ", %s)", db, found.id,
+                       run_status_name(found.status));
     int n_docs = 0;
     double seconds = 0;
-    for (int i = 0; i < g.n; i++) {
-        n_docs += g.run[i].n_docs;
-        seconds += g.run[i].seconds;
-        if (!(g.docs[i] = shard_docs_open(g.in[i], g.run[i].id, err))) goto fail;
+    for (int i = 0; i < g->n; i++) {
+        n_docs += g->run[i].n_docs;
+        seconds += g->run[i].seconds;
+        if (!(g->docs[i] = run_docs_open(g->in[i], g->run[i].id, RUN_DOCS_FULL, err))) return -1;
     }
-    if (store_begin(out, err)) goto fail;
+    if (store_begin(out, err)) return -1;
     RunSpec spec = {.key = key, .model_dir = a->model_dir, .model_config = a->model_config,
                     .corpus_path = a->corpus_path, .layers = a->layers, .full_layers = a->full_layers,
                     .n_layer = a->n_layer, .n_inner = a->n_inner, .ctx = a->ctx, .top_k = a->top_k,
                     .n_examples = a->n_examples, .bos = a->bos, .n_docs = n_docs, .corpus_bytes = a->corpus_bytes};
     int64_t run_id, n_tokens = 0;
     if (runs_create(out, &spec, (long long)getpid(), &run_id, err)) goto rollback;
-    if (!quiet) cli_error(0, "merging %d shards into run %" PRId64 " of '%s': documents and tokens", g.n, run_id, db);
-    if (merge_docs(&g, out, run_id, &n_tokens, err)) goto rollback;
+    if (!quiet) cli_error(0, "merging %d shards into run %" PRId64 " of '%s': documents and tokens", g->n, run_id, db);
+    if (merge_docs(g, out, run_id, &n_tokens, err)) goto rollback;
     if (!quiet) cli_error(0, "%" PRId64 " tokens; neurons", n_tokens);
-    if (merge_neurons(&g, out, run_id, err) || results_summarize(out, run_id, err)) goto rollback;
+    if (merge_neurons(g, out, run_id, err) || results_summarize(out, run_id, err)) goto rollback;
     RunProgress p = {RUN_COMPLETE, n_docs, n_tokens, seconds};
     if (runs_progress(out, run_id, &p, err) || store_commit(out, err)) goto rollback;
-    cli_error(0, "run %" PRId64 " complete: %d shards, %d documents, %" PRId64 " tokens merged in %.1f s -> '%s'", run_id,
-              g.n, n_docs, n_tokens, now_sec() - t0, db);
-    rc = PROBE_EXIT_OK;
-    goto done;
+    cli_error(0, "run %" PRId64 " complete: %d shards, %d documents, %" PRId64 " tokens merged in %.1f s -> '%s'",
+              run_id, g->n, n_docs, n_tokens, now_sec() - t0, db);
+    return 0;
 rollback:
     store_rollback(out);
-fail:
-    rc = cli_error(PROBE_EXIT_RUNTIME, "%s", err);
-done:
-    for (int i = 0; i < g.n; i++) {
-        if (g.docs) shard_docs_close(g.docs[i]);
-        if (g.run) shard_run_free(&g.run[i]);
-        if (g.map) {
-            free(g.map[i].old);
-            free(g.map[i].now);
-        }
-        if (g.in) store_close(g.in[i]);
+    return -1;
+}
+
+int cmd_merge(int argc, char **argv) {
+    const char *db = NULL;
+    int quiet = 0;
+    const CliOption opts[] = {CLI_OPT_STRING("db", &db), CLI_OPT_SET("quiet", &quiet), CLI_OPT_END};
+    CliArgs shards;
+    int rc = cli_parse(argc, argv, usage_text, opts, &shards);
+    if (rc >= 0) return rc;
+    if (!db) return cli_usage_error("give the merged database with --db OUT.db");
+    if (shards.n == 0) return cli_usage_error("give the shard databases to merge");
+    if ((rc = cli_check_store_env()) >= 0) return rc;
+    char err[PROBE_ERR_LEN];
+    Merge g = {.n = shards.n};
+    Store *out = NULL;
+    double t0 = now_sec();
+    if ((rc = merge_open(&g, shards.arg, db)) < 0) {
+        if (!(out = store_open(db, STORE_WRITE, err)) || merge_write(&g, out, db, quiet, t0, err))
+            rc = cli_error(PROBE_EXIT_RUNTIME, "%s", err);
+        else
+            rc = PROBE_EXIT_OK;
     }
-    free(g.in);
-    free(g.run);
-    free(g.map);
-    free(g.docs);
+    merge_free(&g);
     store_close(out);
     return rc;
 }

@@ -2,15 +2,12 @@
  * it writes (schema/080_concepts.sql).
  *
  *   ConceptRunInfo info;  concept_run_info(s, run, &info, err);
- *   concept_layer_load(s, run, layer, F, count, mean, var, hist, &has_hist, err);
- *   RunDocs *d = run_docs_open(s, run, err);
- *   while ((got = run_docs_next(d, &doc, err)) == 1) ... doc.bytes, doc.ids[i], doc.byte_end[i], doc.rows[i]
- *   run_docs_close(d);
+ *   (the layer's statistics and histograms: layer_stats.h)
  *   concept_examples_load(s, run, layer, F, N, rows, n, err);
  *   concept_results_save(s, &head, scores, n_scores, &id, err);   // one transaction
  *
- * Ownership: RunDocs owns the document it returns (valid until the next
- * call) and borrows the Store (close it first). Arrays are the caller's. */
+ * The run's documents and tokens are read through run_docs.h. Arrays are the
+ * caller's. */
 #ifndef PROBE_CONCEPT_STORE_H
 #define PROBE_CONCEPT_STORE_H
 
@@ -28,30 +25,6 @@ typedef struct {
 
 /* Columns of run `run`; -1 with err when it does not exist. */
 int concept_run_info(Store *s, int64_t run, ConceptRunInfo *out, char *err);
-
-/* The recorded statistics of one layer's F neurons: count[j], mean[j],
- * var[j] (population variance) and, when the run has them, the histograms
- * hist[j * n_bins + b] (*has_hist = 1; 0 when the run was recorded before
- * schema 8). A neuron without statistics is an error. */
-int concept_layer_load(Store *s, int64_t run, int layer, int F, int n_bins, int64_t *count, double *mean,
-                       double *var, uint32_t *hist, int *has_hist, char *err);
-
-/* One recorded document with its tokens. */
-typedef struct {
-    int doc_index;
-    const char *bytes; /* documents.text_bytes (the exact corpus bytes) */
-    size_t len;
-    int n;             /* tokens */
-    int32_t *ids;      /* [n] token ids */
-    int32_t *byte_end; /* [n] end of each token's span in bytes */
-    int64_t *rows;     /* [n] tokens.id */
-} RunDoc;
-
-typedef struct RunDocs RunDocs;
-RunDocs *run_docs_open(Store *s, int64_t run, char *err);
-/* 1 with the next document (doc_index order), 0 at the end, -1 with err. */
-int run_docs_next(RunDocs *d, RunDoc *out, char *err);
-void run_docs_close(RunDocs *d); /* accepts NULL */
 
 /* The token rows of each neuron's recorded top examples in one layer:
  * rows[j * N + i] for i < n[j]. */

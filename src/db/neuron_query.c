@@ -251,98 +251,97 @@ int neuron_query_token(Store *s, int64_t run_id, int doc, int pos, double value,
     return r == SQLITE_ROW ? 0 : store_fail(s, r, err);
 }
 
+#define STATS_SELECT "SELECT layer, neuron, count, mean, variance, min, max, frac_pos FROM neuron_stats "
+
+/* The first NEURON_EXAMPLES examples of one neuron (read_examples binds ?1..?3). */
+static sqlite3_stmt *examples_stmt(Store *s, char *err) {
+    sqlite3_stmt *ex = store_prepare(s,
+                                     "SELECT rank, value, token, token_id, doc_index, pos, left_context, "
+                                     "right_context FROM neuron_top_examples "
+                                     "WHERE run_id = ? AND layer = ? AND neuron = ? ORDER BY rank LIMIT ?4",
+                                     err);
+    if (ex) sqlite3_bind_int(ex, 4, NEURON_EXAMPLES);
+    return ex;
+}
+
+/* A query of neuron rows: its statement (columns of STATS_SELECT), the
+ * examples' statement, and the rows so far. */
+typedef struct {
+    Store *s;
+    sqlite3_stmt *st, *ex;
+    int64_t run;
+    NeuronRows rows;
+    int cap;
+} RowQuery;
+
+static int rq_open(RowQuery *q, Store *s, int64_t run, const char *sql, char *err) {
+    *q = (RowQuery){.s = s, .run = run};
+    q->st = store_prepare(s, sql, err);
+    q->ex = q->st ? examples_stmt(s, err) : NULL;
+    return q->ex ? 0 : -1;
+}
+
+/* Steps q->st (bound) to its end, adding each row with its examples; the
+ * number added, or -1 with err. */
+static int rq_add(RowQuery *q, char *err) {
+    int r, added = 0;
+    while ((r = sqlite3_step(q->st)) == SQLITE_ROW) {
+        NeuronRow *row = row_add(&q->rows, &q->cap, q->st);
+        if (!row) {
+            sqlite3_reset(q->st);
+            return err_set(err, "out of memory");
+        }
+        if (read_examples(q->s, q->ex, q->run, row, err)) {
+            sqlite3_reset(q->st);
+            return -1;
+        }
+        added++;
+    }
+    sqlite3_reset(q->st);
+    return r == SQLITE_DONE ? added : store_fail(q->s, r, err);
+}
+
+/* Ends the query: on rc 0 the rows go to *out (written only on success). */
+static int rq_close(RowQuery *q, int rc, NeuronRows *out) {
+    sqlite3_finalize(q->st);
+    sqlite3_finalize(q->ex);
+    if (rc == 0) {
+        *out = q->rows;
+        memset(&q->rows, 0, sizeof q->rows);
+    }
+    neuron_rows_free(&q->rows);
+    return rc;
+}
+
 int neuron_query_list(Store *s, const NeuronRun *run, const int *layer, const int *neuron, int n, NeuronRows *out,
                       char *err) {
-    NeuronRows rows = {0};
-    int cap = 0, rc = -1, r;
-    sqlite3_stmt *st = store_prepare(s,
-                                     "SELECT layer, neuron, count, mean, variance, min, max, frac_pos FROM neuron_stats "
-                                     "WHERE run_id = ?1 AND layer = ?2 AND neuron = ?3",
-                                     err);
-    sqlite3_stmt *ex = st ? store_prepare(s,
-                                          "SELECT rank, value, token, token_id, doc_index, pos, left_context, "
-                                          "right_context FROM neuron_top_examples "
-                                          "WHERE run_id = ? AND layer = ? AND neuron = ? ORDER BY rank LIMIT ?4",
-                                          err)
-                          : NULL;
-    if (!st || !ex) goto done;
-    sqlite3_bind_int(ex, 4, NEURON_EXAMPLES);
-    for (int i = 0; i < n; i++) {
-        sqlite3_bind_int64(st, 1, run->id);
-        sqlite3_bind_int(st, 2, layer[i]);
-        sqlite3_bind_int(st, 3, neuron[i]);
-        r = sqlite3_step(st);
-        if (r == SQLITE_ROW) {
-            NeuronRow *row = row_add(&rows, &cap, st);
-            if (!row) {
-                sqlite3_reset(st);
-                err_set(err, "out of memory");
-                goto done;
-            }
-            if (read_examples(s, ex, run->id, row, err)) {
-                sqlite3_reset(st);
-                goto done;
-            }
-        }
-        sqlite3_reset(st);
-        if (r != SQLITE_ROW) {
-            if (r == SQLITE_DONE)
-                err_set(err, "run %" PRId64 " has no statistics for neuron %d:%d", run->id, layer[i], neuron[i]);
-            else
-                store_fail(s, r, err);
-            goto done;
-        }
+    RowQuery q;
+    int rc = rq_open(&q, s, run->id, STATS_SELECT "WHERE run_id = ?1 AND layer = ?2 AND neuron = ?3", err);
+    for (int i = 0; rc == 0 && i < n; i++) {
+        sqlite3_bind_int64(q.st, 1, run->id);
+        sqlite3_bind_int(q.st, 2, layer[i]);
+        sqlite3_bind_int(q.st, 3, neuron[i]);
+        int added = rq_add(&q, err);
+        if (added == 0)
+            err_set(err, "run %" PRId64 " has no statistics for neuron %d:%d", run->id, layer[i], neuron[i]);
+        if (added <= 0) rc = -1;
     }
-    *out = rows;
-    memset(&rows, 0, sizeof rows);
-    rc = 0;
-done:
-    sqlite3_finalize(st);
-    sqlite3_finalize(ex);
-    neuron_rows_free(&rows);
-    return rc;
+    return rq_close(&q, rc, out);
 }
 
 int neuron_query_top(Store *s, const NeuronRun *run, int layer, NeuronOrder by, int limit, NeuronRows *out,
                      char *err) {
-    NeuronRows rows = {0};
-    int cap = 0, rc = -1, r;
     char sql[512];
     /* the column name comes from the enum, never from the user */
-    snprintf(sql, sizeof sql,
-             "SELECT layer, neuron, count, mean, variance, min, max, frac_pos FROM neuron_stats "
-             "WHERE run_id = ?1 %s ORDER BY %s DESC, layer, neuron LIMIT ?3",
+    snprintf(sql, sizeof sql, STATS_SELECT "WHERE run_id = ?1 %s ORDER BY %s DESC, layer, neuron LIMIT ?3",
              layer >= 0 ? "AND layer = ?2" : "AND ?2 IS NULL", neuron_order_column(by));
-    sqlite3_stmt *st = store_prepare(s, sql, err);
-    sqlite3_stmt *ex = st ? store_prepare(s,
-                                          "SELECT rank, value, token, token_id, doc_index, pos, left_context, "
-                                          "right_context FROM neuron_top_examples "
-                                          "WHERE run_id = ? AND layer = ? AND neuron = ? ORDER BY rank LIMIT ?4",
-                                          err)
-                          : NULL;
-    if (!st || !ex) goto done;
-    sqlite3_bind_int64(st, 1, run->id);
-    if (layer >= 0) sqlite3_bind_int(st, 2, layer);
-    sqlite3_bind_int(st, 3, limit);
-    sqlite3_bind_int(ex, 4, NEURON_EXAMPLES);
-    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        NeuronRow *row = row_add(&rows, &cap, st);
-        if (!row) {
-            err_set(err, "out of memory");
-            goto done;
-        }
-        if (read_examples(s, ex, run->id, row, err)) goto done;
+    RowQuery q;
+    int rc = rq_open(&q, s, run->id, sql, err);
+    if (rc == 0) {
+        sqlite3_bind_int64(q.st, 1, run->id);
+        if (layer >= 0) sqlite3_bind_int(q.st, 2, layer);
+        sqlite3_bind_int(q.st, 3, limit);
+        rc = rq_add(&q, err) < 0 ? -1 : 0;
     }
-    if (r != SQLITE_DONE) {
-        store_fail(s, r, err);
-        goto done;
-    }
-    *out = rows;
-    memset(&rows, 0, sizeof rows);
-    rc = 0;
-done:
-    sqlite3_finalize(st);
-    sqlite3_finalize(ex);
-    neuron_rows_free(&rows);
-    return rc;
+    return rq_close(&q, rc, out);
 }

@@ -2,13 +2,10 @@
  * recording (`probe record --shard I/N`), one shard run per database.
  *
  *   ShardRun r;  shard_run_find(store, 0, &r, err);      // the shard run it holds
- *   ShardDocs *d = shard_docs_open(store, r.id, err);
- *   while ((got = shard_docs_next(d, &doc, err)) == 1) ... doc.tokens[i] ...
- *   shard_docs_close(d);
+ *   (its documents and tokens: run_docs_open(store, r.id, RUN_DOCS_FULL, err))
  *   shard_layer_read(store, r.id, layer, F, N, n_bins, &layer_data, err);
  *
- * Ownership: a ShardRun owns its strings (shard_run_free); ShardDocs owns
- * the document it returns until the next call. */
+ * Ownership: a ShardRun owns its strings (shard_run_free). */
 #ifndef PROBE_SHARDS_H
 #define PROBE_SHARDS_H
 
@@ -34,31 +31,6 @@ typedef struct {
  * err when there is none, more than one (pass --run), or it is not a shard. */
 int shard_run_find(Store *s, int64_t want, ShardRun *out, char *err);
 void shard_run_free(ShardRun *r); /* accepts a zeroed struct */
-
-typedef struct {
-    int64_t id;          /* tokens.id */
-    int pos, token_id, byte_start, byte_end;
-    int64_t char_start, char_end;
-    const char *text;    /* tokens.token */
-    size_t text_len;
-} ShardToken;
-
-typedef struct {
-    int doc_index;
-    int64_t byte_offset;
-    int n_tokens;
-    const char *text, *bytes; /* documents.text, text_bytes */
-    size_t text_len, n_bytes;
-    ShardToken *tokens;       /* [n] */
-    int n;
-} ShardDoc;
-
-typedef struct ShardDocs ShardDocs;
-ShardDocs *shard_docs_open(Store *s, int64_t run, char *err);
-/* 1 with the next document (doc_index order) and its tokens (pos order), 0
- * at the end, -1 with err. */
-int shard_docs_next(ShardDocs *d, ShardDoc *out, char *err);
-void shard_docs_close(ShardDocs *d);
 
 /* Per-token blobs of one token: calls fn for each (layer, blob) of
  * token_topk (full = 0) or token_full (full = 1). */

@@ -59,6 +59,12 @@ void store_rollback(Store *s) {
     if (s && s->db && !sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+int store_end(Store *s, int rc, char *err) {
+    if (rc == 0 && store_commit(s, err) == 0) return 0;
+    store_rollback(s);
+    return -1;
+}
+
 sqlite3_stmt *store_prepare(Store *s, const char *sql, char *err) {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);

@@ -89,6 +89,10 @@ int store_step_done(Store *s, sqlite3_stmt *st, char *err);
 int store_begin(Store *s, char *err);
 int store_commit(Store *s, char *err);
 void store_rollback(Store *s);
+/* Ends the open transaction by outcome: commits when rc is 0 (and rolls back
+ * if the commit fails), else rolls back. 0, or -1 (err set by whichever
+ * failed). */
+int store_end(Store *s, int rc, char *err);
 
 /* Fills err with "'path': <sqlite message>" (or a clearer line for
  * locked / read-only / full disk) for result code rc; returns -1. */
