@@ -81,24 +81,6 @@ START_TEST(test_kv_demo_collapsed_rows) {
 }
 END_TEST
 
-/* Reads float32 element i of a tensor (testutil's safetensors layout). */
-static float tensor_get(const char *dir, const char *name, long index) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    size_t n;
-    char *data = file_read(path, &n);
-    uint64_t hlen = 0;
-    for (int k = 7; k >= 0; k--) hlen = hlen << 8 | (unsigned char)data[k];
-    cJSON *h = cJSON_ParseWithLength(data + 8, (size_t)hlen);
-    cJSON *off = cJSON_GetObjectItem(cJSON_GetObjectItem(h, name), "data_offsets");
-    ck_assert(off != NULL);
-    float v;
-    memcpy(&v, data + 8 + hlen + (size_t)cJSON_GetArrayItem(off, 0)->valuedouble + (size_t)index * 4, 4);
-    cJSON_Delete(h);
-    free(data);
-    return v;
-}
-
 /* A planted memory: in a copy of the random model, neuron j of the last
  * layer gets as its value the unembedding row of the token that follows its
  * top trigger (a last-layer value changes no recorded activation, and the
@@ -116,19 +98,7 @@ START_TEST(test_kv_planted_agreement) {
     enum { C = 32, V = 50257, F = 128 };
     /* the unembedding (tied: wte) */
     static float wte[V * C];
-    {
-        char path[1024];
-        snprintf(path, sizeof path, "%s/model.safetensors", model);
-        size_t n;
-        char *data = file_read(path, &n);
-        uint64_t hlen = 0;
-        for (int k = 7; k >= 0; k--) hlen = hlen << 8 | (unsigned char)data[k];
-        cJSON *h = cJSON_ParseWithLength(data + 8, (size_t)hlen);
-        cJSON *off = cJSON_GetObjectItem(cJSON_GetObjectItem(h, "wte.weight"), "data_offsets");
-        memcpy(wte, data + 8 + hlen + (size_t)cJSON_GetArrayItem(off, 0)->valuedouble, sizeof wte);
-        cJSON_Delete(h);
-        free(data);
-    }
+    tensor_read_f32(model, "wte.weight", 0, (size_t)V * C, wte);
     int chosen = -1;
     long long next = -1;
     sqlite3 *hdb = sql_open(db);
@@ -163,7 +133,9 @@ START_TEST(test_kv_planted_agreement) {
         float x = wte[(size_t)next * C + c];
         tensor_patch(model, "h.1.mlp.c_proj.weight", (long)chosen * C + c, &x, 4);
     }
-    ck_assert(tensor_get(model, "h.1.mlp.c_proj.weight", (long)chosen * C) == wte[(size_t)next * C]);
+    float got;
+    tensor_read_f32(model, "h.1.mlp.c_proj.weight", (long)chosen * C, 1, &got);
+    ck_assert(got == wte[(size_t)next * C]);
     int st = run_probe(out, sizeof out, "kv --db '%s' --model %s --layer 1 --quiet", db, model);
     ck_assert_msg(st == 0, "%s", out);
     char sql[256];

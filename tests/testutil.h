@@ -206,24 +206,44 @@ static inline void model_copy(const char *src, const char *dst) {
     }
 }
 
-/* Overwrites element `index` (width bytes, as stored: little-endian) of
- * tensor `name` in dir/model.safetensors, found through the file's header. */
-static inline void tensor_patch(const char *dir, const char *name, long index, const void *bytes, int width) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    size_t n;
-    char *data = file_read(path, &n);
+/* Where tensor `name`'s data lies in a safetensors file read into data[0..n):
+ * its first byte, and its size in bytes in *len; asserts the tensor exists. */
+static inline char *tensor_data(char *data, size_t n, const char *name, size_t *len) {
     uint64_t hlen = 0;
     for (int k = 7; k >= 0; k--) hlen = hlen << 8 | (unsigned char)data[k];
     ck_assert(hlen + 8 <= n);
     cJSON *h = cJSON_ParseWithLength(data + 8, (size_t)hlen);
     cJSON *off = cJSON_GetObjectItem(cJSON_GetObjectItem(h, name), "data_offsets");
-    ck_assert_msg(off != NULL, "no tensor '%s' in %s", name, path);
-    size_t at = (size_t)(8 + hlen + (uint64_t)cJSON_GetArrayItem(off, 0)->valuedouble) + (size_t)index * (size_t)width;
-    ck_assert(at + (size_t)width <= n);
-    memcpy(data + at, bytes, (size_t)width);
+    ck_assert_msg(off != NULL, "no tensor '%s'", name);
+    size_t a = (size_t)cJSON_GetArrayItem(off, 0)->valuedouble, b = (size_t)cJSON_GetArrayItem(off, 1)->valuedouble;
     cJSON_Delete(h);
+    ck_assert(a <= b && 8 + hlen + b <= n);
+    *len = b - a;
+    return data + 8 + hlen + a;
+}
+
+/* Overwrites element `index` (width bytes, as stored: little-endian) of
+ * tensor `name` in dir/model.safetensors. */
+static inline void tensor_patch(const char *dir, const char *name, long index, const void *bytes, int width) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    size_t n, len;
+    char *data = file_read(path, &n), *t = tensor_data(data, n, name, &len);
+    ck_assert((size_t)(index + 1) * (size_t)width <= len);
+    memcpy(t + (size_t)index * (size_t)width, bytes, (size_t)width);
     file_write(path, data, n);
+    free(data);
+}
+
+/* Reads `count` float32 elements of tensor `name` of dir/model.safetensors
+ * from element `index` on into out. */
+static inline void tensor_read_f32(const char *dir, const char *name, long index, size_t count, float *out) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    size_t n, len;
+    char *data = file_read(path, &n), *t = tensor_data(data, n, name, &len);
+    ck_assert(((size_t)index + count) * 4 <= len);
+    memcpy(out, t + (size_t)index * 4, count * 4);
     free(data);
 }
 
