@@ -18,23 +18,10 @@
 # Environment: PROBE (default: ./probe next to this script's repository),
 # JOBS, PROBE_THREADS. Needs Debian's `parallel`.
 set -e
-if [ $# -lt 3 ]; then
-    echo "usage: scripts/record_parallel.sh CORPUS N OUT.db [probe record options...]" >&2
-    exit 2
-fi
-CORPUS=$1
-N=$2
-OUT=$3
-shift 3
-case "$N" in
-    ''|*[!0-9]*) echo "record_parallel.sh: N must be a positive integer, not '$N'" >&2; exit 2 ;;
-esac
-if [ "$N" -lt 1 ]; then
-    echo "record_parallel.sh: N must be at least 1" >&2
-    exit 2
-fi
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-PROBE=${PROBE:-$ROOT/probe}
+SCRIPT=record_parallel.sh
+. "$(dirname "$0")/shard_args.sh"
+shard_args "$@"
+shift "$SHIFT"
 if [ ! -x "$PROBE" ]; then
     echo "record_parallel.sh: no probe binary at $PROBE (run make, or set PROBE)" >&2
     exit 1
@@ -49,7 +36,7 @@ THREADS=${PROBE_THREADS:-$(( CPUS / JOBS > 0 ? CPUS / JOBS : 1 ))}
 SHARDS=""
 i=1
 while [ "$i" -le "$N" ]; do
-    SHARDS="$SHARDS $OUT.shard${i}of$N.db"
+    SHARDS="$SHARDS $(shard_db "$i")"
     i=$((i + 1))
 done
 echo "record_parallel.sh: $N shards of '$CORPUS', $JOBS at a time, $THREADS threads each" >&2

@@ -19,20 +19,11 @@
 # path), CPUS_PER_TASK, SBATCH_OPTS (extra sbatch options for both jobs),
 # WAIT=1 (block until the merge job ends, exit with its status).
 set -e
-if [ $# -lt 3 ]; then
-    echo "usage: scripts/record_slurm.sh CORPUS N OUT.db [probe record options...]" >&2
-    exit 2
-fi
-CORPUS=$1
-N=$2
-OUT=$3
-shift 3
-case "$N" in
-    ''|*[!0-9]*|0) echo "record_slurm.sh: N must be a positive integer, not '$N'" >&2; exit 2 ;;
-esac
+SCRIPT=record_slurm.sh
+. "$(dirname "$0")/shard_args.sh"
+shard_args "$@"
+shift "$SHIFT"
 command -v sbatch >/dev/null 2>&1 || { echo "record_slurm.sh: sbatch not found (is this a Slurm login node?)" >&2; exit 1; }
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-PROBE=${PROBE:-$ROOT/probe}
 CPUS=${CPUS_PER_TASK:-2}
 abs() { case "$1" in /*) printf '%s' "$1" ;; *) printf '%s/%s' "$(pwd)" "$1" ;; esac; }
 q() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }   # shell-quote one word
@@ -43,7 +34,7 @@ for a in "$@"; do EXTRA="$EXTRA $(q "$a")"; done
 SHARDS=""
 i=1
 while [ "$i" -le "$N" ]; do
-    SHARDS="$SHARDS $(q "$OUT.shard${i}of$N.db")"
+    SHARDS="$SHARDS $(q "$(shard_db "$i")")"
     i=$((i + 1))
 done
 # shellcheck disable=SC2086
