@@ -47,7 +47,13 @@ EOF
 for arg in "$@"; do
     case "$arg" in
         --bench) PKGS="$PKGS $BENCH_PKGS" ;;
-        --fixtures) PKGS="$PKGS $FIXTURE_PKGS" ;;
+        --fixtures)
+            # NodeSource's nodejs ships npm itself and conflicts with Debian's npm
+            if command -v npm >/dev/null 2>&1; then
+                PKGS="$PKGS python3-numpy python3-regex nodejs"
+            else
+                PKGS="$PKGS $FIXTURE_PKGS"
+            fi ;;
         --fuzz) PKGS="$PKGS $FUZZ_PKGS" ;;
         -h|--help) usage; exit 0 ;;
         *) echo "install_deps.sh: unknown option '$arg' (see --help)" >&2; exit 2 ;;
