@@ -2,8 +2,9 @@
  *
  * probe's parsers read files by path, so a harness writes the fuzzer's bytes
  * to a file in a private scratch directory (made once per process with
- * mkdtemp under $TMPDIR or /tmp, removed at exit) and passes its path. The
- * file name is the caller's, so the extension can matter (corpus: ".jsonl").
+ * mkdtemp under $TMPDIR, else /dev/shm, else /tmp; removed at exit) and
+ * passes its path. The file name is the caller's, so the extension can
+ * matter (corpus: ".jsonl").
  * Everything is single-threaded; no harness calls exit. */
 #ifndef PROBE_FUZZ_UTIL_H
 #define PROBE_FUZZ_UTIL_H
@@ -31,8 +32,12 @@ static void fuzz_cleanup(void) {
  * scratch file cannot be written: that is the harness's failure, not probe's. */
 __attribute__((unused)) static const char *fuzz_write_file(const char *name, const uint8_t *data, size_t size) {
     if (!fuzz_dir[0]) {
+        /* a file system in memory when there is one: with /tmp on disk the
+         * writes, not probe's parsers, bound the rate (3.7k vs 33k runs/s
+         * for config.json on the project's machine) */
         const char *t = getenv("TMPDIR");
-        snprintf(fuzz_dir, sizeof fuzz_dir, "%s/probe-fuzz-XXXXXX", t && *t ? t : "/tmp");
+        if (!t || !*t) t = access("/dev/shm", W_OK | X_OK) == 0 ? "/dev/shm" : "/tmp";
+        snprintf(fuzz_dir, sizeof fuzz_dir, "%s/probe-fuzz-XXXXXX", t);
         if (!mkdtemp(fuzz_dir)) {
             perror("fuzz: mkdtemp");
             abort();
