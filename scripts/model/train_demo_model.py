@@ -42,6 +42,9 @@ from gpt2_bpe import Encoder  # noqa: E402
 
 V = 50257
 EOT = 50256
+# the model card's first sanity check (issue 12): Genesis 1:3 is in the training text
+SANITY_PROMPT = "And God said, Let there be"
+SANITY_WANT = " light"
 # name -> (what, Debian package); all written by scripts/model/extract_corpus.py
 BOOKS = {
     "austen": ("Jane Austen's six novels", "r-cran-janeaustenr"),
@@ -516,6 +519,24 @@ def main():
         oldv = sum(per[b] * nb[b] for b in old) / sum(nb[b] for b in old) if old else float("nan")
         return allv, oldv
 
+    probe_enc = Encoder.load()
+    sanity_ids = [EOT] + probe_enc.encode(SANITY_PROMPT)  # as `probe predict` does by default
+    sanity_want = probe_enc.encode(SANITY_WANT)[0]
+
+    def sanity_check():
+        """The model card's first prompt: the rank and probability of SANITY_WANT
+        after SANITY_PROMPT (seen ids only; the shared unseen row never wins)."""
+        model.eval()
+        with torch.no_grad():
+            p = torch.softmax(model.logits(torch.from_numpy(remap[sanity_ids])[None])[0, -1].double(), -1)
+        model.train()
+        want = int(remap[sanity_want])
+        rank = int((p > p[want]).sum().item()) + 1
+        top = torch.topk(p[:K], 3)
+        return "%r: %r rank %d p %.3f; top %s" % (
+            SANITY_PROMPT, SANITY_WANT, rank, float(p[want]),
+            ", ".join("%r %.3f" % (probe_enc.decode([int(seen[i])]), float(v)) for v, i in zip(top.values, top.indices)))
+
     def evaluate():
         nonlocal best_val
         hl = heldout_loss_restricted()
@@ -524,6 +545,7 @@ def main():
         curve.append({"step": step, "tokens": tokens_seen, "train_loss": round(tl, 4),
                       "val_loss": round(vl, 4), "val_old3_loss": round(vo, 4), "heldout_loss": round(hl, 4)})
         log("EVAL step %d train %.4f val %.4f (old books %.4f) heldout %.4f" % (step, tl, vl, vo, hl))
+        log("SANITY step %d %s" % (step, sanity_check()))
         if val and vl < best_val["loss"]:
             best_val.update(loss=vl, step=step, evals_since=0)
             torch.save({"model": model.state_dict(), "step": step, "tokens": tokens_seen}, ck_best)
