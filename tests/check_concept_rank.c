@@ -326,7 +326,8 @@ START_TEST(test_exact_auroc) {
     const char *corpus = path_in(repo_root(), "tests/fixtures/concept_scores/corpus.txt");
     sh_quote(q, sizeof q, db);
     ck_assert_int_eq(run_probe(out, sizeof out, "record %s --db %s --model %s --quiet", corpus, q, tiny), 0);
-    ck_assert_int_eq(run_probe(out, sizeof out, "top-neurons --db %s --words walked,went,said --model %s --json --limit 12",
+    ck_assert_int_eq(run_probe(out, sizeof out,
+                               "top-neurons --db %s --words walked,went,said --model %s --json --limit 12 --max-error 1",
                                q, tiny),
                      0);
     cJSON *est = cJSON_Parse(out);
@@ -364,6 +365,72 @@ START_TEST(test_exact_auroc) {
 }
 END_TEST
 
+/* --max-error E (default 0.002): every listed neuron whose bound exceeds E
+ * gets its exact AUROC (bound 0, within the estimate's bound of it); the
+ * others keep the estimate. E is set between the listed bounds so that both
+ * kinds occur. Bad values and combinations are usage errors. */
+START_TEST(test_max_error) {
+    char out[1 << 16], q[600];
+    const char *db = path_in(tmpdir, "maxerr.db");
+    const char *tiny = path_in(repo_root(), "tests/fixtures/models/tiny-f32");
+    const char *corpus = path_in(repo_root(), "tests/fixtures/concept_scores/corpus.txt");
+    sh_quote(q, sizeof q, db);
+    ck_assert_int_eq(run_probe(out, sizeof out, "record %s --db %s --model %s --quiet", corpus, q, tiny), 0);
+    const char *cmd = "top-neurons --db %s --words walked,went,said --model %s --json --limit 12 --max-error %s";
+    ck_assert_int_eq(run_probe(out, sizeof out, cmd, q, tiny, "1"), 0);
+    cJSON *est = cJSON_Parse(out);
+    ck_assert_msg(est != NULL, "%s", out);
+    cJSON *a = cJSON_GetObjectItem(est, "neurons");
+    double lo = 1, hi = 0;
+    for (int i = 0; i < cJSON_GetArraySize(a); i++) {
+        double e = json_num(cJSON_GetArrayItem(a, i), "auroc_error");
+        if (e > 0 && e < lo) lo = e;
+        if (e > hi) hi = e;
+    }
+    ck_assert_msg(lo < hi, "the listed bounds should differ (%g..%g)", lo, hi);
+    char e_arg[32];
+    snprintf(e_arg, sizeof e_arg, "%.9g", (lo + hi) / 2);
+    ck_assert_int_eq(run_probe(out, sizeof out, cmd, q, tiny, e_arg), 0);
+    cJSON *got = cJSON_Parse(out);
+    ck_assert_msg(got != NULL, "%s", out);
+    cJSON *b = cJSON_GetObjectItem(got, "neurons");
+    int replaced = 0, kept = 0;
+    for (int k = 0; k < cJSON_GetArraySize(a); k++) {
+        cJSON *f = cJSON_GetArrayItem(a, k);
+        for (int i = 0; i < cJSON_GetArraySize(b); i++) {
+            cJSON *e = cJSON_GetArrayItem(b, i);
+            if (json_num(f, "layer") != json_num(e, "layer") || json_num(f, "neuron") != json_num(e, "neuron")) continue;
+            if (json_num(f, "auroc_error") > atof(e_arg)) {
+                ck_assert_msg(json_num(e, "auroc_error") == 0.0, "a row over the bound is exact");
+                ck_assert(fabs(json_num(f, "auroc") - json_num(e, "auroc")) <= json_num(f, "auroc_error") + 1e-12);
+                replaced++;
+            } else {
+                ck_assert(json_num(e, "auroc") == json_num(f, "auroc"));
+                ck_assert(json_num(e, "auroc_error") == json_num(f, "auroc_error"));
+                kept++;
+            }
+        }
+    }
+    ck_assert_msg(replaced > 0 && kept > 0, "replaced %d, kept %d", replaced, kept);
+    cJSON_Delete(est);
+    cJSON_Delete(got);
+    /* the table says what it replayed */
+    ck_assert_int_eq(run_probe(out, sizeof out,
+                               "top-neurons --db %s --words walked,went,said --model %s --limit 12 --max-error %s", q,
+                               tiny, e_arg),
+                     0);
+    ck_assert_msg(strstr(out, "listed neurons whose bound exceeds"), "%s", out);
+    const char *bad[] = {"--max-error 2", "--max-error x", "--max-error -0.1", "--exact --max-error 0.1"};
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(run_probe(out, sizeof out, "top-neurons --db %s --words walked --model %s %s", q, tiny, bad[i]),
+                         2);
+        ck_assert_msg(strstr(out, "--max-error") || strstr(out, "--exact"), "%s: %s", bad[i], out);
+    }
+    ck_assert_int_eq(run_probe(out, sizeof out, "top-neurons --db %s --max-error 0.1", q), 2);
+    ck_assert_msg(strstr(out, "--max-error needs --concept"), "%s", out);
+}
+END_TEST
+
 /* ---- the control on the demo model ------------------------------------------------ */
 
 /* The control probe (words sampled to match past tense verbs' frequency
@@ -397,7 +464,7 @@ int main(void) {
     Suite *s = suite_create("concept_rank");
     TCase *tc = case_add(s, "concept_rank", 300,
                          (const TTest *[]){test_grid_monotone, test_auroc_bound_holds, test_planted_neuron_first,
-                                           test_errors, test_exact_auroc, test_control_centres, NULL});
+                                           test_errors, test_exact_auroc, test_max_error, test_control_centres, NULL});
     tcase_add_checked_fixture(tc, setup, teardown);
     return run_suite(s);
 }

@@ -236,6 +236,46 @@ int concept_rank_compute(Store *s, const NeuronRun *run, Model *m, const Concept
     return 0;
 }
 
+/* The listed rows (sc[0..n_show)) whose AUROC bound exceeds --max-error get
+ * their exact AUROC: one replay of the run for all of them (only those rows'
+ * activations are kept), then the listed rows are sorted again and their
+ * stored scores updated. Rows without an AUROC (a run recorded before the
+ * histograms) keep none. */
+static int exact_listed(Store *s, const NeuronRun *run, Model *m, const Concept *c, const ConceptRankOptions *o,
+                        ConceptScore *sc, int n_show, int64_t *concept_run, char *store_err, char *err) {
+    int n = 0;
+    for (int i = 0; i < n_show; i++) n += !isnan(sc[i].auroc) && sc[i].auroc_error > o->max_error;
+    if (n == 0) return 0;
+    ConceptScore *sub = malloc(sizeof *sub * (size_t)n);
+    if (!sub) return err_set(err, "out of memory");
+    n = 0;
+    for (int i = 0; i < n_show; i++)
+        if (!isnan(sc[i].auroc) && sc[i].auroc_error > o->max_error) sub[n++] = sc[i];
+    ConceptTotals te;
+    ProgressCtx pc = {progress_new(!o->quiet && isatty(2), 0)};
+    int r = concept_score_exact(s, run->id, m, c, sub, n, &te, on_progress, &pc, err);
+    progress_end(pc.bar);
+    if (r) {
+        free(sub);
+        return -1;
+    }
+    for (int i = 0; i < n_show; i++)
+        for (int k = 0; k < n; k++)
+            if (sc[i].layer == sub[k].layer && sc[i].neuron == sub[k].neuron) sc[i] = sub[k];
+    if (!o->json) {
+        if (o->max_error > 0)
+            cli_error(0, "exact AUROC of the %d listed neurons whose bound exceeds %g: %" PRId64
+                      " windows replayed in %.1f s", n, o->max_error, te.windows_replayed, te.seconds);
+        else
+            cli_error(0, "exact AUROC of the %d listed neurons: %" PRId64 " windows replayed in %.1f s", n,
+                      te.windows_replayed, te.seconds);
+    }
+    if (*concept_run && concept_scores_set_auroc(s, *concept_run, sub, n, store_err)) *concept_run = 0;
+    free(sub);
+    concept_scores_sort(sc, (size_t)n_show, o->by);
+    return 0;
+}
+
 int concept_rank(const ConceptRankOptions *o) {
     char err[PROBE_ERR_LEN], layers_json[8192];
     Concept *c = NULL;
@@ -266,18 +306,7 @@ int concept_rank(const ConceptRankOptions *o) {
         goto fail;
     concept_scores_sort(sc, n_sc, o->by);
     int n_show = (size_t)o->limit < n_sc ? (int)o->limit : (int)n_sc;
-    if (o->exact) {
-        ConceptTotals te;
-        ProgressCtx pc = {progress_new(!o->quiet && isatty(2), 0)};
-        int r2 = concept_score_exact(s, run.id, m, c, sc, n_show, &te, on_progress, &pc, err);
-        progress_end(pc.bar);
-        if (r2) goto fail;
-        if (!o->json)
-            cli_error(0, "exact AUROC of the %d listed neurons: %" PRId64 " windows replayed in %.1f s", n_show,
-                      te.windows_replayed, te.seconds);
-        concept_scores_sort(sc, (size_t)n_show, o->by);
-        if (concept_run && concept_scores_set_auroc(s, concept_run, sc, n_show, store_err)) concept_run = 0;
-    }
+    if (exact_listed(s, &run, m, c, o, sc, n_show, &concept_run, store_err, err)) goto fail;
     lay = malloc(sizeof *lay * (size_t)n_show);
     neu = malloc(sizeof *neu * (size_t)n_show);
     if (!lay || !neu) goto oom;

@@ -20,7 +20,13 @@ typedef struct {
     ConceptOrder by;
     int json, quiet;
     int exact; /* --exact: the listed neurons' AUROC exactly (a replay of the whole run) */
+    /* --max-error: a listed neuron whose AUROC bound exceeds it gets its exact
+     * AUROC instead (CONCEPT_MAX_ERROR by default; --exact is 0) */
+    double max_error;
 } ConceptRankOptions;
+
+/* The default --max-error: what a listed AUROC may be off by at most. */
+#define CONCEPT_MAX_ERROR 0.002
 
 /* "auroc" / "d" / "precision": 0, else -1. */
 int concept_order_parse(const char *s, ConceptOrder *out);

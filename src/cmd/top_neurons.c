@@ -48,9 +48,11 @@ static const char *usage_text =
     "  --drop FLAGS    leave out the probe's words flagged so, e.g. participle\n"
     "  --by KEY        auroc (default), d, or precision\n"
     "  --model DIR     the run's model (default: the directory it was recorded from)\n"
-    "  --exact         the listed neurons' AUROC exactly (auroc_error 0): replays every\n"
-    "                  window of the run (a forward pass of the corpus) instead of\n"
-    "                  bounding it from the record-time histograms\n"
+    "  --max-error E   the AUROC is bounded from the record-time histograms; a listed\n"
+    "                  neuron whose bound exceeds E (default 0.002) gets its exact AUROC\n"
+    "                  instead (auroc_error 0), which replays every window of the run\n"
+    "                  (a forward pass of the corpus); 1 never replays\n"
+    "  --exact         every listed neuron's AUROC exactly (--max-error 0)\n"
     "  --quiet         no progress bar\n";
 
 typedef struct {
@@ -64,8 +66,19 @@ typedef struct {
 
 /* Fills *o from argv. Returns -1 when the command should go on, else the
  * exit code (--help, or a usage error already printed). */
+/* --max-error E: a bound on an AUROC, 0..1 */
+static int parse_max_error(const char *arg, void *out) {
+    char *end;
+    double v = strtod(arg, &end);
+    if (end == arg || *end || !(v >= 0 && v <= 1))
+        return cli_usage_error("--max-error must be a number from 0 to 1, not '%s'", arg), -1;
+    *(double *)out = v;
+    return 0;
+}
+
 static int parse_options(int argc, char **argv, TopOptions *o) {
-    *o = (TopOptions){.db = "probe.db", .run = -1, .layer = -1, .limit = 20, .by = NEURON_BY_MAX};
+    *o = (TopOptions){.db = "probe.db", .run = -1, .layer = -1, .limit = 20, .by = NEURON_BY_MAX,
+                      .concept.max_error = -1};
     ConceptRankOptions *co = &o->concept;
     const CliOption opts[] = {CLI_OPT_STRING("db", &o->db),
                               CLI_OPT_RUN(&o->run),
@@ -80,6 +93,7 @@ static int parse_options(int argc, char **argv, TopOptions *o) {
                               CLI_OPT_STRING("model", &co->model),
                               CLI_OPT_SET("quiet", &co->quiet),
                               CLI_OPT_SET("exact", &co->exact),
+                              CLI_OPT_CALL("max-error", parse_max_error, &co->max_error),
                               CLI_OPT_END};
     int rc = cli_parse(argc, argv, usage_text, opts, NULL);
     if (rc >= 0) return rc;
@@ -92,13 +106,15 @@ static int parse_options(int argc, char **argv, TopOptions *o) {
         co->layer = o->layer;
         co->limit = o->limit;
         co->json = o->json;
+        if (co->exact && co->max_error >= 0) return cli_usage_error("give --exact or --max-error, not both");
+        co->max_error = co->exact ? 0 : co->max_error >= 0 ? co->max_error : CONCEPT_MAX_ERROR;
         co->by = CONCEPT_BY_AUROC;
         if (o->by_text && concept_order_parse(o->by_text, &co->by))
             return cli_usage_error("--by must be auroc, d or precision with a concept, not '%s'", o->by_text);
     } else {
-        if (co->drop || co->model || co->exact)
+        if (co->drop || co->model || co->exact || co->max_error >= 0)
             return cli_usage_error("--%s needs --concept, --probe or --words",
-                                   co->drop ? "drop" : co->model ? "model" : "exact");
+                                   co->drop ? "drop" : co->model ? "model" : co->exact ? "exact" : "max-error");
         if (o->by_text && neuron_order_parse(o->by_text, &o->by))
             return cli_usage_error("--by must be max, mean or frac, not '%s'", o->by_text);
     }
