@@ -143,6 +143,10 @@ START_TEST(test_bad_probe_files) {
     expect_bad("{\"name\": \"x\", \"words\": [\" walked\"]}", NULL, "' walked' is not one word");
     expect_bad("{\"name\": \"x\", \"words\": [\"\"]}", NULL, "an empty word");
     expect_bad("{\"name\": \"x\", \"words\": [\"a\"], \"regexes\": [\"(\"]}", NULL, "regex '(' does not compile");
+    /* nested intervals made glibc's regcomp run for minutes (fuzz_concept) */
+    expect_bad("{\"name\": \"x\", \"words\": [\"a\"], \"regexes\": [\"((a{0,50}){0,50}){0,50}\"]}", NULL,
+               "is too complex");
+    expect_bad("{\"name\": \"x\", \"words\": [\"a\"], \"regexes\": [\"x{5000}\"]}", NULL, "is too complex");
     expect_bad("{\"name\": \"x\", \"words\": [\"walked\"], \"flags\": {\"p\": [\"walked\"]}}", "p",
                "no word left after dropping");
     expect_bad("{\"name\": \"x\", \"words\": [\"walked\"]}", "p", "has no flag 'p'");

@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 #include <regex.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,6 +182,60 @@ static int drop_mark(const cJSON *flags, const char *drop_list, const ConceptInd
     return 0;
 }
 
+/* An upper bound on the size a POSIX regex compiles to: the atoms counted
+ * with every interval ({m}, {m,}, {m,n}) multiplying the atom or group it
+ * follows, as glibc's regcomp expands them. Why: a probe file is untrusted,
+ * and nested intervals ("((a{0,50}){0,50}){0,50}") make regcomp run for
+ * minutes (found by tests/fuzz/fuzz_concept.c); a word pattern needs a few
+ * dozen nodes. Saturates at SIZE_MAX / 2. */
+static size_t regex_size(const char *p) {
+    enum { DEPTH = 64 };
+    size_t group[DEPTH] = {0}, last = 0; /* the open groups' sizes; the size of the last atom */
+    const size_t big = SIZE_MAX / 2;
+    int d = 0;
+    for (; *p; p++) {
+        size_t atom = 1;
+        if (*p == '(') {
+            if (++d >= DEPTH) return big;
+            group[d] = 0;
+            last = 0;
+            continue;
+        } else if (*p == ')') {
+            if (d == 0) return big; /* regcomp rejects it anyway */
+            atom = group[d--] + 2;
+        } else if (*p == '{') {
+            char *end;
+            unsigned long m = strtoul(p + 1, &end, 10), n = m;
+            if (*end == ',') n = end[1] == '}' ? m + 1 : strtoul(end + 1, &end, 10);
+            else end--;
+            while (*end && *end != '}') end++;
+            if (!*end) return big;
+            p = end;
+            unsigned long k = (n > m ? n : m) + 1;
+            if (k > 4096 || last > big / k) return big;
+            group[d] += last * (k - 1); /* the atom, k times */
+            last *= k;
+            continue;
+        } else if (*p == '[') {
+            p++;
+            if (*p == '^') p++;
+            if (*p == ']') p++;
+            while (*p && *p != ']') p++;
+            if (!*p) return big;
+        } else if (*p == '\\') {
+            if (p[1]) p++;
+        } else if (*p == '*' || *p == '+' || *p == '?' || *p == '|') {
+            continue;
+        }
+        group[d] = group[d] + atom < big ? group[d] + atom : big;
+        last = atom;
+    }
+    return group[0];
+}
+
+/* The most nodes a probe regex may compile to (see regex_size). */
+#define REGEX_MAX_SIZE 2000
+
 /* Compiles the regexes into x (already validated as strings). */
 static int regexes_compile(const cJSON *regexes, ConceptIndex *x, int fold, const char *path, char *err) {
     size_t n = (size_t)cJSON_GetArraySize(regexes);
@@ -190,6 +245,9 @@ static int regexes_compile(const cJSON *regexes, ConceptIndex *x, int fold, cons
     const cJSON *r;
     cJSON_ArrayForEach(r, regexes) {
         size_t len = strlen(r->valuestring);
+        if (regex_size(r->valuestring) > REGEX_MAX_SIZE)
+            return err_set(err, "'%s': regex '%.60s%s' is too complex (its repetitions expand to more than %d "
+                           "nodes)", path, r->valuestring, len > 60 ? "..." : "", REGEX_MAX_SIZE);
         char *anchored = malloc(len + 5);
         if (!anchored) return err_set(err, "out of memory loading '%s'", path);
         snprintf(anchored, len + 5, "^(%s)$", r->valuestring);
