@@ -147,6 +147,9 @@ START_TEST(test_bad_probe_files) {
     expect_bad("{\"name\": \"x\", \"words\": [\"a\"], \"regexes\": [\"((a{0,50}){0,50}){0,50}\"]}", NULL,
                "is too complex");
     expect_bad("{\"name\": \"x\", \"words\": [\"a\"], \"regexes\": [\"x{5000}\"]}", NULL, "is too complex");
+    /* stacked quantifiers (undefined in POSIX): 60 '+' took regcomp 24 GB (fuzz_concept) */
+    expect_bad("{\"name\": \"x\", \"words\": [\"a\"], \"regexes\": [\"Durr+++++++++++++++++++++es\"]}", NULL,
+               "is too complex");
     expect_bad("{\"name\": \"x\", \"words\": [\"walked\"], \"flags\": {\"p\": [\"walked\"]}}", "p",
                "no word left after dropping");
     expect_bad("{\"name\": \"x\", \"words\": [\"walked\"]}", "p", "has no flag 'p'");
