@@ -216,8 +216,9 @@ static size_t regex_size(const char *p) {
             while (*end && *end != '}') end++;
             if (!*end) return big;
             p = end;
+            if (m > 4095 || n > 4095) return big; /* (regcomp's own limit is 32767) */
             unsigned long k = (n > m ? n : m) + 1;
-            if (k > 4096 || last > big / k) return big;
+            if (last > big / k) return big;
             group[d] += last * (k - 1); /* the atom, k times */
             last *= k;
             continue;
