@@ -80,9 +80,13 @@ static int reserve(DocSource *s, size_t k, char *err) {
     return 0;
 }
 
-static int push(DocSource *s, size_t k, int32_t id, char *err) {
-    if (reserve(s, k, err)) return -1;
-    s->ids[k] = id;
+/* s->ids = [<|endoftext|> when bos] + ids[0..n); sets *out_n. */
+static int fill(DocSource *s, const int32_t *ids, size_t n, int *out_n, char *err) {
+    size_t k = s->bos ? 1 : 0;
+    if (reserve(s, k + n, err)) return -1;
+    if (k) s->ids[0] = TOK_EOT;
+    if (n) memcpy(s->ids + k, ids, sizeof *s->ids * n);
+    *out_n = (int)(k + n);
     return 0;
 }
 
@@ -91,13 +95,9 @@ static int next_from_run(DocSource *s, int *n, int *doc, char *err) {
     RunDoc d;
     int got = run_docs_next(s->rd, &d, err);
     if (got <= 0) return got;
-    size_t k = 0;
-    if (reserve(s, (size_t)d.n + 1, err)) return -1;
-    if (s->bos) s->ids[k++] = TOK_EOT;
-    memcpy(s->ids + k, d.ids, sizeof *s->ids * (size_t)d.n);
+    if (fill(s, d.ids, (size_t)d.n, n, err)) return -1;
     s->next++;
     *doc = d.doc_index;
-    *n = (int)k + d.n;
     return 1;
 }
 
@@ -106,14 +106,9 @@ static int next_from_corpus(DocSource *s, int *n, int *doc, char *err) {
     if (s->next >= s->count) return 0;
     *doc = s->next;
     const Doc *d = corpus_doc(s->corpus, s->next++);
-    size_t k = 0;
     s->buf.n = 0;
     if (tok_encode(s->tok, d->text, d->len, &s->buf)) return err_set(err, "out of memory tokenizing");
-    if (s->bos && push(s, k++, TOK_EOT, err)) return -1;
-    if (reserve(s, k + s->buf.n, err)) return -1;
-    memcpy(s->ids + k, s->buf.ids, sizeof *s->ids * s->buf.n);
-    *n = (int)(k + s->buf.n);
-    return 1;
+    return fill(s, s->buf.ids, s->buf.n, n, err) ? -1 : 1;
 }
 
 int doc_source_next(DocSource *s, int32_t **ids, int *n, int *doc, char *err) {
