@@ -34,6 +34,10 @@
 /* The bin of x (NaN goes to bin 0). */
 int act_hist_bin(float x);
 
+/* The bins of x[0..n), the same as act_hist_bin's, in vector instructions
+ * where the build has them. */
+void act_hist_bins(const float *x, int n, int32_t *out);
+
 /* The bin of x and, in *frac, where x lies in it as a fraction of the bin's
  * coordinate range (0 = its lower edge); 0.5 for the open-ended first and
  * last bins and the point bins. */

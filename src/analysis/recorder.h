@@ -60,9 +60,13 @@ void recorder_stats(const Recorder *r, int li, int neuron, NeuronStats *out);
 /* Copies the neuron's examples, best first, into out[0..*n) (at most n_examples). */
 void recorder_examples(const Recorder *r, int li, int neuron, Example *out, int *n);
 int64_t recorder_count(const Recorder *r, int li);
-/* The neuron's histogram: ACT_HIST_BINS counts of its tokens per bin of the
- * fixed grid in act_hist.h (valid up to 2^32 - 1 tokens per bin). */
-const uint32_t *recorder_hist(const Recorder *r, int li, int neuron);
+/* The neuron's histogram into out[ACT_HIST_BINS]: counts of its tokens per
+ * bin of the fixed grid in act_hist.h (valid up to 2^32 - 1 tokens per bin). */
+void recorder_hist(const Recorder *r, int li, int neuron, uint32_t *out);
+
+/* Whether the recorder ran out of memory while adding tokens (its
+ * histograms are then incomplete and must not be saved). */
+int recorder_failed(const Recorder *r);
 
 /* Whether some neuron saw a NaN or infinite activation (its running sums
  * are not finite): 1 with the first such recorded layer *li and *neuron,

@@ -159,6 +159,7 @@ typedef struct {
     uint8_t *state_buf;
     Example *examples;  /* [examples] a neuron's, from the recorder */
     ExampleRow *ex_rows; /* [examples] the same for the database */
+    uint32_t *hist;      /* [ACT_HIST_BINS] one neuron's histogram */
     int states_loaded;  /* load_state's count */
     Utf8Buf doc_text, tok_text; /* text forms (utf8.h) of a document and a token */
     int own_off, n_own;
@@ -178,6 +179,7 @@ static void rec_free(Rec *r) {
     free(r->state_buf);
     free(r->examples);
     free(r->ex_rows);
+    free(r->hist);
     utf8_buf_free(&r->doc_text);
     utf8_buf_free(&r->tok_text);
     free(r->rec_layer);
@@ -343,7 +345,9 @@ static int set_up(Rec *r) {
     r->state_buf = malloc(recorder_state_size(r->rec));
     r->examples = malloc(sizeof(Example) * (size_t)r->o.examples);
     r->ex_rows = malloc(sizeof(ExampleRow) * (size_t)r->o.examples);
-    if (!r->rows || !r->topk_buf || (any_full && !r->full_buf) || !r->state_buf || !r->examples || !r->ex_rows) {
+    r->hist = malloc(sizeof(uint32_t) * ACT_HIST_BINS);
+    if (!r->rows || !r->topk_buf || (any_full && !r->full_buf) || !r->state_buf || !r->examples || !r->ex_rows ||
+        !r->hist) {
         err_set(err, "out of memory");
         goto fail;
     }
@@ -368,8 +372,8 @@ static int write_results(Rec *r, char *err) {
             int n;
             recorder_examples(r->rec, li, j, r->examples, &n);
             for (int e = 0; e < n; e++) r->ex_rows[e] = (ExampleRow){r->examples[e].token_row, r->examples[e].value};
-            if (results_neurons_add(w, r->rec_layer[li], j, &row, r->ex_rows, n, recorder_hist(r->rec, li, j),
-                                    ACT_HIST_BINS, err)) {
+            recorder_hist(r->rec, li, j, r->hist);
+            if (results_neurons_add(w, r->rec_layer[li], j, &row, r->ex_rows, n, r->hist, ACT_HIST_BINS, err)) {
                 results_neurons_end(w);
                 return -1;
             }
@@ -535,9 +539,9 @@ static int record_doc(Rec *r, int di, char *err) {
         if (r->n_own <= 0) continue;
         r->own_off = own_start - win->start;
         for (int t = 0; t < r->n_own; t++) r->rows[t] = first_row + (own_start - bos + t);
-        if (model_forward(r->m, r->seq + win->start, win->len, &hooks, NULL, err) ||
-            window_write(r, d, doc_id, own_start, &chars, err))
-            return -1;
+        if (model_forward(r->m, r->seq + win->start, win->len, &hooks, NULL, err)) return -1;
+        if (recorder_failed(r->rec)) return err_set(err, "out of memory for the activation histograms");
+        if (window_write(r, d, doc_id, own_start, &chars, err)) return -1;
     }
     return 0;
 }
