@@ -486,7 +486,7 @@ Store *store_open(const char *path, StoreMode mode, char *err) {
     if (fresh && store_exec(s, "PRAGMA page_size = 16384", err)) goto fail;
     long long dummy;
     if (query_int(s, "PRAGMA journal_mode = WAL", &dummy, err) ||
-        store_exec(s, "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536", err))
+        store_exec(s, "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -16384", err))
         goto fail;
     if (version < schema_file_count && apply_schema(s, version, err)) goto fail;
     return s;
