@@ -89,6 +89,10 @@ int model_forward(Model *m, const int32_t *ids, int T, const ForwardHooks *hooks
     for (int t = 0; t < T; t++) {
         const float *te = m->wte + (size_t)ids[t] * C, *pe = m->wpe + (size_t)t * C;
         float *r = s->resid + (size_t)t * C;
+        if (m->wte_by_read) { /* model_load.c says why */
+            if (st_read(m->st, te, sizeof(float) * (size_t)C, r, err)) return -1;
+            te = r;
+        }
         for (int i = 0; i < C; i++) r[i] = te[i] + pe[i];
     }
 

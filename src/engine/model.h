@@ -76,6 +76,7 @@ typedef struct {
     const float *lnf_w, *lnf_b; /* [C] */
     const float *lm_head; /* [V x C]; == wte when tied */
     int tied;
+    int wte_by_read;      /* wte is in place in the file mapping: embed by st_read */
     uint64_t checksum;    /* hash of config.json + safetensors header + file size */
     Tokenizer *tok;
     /* ownership */

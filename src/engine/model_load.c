@@ -247,6 +247,16 @@ Model *model_load_weights(const char *dir, char *err) {
         if (!w[i].needs_copy) release_pages(*w[i].dst, (size_t)w[i].t->numel * sizeof(float));
     }
     if (m->tied) m->lm_head = m->wte;
+    /* Why the embedding rows are read, not mapped: a page cache of large
+     * folios (Linux 6.x) maps up to 2 MB around a touched row, so the few
+     * thousand rows of a corpus made all 154 MB of GPT-2's wte resident
+     * (measured on GPT-2 small: 64 rows spread over wte added 96 MB of
+     * RssFile; `probe record` of the bench corpus held all 510 MB of the
+     * file).
+     * A row read with pread costs a system call per token; wte is still
+     * mapped for the unembedding of commands that compute logits. */
+    for (int i = 0; i < n; i++)
+        if (w[i].dst == &m->wte) m->wte_by_read = !w[i].needs_copy;
     free(w);
     w = NULL;
 

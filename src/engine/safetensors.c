@@ -33,6 +33,7 @@ struct SafeTensors {
     char *path;
     const unsigned char *map; /* whole file, read-only */
     size_t size;
+    int fd;        /* kept open for st_read; -1 once closed */
     StTensor *t;   /* [n], in header order */
     const StTensor **by_name; /* [n] into t, sorted by name, for st_find */
     int n;
@@ -199,9 +200,12 @@ static int map_file(SafeTensors *st, const char *path, char *err) {
     st->size = (size_t)sb.st_size;
     void *map = mmap(NULL, st->size, PROT_READ, MAP_PRIVATE, fd, 0);
     int map_errno = errno;
-    close(fd);
-    if (map == MAP_FAILED) return err_set(err, "cannot map '%s': %s", path, strerror(map_errno));
+    if (map == MAP_FAILED) {
+        close(fd);
+        return err_set(err, "cannot map '%s': %s", path, strerror(map_errno));
+    }
     st->map = map;
+    st->fd = fd;
     return 0;
 }
 
@@ -285,6 +289,7 @@ static int check_overlaps(const SafeTensors *st, const char *path, Range *ranges
 
 SafeTensors *st_open(const char *path, char *err) {
     SafeTensors *st = calloc(1, sizeof *st);
+    if (st) st->fd = -1;
     cJSON *root = NULL;
     Range *ranges = NULL;
     uint64_t hlen = 0;
@@ -313,9 +318,27 @@ fail:
     return NULL;
 }
 
+int st_read(const SafeTensors *st, const void *at, size_t n, void *dst, char *err) {
+    size_t off = (size_t)((const unsigned char *)at - st->map);
+    if ((const unsigned char *)at < st->map || off > st->size || n > st->size - off)
+        return err_set(err, "'%s': read of %zu bytes outside the file", st->path, n);
+    unsigned char *d = dst;
+    while (n > 0) {
+        ssize_t got = pread(st->fd, d, n, (off_t)off);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0)
+            return err_set(err, "cannot read '%s': %s", st->path, got < 0 ? strerror(errno) : "file shrank");
+        d += got;
+        off += (size_t)got;
+        n -= (size_t)got;
+    }
+    return 0;
+}
+
 void st_close(SafeTensors *st) {
     if (!st) return;
     if (st->map) munmap((void *)st->map, st->size);
+    if (st->fd >= 0) close(st->fd);
     if (st->t)
         for (int i = 0; i < st->n; i++) free(st->t[i].name);
     free(st->t);

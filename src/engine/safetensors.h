@@ -43,6 +43,11 @@ const StTensor *st_at(const SafeTensors *st, int i);
 const char *st_path(const SafeTensors *st);
 size_t st_file_size(const SafeTensors *st);
 
+/* Copies n bytes of the file, starting at `at` (an address inside the
+ * mapping, e.g. a tensor's data), into dst by reading the file: the
+ * mapping's pages are not touched, so they do not become resident. */
+int st_read(const SafeTensors *st, const void *at, size_t n, void *dst, char *err);
+
 /* Converts n elements of an F16 or BF16 (or F32) tensor's data to float. */
 void st_to_f32(StDtype dt, const void *src, float *dst, size_t n);
 
