@@ -1,6 +1,6 @@
 /* check_concept_rank.c — concept ranking (top-neurons --concept/--probe/--words):
  * the activation grid of the record-time histograms (scalar and vector
- * binning, 16-bit counts that wrap), the AUROC formula and
+ * binning, 16-bit counts carried into a side table), the AUROC formula and
  * its bound against a brute-force count, a planted neuron that fires only
  * on the concept's tokens and must come first with AUROC 1, the control
  * probe centring near 0.5 on the demo model, and the errors a user meets.
@@ -131,10 +131,10 @@ START_TEST(test_vector_bins) {
 }
 END_TEST
 
-/* The recorder keeps 16-bit counts and carries wraps in a side table: a
- * bin that passes 65,535 tokens (twice, for one neuron in the 16-neuron
- * blocks and one in the scalar tail) still reads back exact, through the
- * saved state and into a fresh recorder. */
+/* The recorder keeps 16-bit counts and carries 32,768 at a time into a
+ * side table: a bin that passes 65,535 tokens (twice, for one neuron in the
+ * 16-neuron blocks and one in the scalar tail) still reads back exact,
+ * through the saved state and into a fresh recorder that goes on counting. */
 START_TEST(test_hist_counts_wrap) {
     enum { F = 17, T = 1024, ROUNDS = 130 }; /* 133,120 tokens */
     char err[256] = "";

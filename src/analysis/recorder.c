@@ -13,7 +13,6 @@
 #include "recorder.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #if defined(__AVX__)
 #include <immintrin.h>
@@ -30,17 +29,28 @@
 #define STATE_MAGIC_V1 0x31535250u /* "PRS1" */
 
 /* The histograms' counts are 16-bit (36,864 neurons x 1,024 bins of GPT-2
- * small are 75 MB instead of 151, which kept `probe record` within 1.3x the
- * weights' memory); a count that wraps past 65,535 adds one to its entry
- * here. A bin wraps at most once per 65,536 tokens, so the table is small
- * and its lock rarely taken (threads share a layer, each its own neurons). */
+ * small take 75 MB instead of 151, which kept `probe record` within 1.3x the
+ * weights' memory). A count never wraps: before a layer's low counts could
+ * pass 65,535 (32,768 tokens after the last carry), recorder_add carries
+ * 32,768 out of every count that holds that many into this table. So the
+ * counting loop has no test, and the carry runs single-threaded once per
+ * 32,768 tokens (one pass over the layer's counts, ~1 ms for GPT-2). */
+#define CARRY 32768u
+
 typedef struct {
     uint32_t *key;  /* neuron * ACT_HIST_BINS + bin + 1; 0 = empty slot */
-    uint16_t *high; /* wraps of that count */
+    uint32_t *high; /* units of CARRY carried out of that count */
     size_t n, cap;  /* cap: 0 or a power of two */
-    int failed;     /* a count was lost: out of memory growing the table */
-    pthread_mutex_t lock;
+    int failed;     /* a carry was lost: out of memory growing the table */
 } Spill;
+
+/* Neuron j's counts start at hist + j * HIST_STRIDE: 32 counts (one cache
+ * line) past a multiple of 2 KB, so that the same bin of the 16 neurons a
+ * block updates together lies at 16 different 4 KB offsets (at a 2 KB
+ * stride, every other neuron's count of a bin had the same low 12 address
+ * bits as the last one written, and its load waited on the store: 4K
+ * aliasing). */
+#define HIST_STRIDE (ACT_HIST_BINS + 32)
 
 typedef struct {
     int64_t count;
@@ -50,8 +60,9 @@ typedef struct {
     int32_t *heap_n;            /* [F] */
     float *hval;                /* [F x N] min-heap per neuron, root = worst */
     int64_t *hrow;              /* [F x N] */
-    uint16_t *hist;             /* [F x ACT_HIST_BINS] tokens per activation bin, low 16 bits */
-    Spill spill;                /* the high 16 bits of the counts that passed 65,535 */
+    uint16_t *hist;             /* [F x HIST_STRIDE] tokens per activation bin, low 16 bits */
+    Spill spill;                /* the CARRY units of the counts */
+    int64_t since_carry;        /* tokens added since the last carry (< CARRY after it) */
 } LayerAgg;
 
 struct Recorder {
@@ -81,7 +92,6 @@ void recorder_free(Recorder *r) {
         free(a->hist);
         free(a->spill.key);
         free(a->spill.high);
-        pthread_mutex_destroy(&a->spill.lock);
     }
     free(r->layers);
     free(r->kv);
@@ -100,8 +110,9 @@ static void layer_reset(LayerAgg *a, int F) {
         a->thr[j] = -INFINITY;
         a->heap_n[j] = 0;
     }
-    memset(a->hist, 0, sizeof(uint16_t) * (size_t)F * ACT_HIST_BINS);
+    memset(a->hist, 0, sizeof(uint16_t) * (size_t)F * HIST_STRIDE);
     a->spill.n = 0;
+    a->since_carry = 0;
     if (a->spill.cap) memset(a->spill.key, 0, sizeof(uint32_t) * a->spill.cap);
 }
 
@@ -137,8 +148,7 @@ Recorder *recorder_new(int n_layers, int F, int n_examples, int top_k, char *err
         a->heap_n = malloc(sizeof(int32_t) * f);
         a->hval = malloc(sizeof(float) * fn);
         a->hrow = malloc(sizeof(int64_t) * fn);
-        a->hist = malloc(sizeof(uint16_t) * f * ACT_HIST_BINS);
-        pthread_mutex_init(&a->spill.lock, NULL);
+        a->hist = malloc(sizeof(uint16_t) * f * HIST_STRIDE);
         if (!a->sum || !a->sumsq || !a->npos || !a->shift || !a->min || !a->max || !a->thr ||
             !a->heap_n || !a->hval || !a->hrow || !a->hist)
             goto oom;
@@ -161,14 +171,14 @@ static size_t spill_slot(const Spill *sp, uint32_t k) {
     return i;
 }
 
-/* Adds `wraps` to the high half of count k (neuron * ACT_HIST_BINS + bin);
- * -1 when the table cannot grow. */
-static int spill_add(Spill *sp, uint32_t k, uint16_t wraps) {
+/* Adds `units` CARRYs to count k (neuron * ACT_HIST_BINS + bin); -1 when
+ * the table cannot grow. */
+static int spill_add(Spill *sp, uint32_t k, uint32_t units) {
     k += 1;
     if (2 * (sp->n + 1) > sp->cap) {
         size_t cap = sp->cap ? sp->cap * 2 : 1024;
         uint32_t *key = calloc(cap, sizeof *key);
-        uint16_t *high = malloc(cap * sizeof *high);
+        uint32_t *high = malloc(cap * sizeof *high);
         if (!key || !high) {
             free(key);
             free(high);
@@ -193,24 +203,29 @@ static int spill_add(Spill *sp, uint32_t k, uint16_t wraps) {
         sp->high[i] = 0;
         sp->n++;
     }
-    sp->high[i] = (uint16_t)(sp->high[i] + wraps);
+    sp->high[i] += units;
     return 0;
 }
 
-/* The high half of count k. */
+/* The CARRY units of count k. */
 static uint32_t spill_get(const Spill *sp, uint32_t k) {
     if (!sp->cap) return 0;
     size_t i = spill_slot(sp, k + 1);
     return sp->key[i] ? sp->high[i] : 0;
 }
 
-/* A count just wrapped to 0: its 65,536 go to the table. Out of memory
- * here marks the layer failed (the forward pass that calls the recorder has
- * no error path); recorder_failed tells the caller before it commits. */
-static void count_wrapped(LayerAgg *a, int neuron, int bin) {
-    pthread_mutex_lock(&a->spill.lock);
-    if (spill_add(&a->spill, (uint32_t)neuron * ACT_HIST_BINS + (uint32_t)bin, 1)) a->spill.failed = 1;
-    pthread_mutex_unlock(&a->spill.lock);
+/* Moves CARRY out of every count of the layer that holds that many, so
+ * that all are below CARRY and CARRY more tokens cannot overflow them. */
+static void carry_counts(LayerAgg *a, int F) {
+    for (int j = 0; j < F; j++) {
+        uint16_t *h = a->hist + (size_t)j * HIST_STRIDE;
+        for (int b = 0; b < ACT_HIST_BINS; b++)
+            if (h[b] >= CARRY) {
+                h[b] -= CARRY;
+                if (spill_add(&a->spill, (uint32_t)j * ACT_HIST_BINS + (uint32_t)b, 1)) a->spill.failed = 1;
+            }
+    }
+    a->since_carry = 0;
 }
 
 /* ---- heaps ---------------------------------------------------------------- */
@@ -294,16 +309,13 @@ static void neurons_block(LayerAgg *a, int N, const float *restrict act, const i
     /* histograms: the bins of 64 tokens first, then their counts (binning
      * and counting interleaved token by token left each count waiting on
      * its bin: 3-5% slower `probe record`) */
-    uint16_t *h = a->hist + (size_t)j0 * ACT_HIST_BINS;
+    uint16_t *h = a->hist + (size_t)j0 * HIST_STRIDE;
     for (int t0 = 0; t0 < n; t0 += 64) {
         int32_t bin[64 * 16];
         int m = n - t0 < 64 ? n - t0 : 64;
         for (int t = 0; t < m; t++) act_hist_bins(act + (size_t)(t0 + t) * F + j0, 16, bin + t * 16);
         for (int t = 0; t < m; t++)
-            for (int i = 0; i < 16; i++) {
-                int b = bin[t * 16 + i];
-                if (++h[i * ACT_HIST_BINS + b] == 0) count_wrapped(a, j0 + i, b);
-            }
+            for (int i = 0; i < 16; i++) h[i * HIST_STRIDE + bin[t * 16 + i]]++;
     }
     /* top examples: the same rows again, now in cache */
     for (int t = 0; t < n; t++) {
@@ -333,7 +345,7 @@ static void neurons_one(LayerAgg *a, int N, const float *act, const int64_t *tok
         a->min[j] = x < a->min[j] ? x : a->min[j];
         a->max[j] = x > a->max[j] ? x : a->max[j];
         int b = act_hist_bin(x);
-        if (++a->hist[(size_t)j * ACT_HIST_BINS + b] == 0) count_wrapped(a, j, b);
+        a->hist[(size_t)j * HIST_STRIDE + b]++;
         if (x > a->thr[j])
             heap_push(a->hval + (size_t)j * N, a->hrow + (size_t)j * N, &a->heap_n[j], N, x,
                       token_rows[t], &a->thr[j]);
@@ -466,14 +478,28 @@ void recorder_add(Recorder *r, int li, const float *act, int n, const int64_t *t
     if (a->count == 0) { /* the shift: the first tokens' mean, near the neuron's mean, so that
                             sumsq/n - mean^2 loses few digits (a single token's value can lie far
                             from the mean and cost ~1e-12 of the variance's relative precision) */
+        double *m = a->sum; /* zero until tokens are added: scratch, summed row by row */
+        for (int t = 0; t < n; t++)
+            for (int j = 0; j < r->F; j++) m[j] += act[(size_t)t * r->F + j];
         for (int j = 0; j < r->F; j++) {
-            double m = 0;
-            for (int t = 0; t < n; t++) m += act[(size_t)t * r->F + j];
-            a->shift[j] = (float)(m / n);
+            a->shift[j] = (float)(m[j] / n);
+            m[j] = 0;
         }
     }
-    AddJob job = {r, a, li, n, act, token_rows, topk_out, full_out};
-    parallel_run(add_task, &job);
+    for (int t0 = 0; t0 < n; t0 += (int)CARRY) {
+        int m = n - t0 < (int)CARRY ? n - t0 : (int)CARRY;
+        if (a->since_carry + m > (int64_t)CARRY) carry_counts(a, r->F);
+        AddJob job = {r,
+                      a,
+                      li,
+                      m,
+                      act + (size_t)t0 * r->F,
+                      token_rows + t0,
+                      topk_out ? topk_out + (size_t)t0 * r->k * RECORDER_TOPK_BYTES : NULL,
+                      full_out ? full_out + (size_t)t0 * r->F : NULL};
+        parallel_run(add_task, &job);
+        a->since_carry += m;
+    }
     a->count += n;
 }
 
@@ -483,11 +509,11 @@ int64_t recorder_count(const Recorder *r, int li) { return r->layers[li].count; 
 
 void recorder_hist(const Recorder *r, int li, int neuron, uint32_t *out) {
     const LayerAgg *a = &r->layers[li];
-    const uint16_t *h = a->hist + (size_t)neuron * ACT_HIST_BINS;
+    const uint16_t *h = a->hist + (size_t)neuron * HIST_STRIDE;
     for (int b = 0; b < ACT_HIST_BINS; b++) out[b] = h[b];
     if (a->spill.n == 0) return;
     for (int b = 0; b < ACT_HIST_BINS; b++)
-        out[b] += spill_get(&a->spill, (uint32_t)neuron * ACT_HIST_BINS + (uint32_t)b) << 16;
+        out[b] += spill_get(&a->spill, (uint32_t)neuron * ACT_HIST_BINS + (uint32_t)b) * CARRY;
 }
 
 int recorder_failed(const Recorder *r) {
@@ -639,8 +665,9 @@ int recorder_state_load(Recorder *r, int li, const void *buf, size_t len, char *
     GET(a->heap_n, p, f * 4);
     GET(a->hval, p, fn * 4);
     GET(a->hrow, p, fn * 8);
-    memset(a->hist, 0, f * ACT_HIST_BINS * sizeof *a->hist);
+    memset(a->hist, 0, f * HIST_STRIDE * sizeof *a->hist);
     a->spill.n = 0;
+    a->since_carry = 0;
     if (a->spill.cap) memset(a->spill.key, 0, sizeof(uint32_t) * a->spill.cap);
     for (size_t j = 0; j < f; j++) {
         uint32_t nz, gap, c;
@@ -651,8 +678,8 @@ int recorder_state_load(Recorder *r, int li, const void *buf, size_t len, char *
                 b + 1 + (int)gap >= ACT_HIST_BINS)
                 return err_set(err, "saved recorder state is corrupt");
             b += 1 + (int)gap;
-            a->hist[j * ACT_HIST_BINS + b] = (uint16_t)c;
-            if (c >> 16 && spill_add(&a->spill, (uint32_t)(j * ACT_HIST_BINS + (size_t)b), (uint16_t)(c >> 16)))
+            a->hist[j * HIST_STRIDE + b] = (uint16_t)(c % CARRY);
+            if (c >= CARRY && spill_add(&a->spill, (uint32_t)(j * ACT_HIST_BINS + (size_t)b), c / CARRY))
                 return err_set(err, "out of memory for the activation histograms");
         }
     }
