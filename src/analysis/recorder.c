@@ -44,14 +44,6 @@ typedef struct {
     int failed;     /* a carry was lost: out of memory growing the table */
 } Spill;
 
-/* Neuron j's counts start at hist + j * HIST_STRIDE: 32 counts (one cache
- * line) past a multiple of 2 KB, so that the same bin of the 16 neurons a
- * block updates together lies at 16 different 4 KB offsets (at a 2 KB
- * stride, every other neuron's count of a bin had the same low 12 address
- * bits as the last one written, and its load waited on the store: 4K
- * aliasing). */
-#define HIST_STRIDE (ACT_HIST_BINS + 32)
-
 typedef struct {
     int64_t count;
     double *sum, *sumsq, *npos; /* [F] */
@@ -60,7 +52,7 @@ typedef struct {
     int32_t *heap_n;            /* [F] */
     float *hval;                /* [F x N] min-heap per neuron, root = worst */
     int64_t *hrow;              /* [F x N] */
-    uint16_t *hist;             /* [F x HIST_STRIDE] tokens per activation bin, low 16 bits */
+    uint16_t *hist;             /* [F x ACT_HIST_BINS] tokens per activation bin, low 16 bits */
     Spill spill;                /* the CARRY units of the counts */
     int64_t since_carry;        /* tokens added since the last carry (< CARRY after it) */
 } LayerAgg;
@@ -110,7 +102,7 @@ static void layer_reset(LayerAgg *a, int F) {
         a->thr[j] = -INFINITY;
         a->heap_n[j] = 0;
     }
-    memset(a->hist, 0, sizeof(uint16_t) * (size_t)F * HIST_STRIDE);
+    memset(a->hist, 0, sizeof(uint16_t) * (size_t)F * ACT_HIST_BINS);
     a->spill.n = 0;
     a->since_carry = 0;
     if (a->spill.cap) memset(a->spill.key, 0, sizeof(uint32_t) * a->spill.cap);
@@ -148,7 +140,7 @@ Recorder *recorder_new(int n_layers, int F, int n_examples, int top_k, char *err
         a->heap_n = malloc(sizeof(int32_t) * f);
         a->hval = malloc(sizeof(float) * fn);
         a->hrow = malloc(sizeof(int64_t) * fn);
-        a->hist = malloc(sizeof(uint16_t) * f * HIST_STRIDE);
+        a->hist = malloc(sizeof(uint16_t) * f * ACT_HIST_BINS);
         if (!a->sum || !a->sumsq || !a->npos || !a->shift || !a->min || !a->max || !a->thr ||
             !a->heap_n || !a->hval || !a->hrow || !a->hist)
             goto oom;
@@ -218,7 +210,7 @@ static uint32_t spill_get(const Spill *sp, uint32_t k) {
  * that all are below CARRY and CARRY more tokens cannot overflow them. */
 static void carry_counts(LayerAgg *a, int F) {
     for (int j = 0; j < F; j++) {
-        uint16_t *h = a->hist + (size_t)j * HIST_STRIDE;
+        uint16_t *h = a->hist + (size_t)j * ACT_HIST_BINS;
         for (int b = 0; b < ACT_HIST_BINS; b++)
             if (h[b] >= CARRY) {
                 h[b] -= CARRY;
@@ -309,13 +301,13 @@ static void neurons_block(LayerAgg *a, int N, const float *restrict act, const i
     /* histograms: the bins of 64 tokens first, then their counts (binning
      * and counting interleaved token by token left each count waiting on
      * its bin: 3-5% slower `probe record`) */
-    uint16_t *h = a->hist + (size_t)j0 * HIST_STRIDE;
+    uint16_t *h = a->hist + (size_t)j0 * ACT_HIST_BINS;
     for (int t0 = 0; t0 < n; t0 += 64) {
         int32_t bin[64 * 16];
         int m = n - t0 < 64 ? n - t0 : 64;
         for (int t = 0; t < m; t++) act_hist_bins(act + (size_t)(t0 + t) * F + j0, 16, bin + t * 16);
         for (int t = 0; t < m; t++)
-            for (int i = 0; i < 16; i++) h[i * HIST_STRIDE + bin[t * 16 + i]]++;
+            for (int i = 0; i < 16; i++) h[i * ACT_HIST_BINS + bin[t * 16 + i]]++;
     }
     /* top examples: the same rows again, now in cache */
     for (int t = 0; t < n; t++) {
@@ -345,7 +337,7 @@ static void neurons_one(LayerAgg *a, int N, const float *act, const int64_t *tok
         a->min[j] = x < a->min[j] ? x : a->min[j];
         a->max[j] = x > a->max[j] ? x : a->max[j];
         int b = act_hist_bin(x);
-        a->hist[(size_t)j * HIST_STRIDE + b]++;
+        a->hist[(size_t)j * ACT_HIST_BINS + b]++;
         if (x > a->thr[j])
             heap_push(a->hval + (size_t)j * N, a->hrow + (size_t)j * N, &a->heap_n[j], N, x,
                       token_rows[t], &a->thr[j]);
@@ -509,7 +501,7 @@ int64_t recorder_count(const Recorder *r, int li) { return r->layers[li].count; 
 
 void recorder_hist(const Recorder *r, int li, int neuron, uint32_t *out) {
     const LayerAgg *a = &r->layers[li];
-    const uint16_t *h = a->hist + (size_t)neuron * HIST_STRIDE;
+    const uint16_t *h = a->hist + (size_t)neuron * ACT_HIST_BINS;
     for (int b = 0; b < ACT_HIST_BINS; b++) out[b] = h[b];
     if (a->spill.n == 0) return;
     for (int b = 0; b < ACT_HIST_BINS; b++)
@@ -665,7 +657,7 @@ int recorder_state_load(Recorder *r, int li, const void *buf, size_t len, char *
     GET(a->heap_n, p, f * 4);
     GET(a->hval, p, fn * 4);
     GET(a->hrow, p, fn * 8);
-    memset(a->hist, 0, f * HIST_STRIDE * sizeof *a->hist);
+    memset(a->hist, 0, f * ACT_HIST_BINS * sizeof *a->hist);
     a->spill.n = 0;
     a->since_carry = 0;
     if (a->spill.cap) memset(a->spill.key, 0, sizeof(uint32_t) * a->spill.cap);
@@ -678,7 +670,7 @@ int recorder_state_load(Recorder *r, int li, const void *buf, size_t len, char *
                 b + 1 + (int)gap >= ACT_HIST_BINS)
                 return err_set(err, "saved recorder state is corrupt");
             b += 1 + (int)gap;
-            a->hist[j * HIST_STRIDE + b] = (uint16_t)(c % CARRY);
+            a->hist[j * ACT_HIST_BINS + b] = (uint16_t)(c % CARRY);
             if (c >= CARRY && spill_add(&a->spill, (uint32_t)(j * ACT_HIST_BINS + (size_t)b), c / CARRY))
                 return err_set(err, "out of memory for the activation histograms");
         }
