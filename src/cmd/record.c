@@ -30,6 +30,7 @@
  * after the first commit that covers N documents. */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,10 +90,13 @@ static const char *usage_text =
     "and --resume continues it. Recording a corpus that the database already holds\n"
     "completely (same model and options) does nothing.\n";
 
-/* Seconds of work per transaction. A commit also rewrites the recorder's
- * state (about 16 MB for GPT-2 small): every 3 s that was 2% of a run; a
+/* Seconds of work per transaction: at least BATCH_SECONDS, and at least
+ * COMMIT_SHARE_INV times what the last commit took. A commit also rewrites
+ * the recorder's state, histograms included (about 75 MB for GPT-2 small,
+ * 0.28 s to commit: every 10 s that was 2.8% of a run; now at most 1%). A
  * crash or Ctrl-C loses at most this much work, which --resume redoes. */
 #define BATCH_SECONDS 10.0
+#define COMMIT_SHARE_INV 100.0
 
 /* ---- signals ---------------------------------------------------------- */
 
@@ -691,7 +695,7 @@ static LoopOutcome record_loop(Rec *r, char *err) {
     const double total = (double)corpus_bytes(r->c);
     const Doc *next = corpus_doc(r->c, r->docs_done);
     Progress *prog = progress_new(!r->o.quiet, total > 0 ? (double)next->offset / total : 0);
-    double batch_t0 = now_sec();
+    double batch_t0 = now_sec(), batch_seconds = BATCH_SECONDS;
     int in_batch = 0;
     int64_t tokens_now = r->n_tokens;
     LoopOutcome out = LOOP_COMPLETE;
@@ -708,15 +712,17 @@ static LoopOutcome record_loop(Rec *r, char *err) {
         int last = di + 1 == nd;
         int stop = g_stop != 0; /* one snapshot: a signal arriving later is seen by the next document */
         if (!stop && !last &&
-            (r->o.batch_docs ? in_batch < r->o.batch_docs : now_sec() - batch_t0 < BATCH_SECONDS))
+            (r->o.batch_docs ? in_batch < r->o.batch_docs : now_sec() - batch_t0 < batch_seconds))
             continue;
         RunStatus status = last ? RUN_COMPLETE : stop ? RUN_INTERRUPTED : RUN_RUNNING;
+        double commit_t0 = now_sec();
         if (commit_batch(r, di + 1, tokens_now, status, err)) {
             out = LOOP_FAILED;
             break;
         }
         in_batch = 0;
         batch_t0 = now_sec();
+        batch_seconds = fmax(BATCH_SECONDS, COMMIT_SHARE_INV * (batch_t0 - commit_t0));
         if (r->o.crash_after && r->docs_done >= r->o.crash_after) raise(SIGKILL);
         if (status != RUN_RUNNING) {
             out = status == RUN_COMPLETE ? LOOP_COMPLETE : LOOP_INTERRUPTED;
