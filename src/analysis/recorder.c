@@ -470,7 +470,8 @@ void recorder_add(Recorder *r, int li, const float *act, int n, const int64_t *t
     if (a->count == 0) { /* the shift: the first tokens' mean, near the neuron's mean, so that
                             sumsq/n - mean^2 loses few digits (a single token's value can lie far
                             from the mean and cost ~1e-12 of the variance's relative precision) */
-        double *m = a->sum; /* zero until tokens are added: scratch, summed row by row */
+        double *m = a->sum; /* unused until tokens are added: scratch, summed row by row */
+        memset(m, 0, sizeof *m * (size_t)r->F);
         for (int t = 0; t < n; t++)
             for (int j = 0; j < r->F; j++) m[j] += act[(size_t)t * r->F + j];
         for (int j = 0; j < r->F; j++) {
