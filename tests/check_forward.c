@@ -231,6 +231,70 @@ START_TEST(test_team_sizes_agree) {
 }
 END_TEST
 
+/* A forward pass asked for a prefix of the window (rows_needed, as concept
+ * ranking replays up to a window's last concept token) computes fewer rows,
+ * cut where the matmul and attention blocks of the whole window end, and the
+ * rows it computes have the bits of the whole pass, in every layer. T = 1000
+ * on the odd-sized model: row blocks of 256, so cuts at 256, 512 and 768. */
+typedef struct {
+    float *act[8]; /* per layer, [T x F] */
+    int rows[8];
+    int F;
+} Collect;
+
+static void observe_collect(void *user, int layer, const float *act, int T, int F) {
+    Collect *c = user;
+    memcpy(c->act[layer], act, sizeof(float) * (size_t)T * (size_t)F);
+    c->rows[layer] = T;
+    c->F = F;
+}
+
+START_TEST(test_prefix_rows_are_bit_exact) {
+    char err[PROBE_ERR_LEN];
+    Model *m = model_load_weights("tests/fixtures/models/odd-f16", err);
+    ck_assert_msg(m != NULL, "%s", err);
+    const int T = 1000, L = m->cfg.n_layer, F = m->cfg.n_inner, V = m->cfg.vocab_size;
+    ck_assert_int_le(L, 8);
+    int32_t *ids = malloc(sizeof(int32_t) * T);
+    uint32_t x = 777;
+    for (int i = 0; i < T; i++) {
+        x = x * 1664525u + 1013904223u;
+        ids[i] = (int32_t)((x >> 8) % (uint32_t)V);
+    }
+    Collect full = {0}, part = {0};
+    for (int l = 0; l < L; l++) {
+        full.act[l] = malloc(sizeof(float) * (size_t)T * F);
+        part.act[l] = malloc(sizeof(float) * (size_t)T * F);
+    }
+    uint8_t capture[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+    ForwardHooks h = {.capture = capture, .observe = observe_collect, .user = &full, .stop_after = L};
+    ck_assert_msg(model_forward(m, ids, T, &h, NULL, err) == 0, "%s", err);
+    const int need[] = {1, 200, 256, 257, 600, 768, 769, 999};
+    const int want[] = {256, 256, 256, 512, 768, 768, T, T};
+    for (size_t k = 0; k < sizeof need / sizeof *need; k++) {
+        ck_assert_int_eq(prefix_rows(T, need[k]), want[k]);
+        h.user = &part;
+        h.rows_needed = need[k];
+        for (int l = 0; l < L; l++) memset(part.act[l], 0xff, sizeof(float) * (size_t)T * F); /* NaNs */
+        ck_assert_msg(model_forward(m, ids, T, &h, NULL, err) == 0, "%s", err);
+        for (int l = 0; l < L; l++) {
+            ck_assert_int_eq(part.rows[l], want[k]);
+            ck_assert_msg(memcmp(part.act[l], full.act[l], sizeof(float) * (size_t)want[k] * F) == 0,
+                          "rows_needed %d, layer %d: the prefix's activations differ from the whole pass's", need[k],
+                          l);
+        }
+    }
+    /* a pass that computes logits computes every row */
+    ck_assert_int_eq(prefix_rows(T, 0), T);
+    for (int l = 0; l < L; l++) {
+        free(full.act[l]);
+        free(part.act[l]);
+    }
+    free(ids);
+    model_free(m);
+}
+END_TEST
+
 /* The block grid of a matmul depends on its shape only; spot values. */
 START_TEST(test_gemm_grid) {
     GemmGrid g = gemm_grid(1024, 3072, 768); /* a GPT-2 window: 4 row blocks */
@@ -358,7 +422,7 @@ int main(void) {
     Suite *s = suite_create("forward");
     TCase *tc = case_add(s, "forward", 120,
                          (const TTest *[]){test_long_window_crosses_attention_blocks, test_all_pass_hooks_are_bit_exact,
-                                           test_team_sizes_agree, test_gemm_grid, test_forward_rejects_bad_windows,
+                                           test_team_sizes_agree, test_prefix_rows_are_bit_exact, test_gemm_grid, test_forward_rejects_bad_windows,
                                            test_spec_parsing, test_trace_cli_matches_reference, test_trace_cli_errors,
                                            NULL});
     int n = (int)(sizeof models / sizeof *models * (sizeof cases / sizeof *cases));

@@ -201,6 +201,7 @@ static int replay_run(Store *s, int64_t run, Model *m, const Concept *c, const C
             window_owned(&win[w], bos, &own_start, &end);
             if (end <= own_start) continue;
             t->windows++;
+            hooks.rows_needed = 0;
             if (rp->exact) { /* every window, every owned token, with its flag */
                 rp->n_pos = 0;
                 for (int p = own_start; p < end; p++) {
@@ -225,6 +226,9 @@ static int replay_run(Store *s, int64_t run, Model *m, const Concept *c, const C
             rp->pos = pos_list;
             t->concept_tokens += rp->n_pos;
             t->windows_replayed++;
+            /* the window's rows up to its last concept token (a causal model:
+             * the rows after it change nothing before it) */
+            hooks.rows_needed = pos_list[rp->n_pos - 1] + 1;
             if (model_forward(m, seq + win[w].start, win[w].len, &hooks, NULL, err)) goto done;
         }
         n_docs++;

@@ -125,6 +125,7 @@ typedef struct {
     const float *a, *b, *bias;
     int M, N, K, trans_b, accumulate;
     GemmGrid g;
+    int n_blocks; /* blocks computed: the first n_blocks of the grid, row-major */
 } GemmJob;
 
 /* Why the grid depends on the shape alone. OpenBLAS's kernels compute a tile
@@ -198,21 +199,46 @@ static void gemm_block(const GemmJob *j, int bi) {
 static void gemm_task(void *ctx, int tid, int nt) {
     const GemmJob *j = ctx;
     int b0, b1;
-    parallel_slice(j->g.gm * j->g.gn, 1, tid, nt, &b0, &b1);
+    parallel_slice(j->n_blocks, 1, tid, nt, &b0, &b1);
     for (int bi = b0; bi < b1; bi++) gemm_block(j, bi);
+}
+
+void matmul_forward_rows(float *out, const float *x, const float *W, const float *bias, int T, int R, int K,
+                         int N, int accumulate) {
+    if (T <= 0 || N <= 0 || R <= 0) return;
+    GemmGrid g = gemm_grid(T, N, K);
+    int gm = R >= T ? g.gm : (R + g.rows - 1) / g.rows;
+    GemmJob j = {out, x, W, bias, T, N, K, 0, accumulate, g, gm * g.gn};
+    parallel_run(gemm_task, &j);
 }
 
 void matmul_forward(float *out, const float *x, const float *W, const float *bias, int T, int K,
                     int N, int accumulate) {
-    if (T <= 0 || N <= 0) return;
-    GemmJob j = {out, x, W, bias, T, N, K, 0, accumulate, gemm_grid(T, N, K)};
-    parallel_run(gemm_task, &j);
+    matmul_forward_rows(out, x, W, bias, T, T, K, N, accumulate);
 }
 
 void matmul_nt_forward(float *out, const float *x, const float *W, int T, int K, int N) {
     if (T <= 0 || N <= 0) return;
-    GemmJob j = {out, x, W, NULL, T, N, K, 1, 0, gemm_grid(T, N, K)};
+    GemmGrid g = gemm_grid(T, N, K);
+    GemmJob j = {out, x, W, NULL, T, N, K, 1, 0, g, g.gm * g.gn};
     parallel_run(gemm_task, &j);
+}
+
+/* Rows of a T-row pass are cut by the matmuls into blocks of
+ * gemm_grid(T, ...).rows (a function of T alone) and by attention into
+ * query blocks of PROBE_ATT_BLOCK; a prefix that ends where both end is
+ * computed by the same sgemm calls as in the whole pass. */
+int prefix_rows(int T, int need) {
+    if (need <= 0 || need >= T) return T;
+    int a = gemm_grid(T, 1, 1).rows, b = PROBE_ATT_BLOCK, x = a, y = b;
+    while (y) {
+        int r = x % y;
+        x = y;
+        y = r;
+    }
+    long step = (long)a / x * b; /* lcm */
+    long cut = (need + step - 1) / step * step;
+    return cut < T ? (int)cut : T;
 }
 
 /* ---- attention ------------------------------------------------------------- */

@@ -27,6 +27,16 @@ GemmGrid gemm_grid(int M, int N, int K);
  * With accumulate != 0 it computes out += x @ W + bias instead. */
 void matmul_forward(float *out, const float *x, const float *W, const float *bias, int T, int K,
                     int N, int accumulate);
+/* The same for the first R rows only, cut into the blocks of T rows (R a
+ * multiple of gemm_grid(T, ...).rows, or T): those rows get the bits of the
+ * whole product. */
+void matmul_forward_rows(float *out, const float *x, const float *W, const float *bias, int T, int R, int K,
+                         int N, int accumulate);
+
+/* The rows a forward pass over T positions must compute so that positions
+ * 0..need-1 get the bits of the whole pass: need rounded up to where both the
+ * matmul blocks and attention's query blocks of a T-row pass end, or T. */
+int prefix_rows(int T, int need);
 
 /* out[T x N] = x[T x K] @ W^T for W [N x K] (the unembedding with wte). */
 void matmul_nt_forward(float *out, const float *x, const float *W, int T, int K, int N);

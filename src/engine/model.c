@@ -85,8 +85,12 @@ int model_forward(Model *m, const int32_t *ids, int T, const ForwardHooks *hooks
     if (hooks->stop_after > 0 && logits) return err_set(err, "a forward pass that stops early has no logits");
 
     Scratch *s = &m->s;
+    /* R: the rows computed (all T unless a prefix is enough; rows past R
+     * keep stale values and nothing computed reads them: attention's query
+     * rows read keys before them only) */
+    const int R = hooks->rows_needed > 0 && !logits ? prefix_rows(T, hooks->rows_needed) : T;
     /* token + position embeddings */
-    for (int t = 0; t < T; t++) {
+    for (int t = 0; t < R; t++) {
         const float *te = m->wte + (size_t)ids[t] * C, *pe = m->wpe + (size_t)t * C;
         float *r = s->resid + (size_t)t * C;
         if (m->wte_by_read) { /* model_load.c says why */
@@ -98,28 +102,28 @@ int model_forward(Model *m, const int32_t *ids, int T, const ForwardHooks *hooks
 
     for (int l = 0; l < L; l++) {
         const LayerParams *p = &m->layers[l];
-        if (hooks->observe_resid) hooks->observe_resid(hooks->user, l, RESID_PRE, s->resid, T, C);
+        if (hooks->observe_resid) hooks->observe_resid(hooks->user, l, RESID_PRE, s->resid, R, C);
         /* attention block: resid += c_proj(attn(ln_1(resid))) */
-        layernorm_forward(s->ln, s->resid, p->ln1_w, p->ln1_b, cfg->layer_norm_epsilon, T, C);
-        matmul_forward(s->qkv, s->ln, p->qkv_w, p->qkv_b, T, C, 3 * C, 0);
-        attention_forward(s->attn_out, s->att, s->att_slots, s->qkv, T, C, cfg->n_head);
-        matmul_forward(s->resid, s->attn_out, p->attn_proj_w, p->attn_proj_b, T, C, C, 1);
-        if (hooks->observe_resid) hooks->observe_resid(hooks->user, l, RESID_MID, s->resid, T, C);
+        layernorm_forward(s->ln, s->resid, p->ln1_w, p->ln1_b, cfg->layer_norm_epsilon, R, C);
+        matmul_forward_rows(s->qkv, s->ln, p->qkv_w, p->qkv_b, T, R, C, 3 * C, 0);
+        attention_forward(s->attn_out, s->att, s->att_slots, s->qkv, R, C, cfg->n_head);
+        matmul_forward_rows(s->resid, s->attn_out, p->attn_proj_w, p->attn_proj_b, T, R, C, C, 1);
+        if (hooks->observe_resid) hooks->observe_resid(hooks->user, l, RESID_MID, s->resid, R, C);
 
         /* FFN block: resid += c_proj(act(c_fc(ln_2(resid)))) */
-        layernorm_forward(s->ln, s->resid, p->ln2_w, p->ln2_b, cfg->layer_norm_epsilon, T, C);
-        matmul_forward(s->ffn, s->ln, p->fc_w, p->fc_b, T, C, F, 0);
-        activation_forward(cfg->activation, s->ffn, (size_t)T * F);
-        if (hooks->n_edits) apply_edits(s->ffn, T, F, l, hooks->edits, hooks->n_edits);
+        layernorm_forward(s->ln, s->resid, p->ln2_w, p->ln2_b, cfg->layer_norm_epsilon, R, C);
+        matmul_forward_rows(s->ffn, s->ln, p->fc_w, p->fc_b, T, R, C, F, 0);
+        activation_forward(cfg->activation, s->ffn, (size_t)R * F);
+        if (hooks->n_edits) apply_edits(s->ffn, R, F, l, hooks->edits, hooks->n_edits);
         if (hooks->observe && hooks->capture && hooks->capture[l])
-            hooks->observe(hooks->user, l, s->ffn, T, F);
+            hooks->observe(hooks->user, l, s->ffn, R, F);
         if (hooks->stop_after > 0 && l + 1 >= hooks->stop_after) return 0;
         if (!(hooks->remove_ffn && hooks->remove_ffn[l]))
-            matmul_forward(s->resid, s->ffn, p->proj_w, p->proj_b, T, F, C, 1);
-        if (hooks->observe_resid) hooks->observe_resid(hooks->user, l, RESID_POST, s->resid, T, C);
+            matmul_forward_rows(s->resid, s->ffn, p->proj_w, p->proj_b, T, R, F, C, 1);
+        if (hooks->observe_resid) hooks->observe_resid(hooks->user, l, RESID_POST, s->resid, R, C);
     }
 
-    layernorm_forward(s->final, s->resid, m->lnf_w, m->lnf_b, cfg->layer_norm_epsilon, T, C);
+    layernorm_forward(s->final, s->resid, m->lnf_w, m->lnf_b, cfg->layer_norm_epsilon, R, C);
     if (logits) matmul_nt_forward(logits, s->final, m->lm_head, T, C, V);
     return 0;
 }

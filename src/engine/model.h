@@ -155,6 +155,13 @@ typedef struct {
                                   runs: no logits, m->s.final not written,
                                   that layer's RESID_POST not observed);
                                   what is observed is unchanged bit for bit */
+    int rows_needed;           /* > 0, without logits: only positions
+                                  0..rows_needed-1 must be right, so the pass
+                                  may compute a prefix of the window (cut
+                                  where its matmul and attention blocks end:
+                                  kernels.h prefix_rows). Those positions get
+                                  the bits of the whole pass; observers are
+                                  called with the prefix's row count. */
     ResidObserver observe_resid; /* NULL, or called with the residual stream
                                   at every ResidPoint of every layer (same
                                   user); observing changes nothing */
