@@ -429,6 +429,24 @@ END_TEST
 
 /* ---- --exact ------------------------------------------------------------------------ */
 
+/* Records the concept-score fixture corpus with the tiny model into
+ * tmpdir/NAME: *db is its path, q its shell-quoted form; returns the model. */
+static const char *record_fixture(const char *name, const char **db, char *q, size_t qn) {
+    char out[1 << 12];
+    const char *tiny = path_in(repo_root(), "tests/fixtures/models/tiny-f32");
+    *db = path_in(tmpdir, name);
+    sh_quote(q, qn, *db);
+    ck_assert_int_eq(run_probe(out, sizeof out, "record %s --db %s --model %s --quiet",
+                               path_in(repo_root(), "tests/fixtures/concept_scores/corpus.txt"), q, tiny),
+                     0);
+    return tiny;
+}
+
+/* Whether two ranking rows (JSON) are the same neuron. */
+static int same_neuron(const cJSON *f, const cJSON *e) {
+    return json_num(f, "layer") == json_num(e, "layer") && json_num(f, "neuron") == json_num(e, "neuron");
+}
+
 /* --exact replaces the listed neurons' AUROC by the exact one (bound 0),
  * within the histogram estimate's bound of it; the stored rows then agree
  * with the independent reference to 1e-9 (scripts/reference/concept_scores.py
@@ -436,11 +454,8 @@ END_TEST
 START_TEST(test_exact_auroc) {
     python3_require("the reference is NumPy through /usr/bin/python3");
     char out[1 << 16], q[600];
-    const char *db = path_in(tmpdir, "exact.db");
-    const char *tiny = path_in(repo_root(), "tests/fixtures/models/tiny-f32");
-    const char *corpus = path_in(repo_root(), "tests/fixtures/concept_scores/corpus.txt");
-    sh_quote(q, sizeof q, db);
-    ck_assert_int_eq(run_probe(out, sizeof out, "record %s --db %s --model %s --quiet", corpus, q, tiny), 0);
+    const char *db;
+    const char *tiny = record_fixture("exact.db", &db, q, sizeof q);
     ck_assert_int_eq(run_probe(out, sizeof out,
                                "top-neurons --db %s --words walked,went,said --model %s --json --limit 12 --max-error 1",
                                q, tiny),
@@ -460,7 +475,7 @@ START_TEST(test_exact_auroc) {
         ck_assert_msg(json_num(e, "auroc_error") == 0.0, "exact rows have bound 0");
         for (int k = 0; k < cJSON_GetArraySize(a); k++) {
             cJSON *f = cJSON_GetArrayItem(a, k);
-            if (json_num(f, "layer") != json_num(e, "layer") || json_num(f, "neuron") != json_num(e, "neuron")) continue;
+            if (!same_neuron(f, e)) continue;
             ck_assert_msg(fabs(json_num(f, "auroc") - json_num(e, "auroc")) <= json_num(f, "auroc_error") + 1e-12,
                           "%g:%g estimate %.6f +- %.6f, exact %.6f", json_num(e, "layer"), json_num(e, "neuron"),
                           json_num(f, "auroc"), json_num(f, "auroc_error"), json_num(e, "auroc"));
@@ -486,11 +501,8 @@ END_TEST
  * kinds occur. Bad values and combinations are usage errors. */
 START_TEST(test_max_error) {
     char out[1 << 16], q[600];
-    const char *db = path_in(tmpdir, "maxerr.db");
-    const char *tiny = path_in(repo_root(), "tests/fixtures/models/tiny-f32");
-    const char *corpus = path_in(repo_root(), "tests/fixtures/concept_scores/corpus.txt");
-    sh_quote(q, sizeof q, db);
-    ck_assert_int_eq(run_probe(out, sizeof out, "record %s --db %s --model %s --quiet", corpus, q, tiny), 0);
+    const char *db;
+    const char *tiny = record_fixture("maxerr.db", &db, q, sizeof q);
     const char *cmd = "top-neurons --db %s --words walked,went,said --model %s --json --limit 12 --max-error %s";
     ck_assert_int_eq(run_probe(out, sizeof out, cmd, q, tiny, "1"), 0);
     cJSON *est = cJSON_Parse(out);
@@ -514,7 +526,7 @@ START_TEST(test_max_error) {
         cJSON *f = cJSON_GetArrayItem(a, k);
         for (int i = 0; i < cJSON_GetArraySize(b); i++) {
             cJSON *e = cJSON_GetArrayItem(b, i);
-            if (json_num(f, "layer") != json_num(e, "layer") || json_num(f, "neuron") != json_num(e, "neuron")) continue;
+            if (!same_neuron(f, e)) continue;
             if (json_num(f, "auroc_error") > atof(e_arg)) {
                 ck_assert_msg(json_num(e, "auroc_error") == 0.0, "a row over the bound is exact");
                 ck_assert(fabs(json_num(f, "auroc") - json_num(e, "auroc")) <= json_num(f, "auroc_error") + 1e-12);

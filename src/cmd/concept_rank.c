@@ -243,14 +243,15 @@ int concept_rank_compute(Store *s, const NeuronRun *run, Model *m, const Concept
  * histograms) keep none. */
 static int exact_listed(Store *s, const NeuronRun *run, Model *m, const Concept *c, const ConceptRankOptions *o,
                         ConceptScore *sc, int n_show, int64_t *concept_run, char *store_err, char *err) {
-    int n = 0;
-    for (int i = 0; i < n_show; i++) n += !isnan(sc[i].auroc) && sc[i].auroc_error > o->max_error;
-    if (n == 0) return 0;
-    ConceptScore *sub = malloc(sizeof *sub * (size_t)n);
+    ConceptScore *sub = malloc(sizeof *sub * (size_t)(n_show > 0 ? n_show : 1));
     if (!sub) return err_set(err, "out of memory");
-    n = 0;
+    int n = 0;
     for (int i = 0; i < n_show; i++)
         if (!isnan(sc[i].auroc) && sc[i].auroc_error > o->max_error) sub[n++] = sc[i];
+    if (n == 0) {
+        free(sub);
+        return 0;
+    }
     ConceptTotals te;
     ProgressCtx pc = {progress_new(!o->quiet && isatty(2), 0)};
     int r = concept_score_exact(s, run->id, m, c, sub, n, &te, on_progress, &pc, err);

@@ -19,9 +19,9 @@ typedef struct {
     long run, layer, limit;              /* run, layer: -1 = default */
     ConceptOrder by;
     int json, quiet;
-    int exact; /* --exact: the listed neurons' AUROC exactly (a replay of the whole run) */
     /* --max-error: a listed neuron whose AUROC bound exceeds it gets its exact
-     * AUROC instead (CONCEPT_MAX_ERROR by default; --exact is 0) */
+     * AUROC instead, from a replay of the whole run (CONCEPT_MAX_ERROR by
+     * default; --exact is 0) */
     double max_error;
 } ConceptRankOptions;
 

@@ -61,11 +61,10 @@ typedef struct {
     NeuronOrder by;
     const char *by_text; /* --by as given: read once the mode is known */
     int json;
+    int exact; /* --exact: --max-error 0 */
     ConceptRankOptions concept; /* used when --concept/--probe/--words is given */
 } TopOptions;
 
-/* Fills *o from argv. Returns -1 when the command should go on, else the
- * exit code (--help, or a usage error already printed). */
 /* --max-error E: a bound on an AUROC, 0..1 */
 static int parse_max_error(const char *arg, void *out) {
     char *end;
@@ -76,6 +75,8 @@ static int parse_max_error(const char *arg, void *out) {
     return 0;
 }
 
+/* Fills *o from argv. Returns -1 when the command should go on, else the
+ * exit code (--help, or a usage error already printed). */
 static int parse_options(int argc, char **argv, TopOptions *o) {
     *o = (TopOptions){.db = "probe.db", .run = -1, .layer = -1, .limit = 20, .by = NEURON_BY_MAX,
                       .concept.max_error = -1};
@@ -92,7 +93,7 @@ static int parse_options(int argc, char **argv, TopOptions *o) {
                               CLI_OPT_STRING("drop", &co->drop),
                               CLI_OPT_STRING("model", &co->model),
                               CLI_OPT_SET("quiet", &co->quiet),
-                              CLI_OPT_SET("exact", &co->exact),
+                              CLI_OPT_SET("exact", &o->exact),
                               CLI_OPT_CALL("max-error", parse_max_error, &co->max_error),
                               CLI_OPT_END};
     int rc = cli_parse(argc, argv, usage_text, opts, NULL);
@@ -106,15 +107,15 @@ static int parse_options(int argc, char **argv, TopOptions *o) {
         co->layer = o->layer;
         co->limit = o->limit;
         co->json = o->json;
-        if (co->exact && co->max_error >= 0) return cli_usage_error("give --exact or --max-error, not both");
-        co->max_error = co->exact ? 0 : co->max_error >= 0 ? co->max_error : CONCEPT_MAX_ERROR;
+        if (o->exact && co->max_error >= 0) return cli_usage_error("give --exact or --max-error, not both");
+        co->max_error = o->exact ? 0 : co->max_error >= 0 ? co->max_error : CONCEPT_MAX_ERROR;
         co->by = CONCEPT_BY_AUROC;
         if (o->by_text && concept_order_parse(o->by_text, &co->by))
             return cli_usage_error("--by must be auroc, d or precision with a concept, not '%s'", o->by_text);
     } else {
-        if (co->drop || co->model || co->exact || co->max_error >= 0)
+        if (co->drop || co->model || o->exact || co->max_error >= 0)
             return cli_usage_error("--%s needs --concept, --probe or --words",
-                                   co->drop ? "drop" : co->model ? "model" : co->exact ? "exact" : "max-error");
+                                   co->drop ? "drop" : co->model ? "model" : o->exact ? "exact" : "max-error");
         if (o->by_text && neuron_order_parse(o->by_text, &o->by))
             return cli_usage_error("--by must be max, mean or frac, not '%s'", o->by_text);
     }
