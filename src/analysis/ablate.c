@@ -23,7 +23,38 @@ struct Ablator {
     float *logits;      /* [ctx x V] the ablated forward */
     const int32_t *ids; /* the current window (borrowed) */
     int T, from;
+    int start_layer;    /* > 0: the baseline keeps the stream entering it */
+    float *start_resid; /* [ctx x C] that stream */
 };
+
+int ablator_start_at(Ablator *a, int layer, char *err) {
+    if (layer < 0 || layer >= a->m->cfg.n_layer)
+        return err_set(err, "layer %d out of range 0..%d", layer, a->m->cfg.n_layer - 1);
+    a->start_layer = layer;
+    if (layer && !a->start_resid) {
+        a->start_resid = malloc(sizeof(float) * (size_t)a->ctx * (size_t)a->m->cfg.n_embd);
+        if (!a->start_resid) {
+            a->start_layer = 0;
+            return err_set(err, "out of memory");
+        }
+    }
+    return 0;
+}
+
+static void keep_start_resid(void *user, int layer, ResidPoint pt, const float *resid, int T, int C) {
+    Ablator *a = user;
+    if (layer == a->start_layer && pt == RESID_PRE) memcpy(a->start_resid, resid, sizeof(float) * (size_t)T * C);
+}
+
+/* Whether hooks change nothing below the kept stream's layer. */
+static int starts_late(const Ablator *a, const ForwardHooks *h) {
+    if (!a->start_layer || !h || h->observe_resid || (h->observe && h->capture)) return 0;
+    for (int e = 0; e < h->n_edits; e++)
+        if (h->edits[e].layer < a->start_layer) return 0;
+    for (int l = 0; l < a->start_layer && h->remove_ffn; l++)
+        if (h->remove_ffn[l]) return 0;
+    return 1;
+}
 
 Ablator *ablator_new(Model *m, int ctx, char *err) {
     if (ctx < 1 || ctx > m->cfg.n_positions) {
@@ -59,6 +90,7 @@ void ablator_free(Ablator *a) {
     free(a->base_lse);
     free(a->base_psum);
     free(a->base_top);
+    free(a->start_resid);
     free(a);
 }
 
@@ -68,7 +100,8 @@ int ablator_baseline(Ablator *a, const int32_t *ids, int T, int from, char *err)
     a->ids = ids;
     a->T = T;
     a->from = from;
-    if (model_forward(a->m, ids, T, NULL, a->base_logits, err)) return -1;
+    ForwardHooks keep = {.observe_resid = keep_start_resid, .user = a};
+    if (model_forward(a->m, ids, T, a->start_layer ? &keep : NULL, a->base_logits, err)) return -1;
     int V = a->V;
     for (int t = from - 1; t < T - 1; t++) {
         const float *z = a->base_logits + (size_t)t * V;
@@ -88,6 +121,13 @@ int ablator_count(const Ablator *a) { return a->T - a->from; }
 int ablator_measure(Ablator *a, const ForwardHooks *hooks, TokenEffect *effects, AblateTotals *tot,
                     char *err) {
     if (!a->ids) return err_set(err, "no baseline computed");
+    ForwardHooks late;
+    if (starts_late(a, hooks)) {
+        late = *hooks;
+        late.start_layer = a->start_layer;
+        late.start_resid = a->start_resid;
+        hooks = &late;
+    }
     if (model_forward(a->m, a->ids, a->T, hooks, a->logits, err)) return -1;
     int V = a->V;
     for (int j = a->from; j < a->T; j++) {

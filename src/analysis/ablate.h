@@ -62,6 +62,14 @@ typedef struct Ablator Ablator;
 Ablator *ablator_new(Model *m, int ctx, char *err);
 void ablator_free(Ablator *a); /* accepts NULL */
 
+/* From now on, each baseline also keeps the residual stream entering layer
+ * `layer` (0 turns this off), and a condition whose edits and removals are
+ * all in that layer or later runs from there (ForwardHooks.start_layer):
+ * the same bits as the whole forward, for (n_layer - layer) / n_layer of
+ * its layers. What a sweep of one layer's neurons saves. 0, or -1 with err
+ * (out of memory, layer out of range). */
+int ablator_start_at(Ablator *a, int layer, char *err);
+
 /* Runs the plain forward on ids[0..T) and keeps what the conditions need for
  * the tokens from..T-1 (1 <= from <= T; from == T predicts nothing). ids
  * must stay valid until the next ablator_baseline. */

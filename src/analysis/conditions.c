@@ -14,6 +14,7 @@ const char *condition_kind_name(ConditionKind kind) {
     case COND_LAYERS: return "layers";
     case COND_NEURONS: return "neurons";
     case COND_SWEEP_LAYERS: return "sweep-layers";
+    case COND_SWEEP_NEURONS: return "neurons"; /* the stored kind: neuron ablations */
     }
     return "?";
 }
@@ -98,6 +99,28 @@ static int build_neurons(Conditions *cs, const ConditionSpec *spec, const ModelC
     return 0;
 }
 
+/* --sweep neurons --neurons LIST: one condition per listed neuron. */
+static int build_neuron_sweep(Conditions *cs, const ConditionSpec *spec, const ModelConfig *cfg, const float *means,
+                              char *err) {
+    NeuronEdit *all = NULL;
+    int n = 0;
+    if (parse_neuron_list(spec->list, cfg, 0.0f, &all, &n, err)) return -1;
+    for (int i = 0; i < n; i++) {
+        char label[48];
+        snprintf(label, sizeof label, "neuron %d:%d", all[i].layer, all[i].neuron);
+        Condition *c = condition_add(cs, cfg->n_layer, label, all[i].layer);
+        if (!c || !(c->edits = malloc(sizeof *c->edits))) {
+            free(all);
+            return err_set(err, "out of memory");
+        }
+        c->edits[0] = all[i];
+        if (means) c->edits[0].value = means[(size_t)all[i].layer * cfg->n_inner + all[i].neuron];
+        c->n_edits = 1;
+    }
+    free(all);
+    return 0;
+}
+
 /* --sweep layers: one condition per layer. */
 static int build_sweep(Conditions *cs, const ModelConfig *cfg, const float *means, uint8_t *mask, char *err) {
     for (int l = 0; l < cfg->n_layer; l++) {
@@ -122,6 +145,7 @@ int conditions_build(Conditions *cs, const ConditionSpec *spec, const ModelConfi
     case COND_LAYERS: rc = build_layers(cs, spec, cfg, means, mask, err); break;
     case COND_NEURONS: rc = build_neurons(cs, spec, cfg, means, err); break;
     case COND_SWEEP_LAYERS: rc = build_sweep(cs, cfg, means, mask, err); break;
+    case COND_SWEEP_NEURONS: rc = build_neuron_sweep(cs, spec, cfg, means, err); break;
     default: rc = err_set(err, "unknown condition kind");
     }
     free(mask);
@@ -164,58 +188,74 @@ static int condition_keep(Condition *c, const TokenEffect *eff, int n, int doc, 
     return 0;
 }
 
-/* Every condition on one window w of a document: the baseline once, then
- * each condition. Adds the window's predicted tokens to *tokens. */
-static int measure_window(Conditions *cs, Ablator *a, const int32_t *ids, const Window *w, int doc, int bos,
-                          int keep, TokenEffect *eff, int64_t *tokens, char *err) {
-    int from = w->first_new - w->start;
-    if (from < 1) from = 1;
-    if (from >= w->len) return 0;
-    if (ablator_baseline(a, ids + w->start, w->len, from, err)) return -1;
-    for (int c = 0; c < cs->n; c++) {
-        if (ablator_measure(a, &cs->c[c].hooks, eff, &cs->c[c].tot, err)) return -1;
-        if (keep && condition_keep(&cs->c[c], eff, ablator_count(a), doc, w->start - bos))
+/* The state of conditions_measure, for its per-window step. */
+typedef struct {
+    Conditions *cs;
+    Ablator *a;
+    int keep;
+    TokenEffect *eff;
+} MeasureJob;
+
+/* Every condition on one window: the baseline once, then each condition. */
+static int measure_window(void *user, const int32_t *ids, int len, int from, int doc, int offset, char *err) {
+    MeasureJob *j = user;
+    if (ablator_baseline(j->a, ids, len, from, err)) return -1;
+    for (int c = 0; c < j->cs->n; c++) {
+        Condition *cd = &j->cs->c[c];
+        if (ablator_measure(j->a, &cd->hooks, j->eff, &cd->tot, err)) return -1;
+        if (j->keep && condition_keep(cd, j->eff, ablator_count(j->a), doc, offset))
             return err_set(err, "out of memory");
     }
-    *tokens += ablator_count(a);
     return 0;
 }
 
-int conditions_measure(Conditions *cs, Ablator *a, DocSource *src, int ctx, int keep, AblateProgressFn progress,
-                       void *user, AblateCount *count, char *err) {
-    TokenEffect *eff = malloc(sizeof *eff * (size_t)ctx);
+int windows_each(DocSource *src, int ctx, WindowFn fn, void *user, int n_conditions, AblateProgressFn progress,
+                 void *pu, AblateCount *count, char *err) {
     Window *win = NULL;
-    int nwin_cap = 0, rc = -1, got, n = 0, doc = 0;
+    int nwin_cap = 0, rc = -1, got, n = 0, doc = 0, bos = doc_source_bos(src);
     int32_t *ids = NULL;
-    AblateProgress p = {.n_docs = doc_source_count(src), .n_conditions = cs->n};
+    AblateProgress p = {.n_docs = doc_source_count(src), .n_conditions = n_conditions};
     double t0 = now_sec();
-    if (!eff) goto oom;
     while ((got = doc_source_next(src, &ids, &n, &doc, err)) == 1) {
         int nw = windows_count(n, ctx);
         if (nw > nwin_cap) {
             Window *g = realloc(win, sizeof *g * (size_t)nw);
-            if (!g) goto oom;
+            if (!g) {
+                err_set(err, "out of memory");
+                goto done;
+            }
             win = g;
             nwin_cap = nw;
         }
         windows_plan(n, ctx, win);
         p.n_windows = nw;
         for (int w = 0; w < nw; w++) {
-            if (measure_window(cs, a, ids, &win[w], doc, doc_source_bos(src), keep, eff, &p.tokens, err)) goto done;
+            const Window *wd = &win[w];
+            int from = wd->first_new - wd->start;
+            if (from < 1) from = 1;
+            if (from < wd->len) {
+                if (fn(user, ids + wd->start, wd->len, from, doc, wd->start - bos, err)) goto done;
+                p.tokens += wd->len - from;
+            }
             p.window = w + 1;
             p.seconds = now_sec() - t0;
-            if (progress) progress(user, &p);
+            if (progress) progress(pu, &p);
         }
         p.docs_done++;
     }
     if (got < 0) goto done;
     *count = (AblateCount){.documents = p.docs_done, .tokens = p.tokens, .seconds = now_sec() - t0};
     rc = 0;
-    goto done;
-oom:
-    err_set(err, "out of memory");
 done:
-    free(eff);
     free(win);
+    return rc;
+}
+
+int conditions_measure(Conditions *cs, Ablator *a, DocSource *src, int ctx, int keep, AblateProgressFn progress,
+                       void *user, AblateCount *count, char *err) {
+    MeasureJob j = {cs, a, keep, malloc(sizeof(TokenEffect) * (size_t)ctx)};
+    if (!j.eff) return err_set(err, "out of memory");
+    int rc = windows_each(src, ctx, measure_window, &j, cs->n, progress, user, count, err);
+    free(j.eff);
     return rc;
 }

@@ -16,6 +16,8 @@
  *   COND_NEURONS       one condition: the neurons in list, e.g. "5:123,5:456"
  *                      ("neurons 5:123,5:456")
  *   COND_SWEEP_LAYERS  one condition per layer ("layer 0", "layer 1", ...)
+ *   COND_SWEEP_NEURONS one condition per neuron in list, each alone
+ *                      ("neuron 5:123", "neuron 5:456")
  * Zero mode (means == NULL): an ablated layer's FFN output is removed from
  * the residual stream, an ablated neuron's post-activation set to 0. Mean
  * mode: every ablated neuron (all neurons of an ablated layer) is set to
@@ -33,9 +35,10 @@
 #include "doc_source.h"
 #include "model.h"
 
-typedef enum { COND_NO_FFN, COND_LAYERS, COND_NEURONS, COND_SWEEP_LAYERS } ConditionKind;
+typedef enum { COND_NO_FFN, COND_LAYERS, COND_NEURONS, COND_SWEEP_LAYERS, COND_SWEEP_NEURONS } ConditionKind;
 
-/* What the user asked for: a kind and, for COND_LAYERS / COND_NEURONS, its
+/* What the user asked for: a kind and, for COND_LAYERS / COND_NEURONS /
+ * COND_SWEEP_NEURONS, its
  * list as given (borrowed). */
 typedef struct {
     ConditionKind kind;
@@ -43,7 +46,8 @@ typedef struct {
 } ConditionSpec;
 
 /* The name of a kind as ablations.kind stores it: "no-ffn", "layers",
- * "neurons" or "sweep-layers". */
+ * "neurons" (also COND_SWEEP_NEURONS: its conditions are neuron ablations)
+ * or "sweep-layers". */
 const char *condition_kind_name(ConditionKind kind);
 
 typedef struct {
@@ -104,6 +108,17 @@ typedef struct {
  * `probe record` stores them: the index in the document, not counting the
  * <|endoftext|> placed before it. progress (may be NULL) is called after
  * every window. 0 and *count, or -1 with err. */
+/* One window of a document: ids[0..len) run from position 0, tokens
+ * from..len-1 predicted (1 <= from < len); offset = the document position
+ * (as `probe record` counts it) of ids[0]. 0, or -1 with err. */
+typedef int (*WindowFn)(void *user, const int32_t *ids, int len, int from, int doc, int offset, char *err);
+
+/* Calls fn on every window (ctx tokens, corpus.h) of every document of src
+ * that predicts a token, in order, and progress (may be NULL; n_conditions
+ * is only shown) after every window; fills *count. 0, or -1 with err. */
+int windows_each(DocSource *src, int ctx, WindowFn fn, void *user, int n_conditions, AblateProgressFn progress,
+                 void *pu, AblateCount *count, char *err);
+
 int conditions_measure(Conditions *cs, Ablator *a, DocSource *src, int ctx, int keep, AblateProgressFn progress,
                        void *user, AblateCount *count, char *err);
 

@@ -29,6 +29,7 @@
 #include "conditions.h"
 #include "doc_source.h"
 #include "model.h"
+#include "neuron_sweep.h"
 #include "progress.h"
 #include "store.h"
 #include "util.h"
@@ -46,6 +47,17 @@ static const char *usage_text =
     "  --layers LIST         remove the FFN of these layers, e.g. 3,5-7 (0-based)\n"
     "  --neurons LIST        ablate these neurons, e.g. 5:123,5:456 (layer:neuron)\n"
     "  --sweep layers        remove each layer's FFN in turn, one row per layer\n"
+    "  --sweep neurons --layer L\n"
+    "                        every neuron of layer L ablated alone: the effect of each\n"
+    "                        is estimated at once by attribution patching (one forward\n"
+    "                        and one backward pass per window: the gradient of the loss\n"
+    "                        times the change the ablation makes to the neuron), then\n"
+    "                        the --verify K neurons with the largest estimates are\n"
+    "                        ablated for real, one condition each\n"
+    "  --sweep neurons --neurons LIST\n"
+    "                        each listed neuron ablated alone, one condition each\n"
+    "  --verify K            --sweep neurons --layer: neurons measured exactly (default\n"
+    "                        10; 0: estimates only)\n"
     "  --concept NAME | --probe FILE | --words LIST\n"
     "                        the causal check of a concept: ablate the concept's top\n"
     "                        --top K neurons (ranked by AUROC over the recorded run, as\n"
@@ -82,14 +94,16 @@ static const char *usage_text =
     "  --help                this text\n"
     "\n"
     "Stored in tables ablations, ablation_conditions, ablation_tokens; the view\n"
-    "ablation_summary ranks conditions by delta loss.\n";
+    "ablation_summary ranks conditions by delta loss. A neuron sweep's estimates are\n"
+    "in ablation_neuron_estimates (view neuron_ablation_effects, next to the exact\n"
+    "figures of the verified neurons; top-neurons --by ablation ranks by them).\n";
 
 /* ---- options ------------------------------------------------------------- */
 
 typedef struct {
     ConditionSpec spec;
     int n_kinds;           /* condition options given: exactly one is valid */
-    int no_ffn, sweep;     /* --no-ffn, --sweep layers */
+    int no_ffn, sweep;     /* --no-ffn, --sweep: SWEEP_LAYERS or SWEEP_NEURONS */
     const char *layers, *neurons; /* --layers LIST, --neurons LIST */
     int mean_mode, no_db, bos, json, quiet, split_set;
     long run, stats_run, ctx; /* 0 = not given */
@@ -97,12 +111,16 @@ typedef struct {
     const char *db, *model, *corpus;
     /* the causal check of a concept (--concept / --probe / --words) */
     const char *concept, *probe, *words, *drop;
-    long top, seeds, layer; /* layer -1 = every recorded layer */
+    long top, seeds, layer; /* layer -1 = every recorded layer (concept), none (sweep) */
+    long verify;            /* --sweep neurons --layer: neurons measured exactly; -1 = not given */
 } AblateOptions;
 
+enum { SWEEP_LAYERS = 1, SWEEP_NEURONS = 2 };
+
 static int parse_sweep(const char *arg, void *sweep) {
-    if (strcmp(arg, "layers")) return cli_usage_error("--sweep must be layers, not '%s'", arg), -1;
-    *(int *)sweep = 1;
+    if (strcmp(arg, "layers") && strcmp(arg, "neurons"))
+        return cli_usage_error("--sweep must be layers or neurons, not '%s'", arg), -1;
+    *(int *)sweep = strcmp(arg, "layers") ? SWEEP_NEURONS : SWEEP_LAYERS;
     return 0;
 }
 
@@ -124,17 +142,21 @@ static int parse_split(const char *arg, void *opts) {
 /* The condition options given (each counted once, however often given; the
  * last --layers or --neurons list counts) into o->n_kinds and o->spec. */
 static void condition_pick(AblateOptions *o) {
-    o->n_kinds = !!o->no_ffn + !!o->layers + !!o->neurons + o->sweep + !!(o->concept || o->probe || o->words);
+    /* --sweep neurons takes its neurons from --neurons or --layer */
+    int listed = o->neurons && o->sweep != SWEEP_NEURONS;
+    o->n_kinds = !!o->no_ffn + !!o->layers + listed + !!o->sweep + !!(o->concept || o->probe || o->words);
     if (o->no_ffn) o->spec = (ConditionSpec){COND_NO_FFN, NULL};
     if (o->layers) o->spec = (ConditionSpec){COND_LAYERS, o->layers};
-    if (o->neurons) o->spec = (ConditionSpec){COND_NEURONS, o->neurons};
-    if (o->sweep) o->spec = (ConditionSpec){COND_SWEEP_LAYERS, NULL};
+    if (listed) o->spec = (ConditionSpec){COND_NEURONS, o->neurons};
+    if (o->sweep == SWEEP_LAYERS) o->spec = (ConditionSpec){COND_SWEEP_LAYERS, NULL};
+    if (o->sweep == SWEEP_NEURONS) o->spec = (ConditionSpec){COND_SWEEP_NEURONS, o->neurons};
 }
 
 /* The options and the corpus. Returns -1 when the command should go on,
  * else the exit code (--help, or a usage error already printed). */
 static int parse_args(int argc, char **argv, AblateOptions *o) {
-    *o = (AblateOptions){.bos = 1, .split = SPLIT_PARAGRAPH, .db = "probe.db", .top = -1, .seeds = -1, .layer = -1};
+    *o = (AblateOptions){.bos = 1, .split = SPLIT_PARAGRAPH, .db = "probe.db", .top = -1, .seeds = -1, .layer = -1,
+                         .verify = -1};
     const CliOption opts[] = {CLI_OPT_SET("no-ffn", &o->no_ffn),
                               CLI_OPT_STRING("layers", &o->layers),
                               CLI_OPT_STRING("neurons", &o->neurons),
@@ -157,6 +179,7 @@ static int parse_args(int argc, char **argv, AblateOptions *o) {
                               CLI_OPT_COUNT("top", &o->top, 1, 10000),
                               CLI_OPT_COUNT("seeds", &o->seeds, 1, 1000),
                               CLI_OPT_LAYER(&o->layer),
+                              CLI_OPT_COUNT("verify", &o->verify, 0, 100000),
                               CLI_OPT_END};
     CliArgs args;
     int rc = cli_parse(argc, argv, usage_text, opts, &args);
@@ -175,10 +198,16 @@ static int parse_options(int argc, char **argv, AblateOptions *o) {
     if (rc >= 0) return rc;
     if (o->n_kinds != 1)
         return cli_usage_error("give exactly one of --no-ffn, --layers LIST, --neurons LIST, --sweep layers, "
-                               "--concept NAME (or --probe FILE, --words LIST)");
-    int concept = o->concept || o->probe || o->words;
-    if (!concept && (o->top >= 0 || o->seeds >= 0 || o->layer >= 0 || o->drop))
-        return cli_usage_error("--top, --seeds, --layer and --drop apply to --concept, --probe or --words");
+                               "--sweep neurons, --concept NAME (or --probe FILE, --words LIST)");
+    int concept = o->concept || o->probe || o->words, neurons = o->sweep == SWEEP_NEURONS;
+    if (neurons && !!o->neurons + (o->layer >= 0) != 1)
+        return cli_usage_error("--sweep neurons needs --layer L (every neuron of the layer) or --neurons LIST (not both)");
+    if (o->verify >= 0 && !(neurons && o->layer >= 0))
+        return cli_usage_error("--verify applies to --sweep neurons --layer L");
+    if (neurons && o->layer >= 0 && o->verify < 0) o->verify = 10;
+    if (!concept && (o->top >= 0 || o->seeds >= 0 || (o->layer >= 0 && !neurons) || o->drop))
+        return cli_usage_error("--top, --seeds, --layer and --drop apply to --concept, --probe or --words "
+                               "(--layer also to --sweep neurons)");
     if (concept) {
         if (o->corpus)
             return cli_usage_error("the concept check runs on a recorded run, where the concept's tokens are known: "
@@ -278,10 +307,11 @@ static void condition_json(cJSON *arr, const Condition *c, int n_layer) {
     cJSON_AddItemToArray(arr, o);
 }
 
-static int print_json(const Report *r, const Conditions *cs, int n_layer, cJSON *extra) {
+/* extra (may be NULL) is added under the name extra_key. */
+static int print_json(const Report *r, const Conditions *cs, int n_layer, const char *extra_key, cJSON *extra) {
     const AblationRecord *a = &r->rec;
     cJSON *root = cJSON_CreateObject();
-    if (extra) cJSON_AddItemToObject(root, "concept", extra);
+    if (extra) cJSON_AddItemToObject(root, extra_key, extra);
     char hex[PROBE_CHECKSUM_HEX];
     checksum_hex(a->model_checksum, hex);
     json_add_text(root, "model", a->model_dir);
@@ -322,8 +352,15 @@ static void on_progress(void *user, const AblateProgress *p) {
 /* ---- wiring ---------------------------------------------------------------- */
 
 /* Writes the record, every condition and its kept token effects. */
+/* What a neuron sweep stores besides its conditions: every estimate, and
+ * which condition measured each neuron (idx[j], or -1). */
+typedef struct {
+    const NeuronSweep *sweep;
+    const int *idx;
+} SweepRows;
+
 static int store_results(Store *s, const AblationRecord *rec, const Conditions *cs, const Tokenizer *tk, int n_layer,
-                         ConceptAblationRow *extra, int n_extra, int64_t *id, char *err) {
+                         ConceptAblationRow *extra, int n_extra, const SweepRows *sw, int64_t *id, char *err) {
     AblationWriter *w = ablation_writer_begin(s, rec, err);
     if (!w) return -1;
     for (int i = 0; i < cs->n; i++) {
@@ -343,6 +380,9 @@ static int store_results(Store *s, const AblationRecord *rec, const Conditions *
         extra[i].ablation_id = ablation_writer_id(w);
         if (concept_ablation_add(s, &extra[i], err)) goto fail;
     }
+    if (sw && ablation_writer_estimates(w, sw->sweep->layer, sw->sweep->n, sw->sweep->estimate, sw->sweep->act_mean,
+                                        sw->idx, err))
+        goto fail;
     return ablation_writer_commit(w, id, err);
 fail:
     ablation_writer_abort(w);
@@ -384,6 +424,20 @@ static int use_means(Store *s, const Model *m, const ConditionSpec *spec, long s
     return rc;
 }
 
+/* The lowest layer any condition changes: each ablated forward can start
+ * there from the baseline's residual stream (ablator_start_at). */
+static int lowest_layer(const Conditions *cs, int n_layer) {
+    int low = n_layer - 1;
+    for (int i = 0; i < cs->n; i++) {
+        const Condition *c = &cs->c[i];
+        for (int l = 0; l < low; l++)
+            if (c->layers[l] || c->remove[l]) low = l;
+        for (int e = 0; e < c->n_edits; e++)
+            if (c->edits[e].layer < low) low = c->edits[e].layer;
+    }
+    return low;
+}
+
 /* Measures the conditions over the documents of o (a corpus or --run) and
  * fills r->rec; the conditions keep their token effects when storing. */
 static int measure(Model *m, Store *store, const AblateOptions *o, int ctx, Conditions *cs, Report *r, char *err) {
@@ -393,7 +447,8 @@ static int measure(Model *m, Store *store, const AblateOptions *o, int ctx, Cond
     int rc = -1;
     DocSource *src = o->run ? doc_source_run(store, o->run, err)
                             : doc_source_corpus(o->corpus, o->split, m->tok, o->bos, err);
-    if (!src || !(a = ablator_new(m, ctx, err))) goto done;
+    if (!src || !(a = ablator_new(m, ctx, err)) || ablator_start_at(a, lowest_layer(cs, m->cfg.n_layer), err))
+        goto done;
     bar = progress_new(!o->quiet, 0.0);
     rc = conditions_measure(cs, a, src, ctx, store != NULL, on_progress, bar, &count, err);
     progress_end(bar);
@@ -656,10 +711,10 @@ static int concept_check(AblateOptions *o) {
         goto done;
     }
     const int L = x.m->cfg.n_layer;
-    int stored = store_results(x.store, &x.rep.rec, &x.cs, x.m->tok, L, x.rows, x.n_sets, &x.rep.ablation_id,
+    int stored = store_results(x.store, &x.rep.rec, &x.cs, x.m->tok, L, x.rows, x.n_sets, NULL, &x.rep.ablation_id,
                                x.store_err) == 0;
     if (o->json) {
-        if (print_json(&x.rep, &x.cs, L, concept_json(x.c, x.concept_run, x.k, x.sp, x.rows, x.n_sets))) {
+        if (print_json(&x.rep, &x.cs, L, "concept", concept_json(x.c, x.concept_run, x.k, x.sp, x.rows, x.n_sets))) {
             rc = cli_error(PROBE_EXIT_RUNTIME, "out of memory");
             goto done;
         }
@@ -673,6 +728,115 @@ done:
     return rc;
 }
 
+/* ---- --sweep neurons --layer L ------------------------------------------------ */
+
+/* The estimates of the top `rows` neurons, with the exact figures of those
+ * measured (idx[j] >= 0: condition idx[j] of cs). */
+static void print_sweep(const NeuronSweep *sw, const int *idx, const Conditions *cs, int rows) {
+    int *top = malloc(sizeof *top * (size_t)rows);
+    if (!top) return;
+    neuron_sweep_top(sw, rows, top);
+    printf("\nlayer %d, every neuron ablated alone: estimated delta loss (attribution patching,\n"
+           "first order), measured delta loss where verified; baseline CE %.4f over %lld tokens\n\n",
+           sw->layer, sw->base_ce, (long long)sw->count.tokens);
+    printf("%4s  %8s  %10s  %10s  %9s  %8s  %7s  %10s\n", "rank", "neuron", "estimate", "measured", "+/- se", "KL",
+           "top-1", "mean act");
+    for (int r = 0; r < rows; r++) {
+        int j = top[r];
+        char e[32], d[32] = "", se[32] = "", kl[32] = "", ag[32] = "";
+        sig(e, sizeof e, sw->estimate[j], 1);
+        if (idx[j] >= 0) {
+            AblateFigures f;
+            ablate_figures(&cs->c[idx[j]].tot, &f);
+            sig(d, sizeof d, f.dloss, 1);
+            sig(se, sizeof se, f.dloss_se, 0);
+            sig(kl, sizeof kl, f.kl, 0);
+            snprintf(ag, sizeof ag, "%.2f%%", 100.0 * f.agreement);
+        }
+        printf("%4d  %3d:%-4d  %10s  %10s  %9s  %8s  %7s  %10.4f\n", r + 1, sw->layer, j, e, d, se, kl, ag,
+               sw->act_mean[j]);
+    }
+    printf("\nestimate: sum over positions of (ablated value - activation) x d loss / d activation,\n"
+           "per predicted token; measured: the real ablation of that neuron alone (the rows above).\n");
+    free(top);
+}
+
+/* Every estimate, best first, with the measured delta loss where there is one. */
+static cJSON *sweep_json(const NeuronSweep *sw, const int *idx, const Conditions *cs) {
+    cJSON *o = cJSON_CreateObject();
+    int *top = malloc(sizeof *top * (size_t)sw->n);
+    if (!o || !top) {
+        free(top);
+        return o;
+    }
+    neuron_sweep_top(sw, sw->n, top);
+    cJSON_AddNumberToObject(o, "layer", sw->layer);
+    cJSON_AddNumberToObject(o, "baseline_ce", sw->base_ce);
+    cJSON_AddNumberToObject(o, "seconds", sw->count.seconds);
+    cJSON *arr = cJSON_AddArrayToObject(o, "neurons");
+    for (int r = 0; r < sw->n; r++) {
+        int j = top[r];
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "neuron", j);
+        cJSON_AddNumberToObject(e, "rank", r + 1);
+        json_add_real(e, "estimate", sw->estimate[j]);
+        json_add_real(e, "act_mean", sw->act_mean[j]);
+        if (idx[j] >= 0) {
+            AblateFigures f;
+            ablate_figures(&cs->c[idx[j]].tot, &f);
+            json_add_real(e, "delta_loss", f.dloss);
+        } else {
+            cJSON_AddNullToObject(e, "delta_loss");
+        }
+        cJSON_AddItemToArray(arr, e);
+    }
+    free(top);
+    return o;
+}
+
+/* Progress of the estimate phase (windows_each counts neurons as conditions). */
+static void on_sweep_progress(void *user, const AblateProgress *p) {
+    Progress *bar = user;
+    if (!progress_due(bar)) return;
+    char detail[160], b1[32], b2[32];
+    long long rate = (long long)(p->tokens / (p->seconds > 0 ? p->seconds : 1));
+    snprintf(detail, sizeof detail, "estimating %d neurons: %d/%d docs  %s tokens  %s tok/s", p->n_conditions,
+             p->docs_done + 1, p->n_docs, progress_count(b1, p->tokens), progress_count(b2, rate));
+    progress_draw(bar, (p->docs_done + (double)p->window / p->n_windows) / p->n_docs, detail);
+}
+
+/* The estimate of every neuron of o->layer, then o->spec set to the
+ * o->verify neurons with the largest estimates (*list owns the string).
+ * means: NULL or [L x F]. 0, or -1 with err. */
+static int sweep_estimate(Model *m, Store *store, AblateOptions *o, int ctx, const float *means, NeuronSweep *sw,
+                          char **list, char *err) {
+    const int F = m->cfg.n_inner, L = (int)o->layer;
+    if (L >= m->cfg.n_layer) return err_set(err, "--layer %d out of range 0..%d", L, m->cfg.n_layer - 1);
+    DocSource *src = o->run ? doc_source_run(store, o->run, err)
+                            : doc_source_corpus(o->corpus, o->split, m->tok, o->bos, err);
+    if (!src) return -1;
+    Progress *bar = progress_new(!o->quiet, 0.0);
+    int rc = neuron_sweep_estimate(m, src, ctx, L, means ? means + (size_t)L * F : NULL, on_sweep_progress, bar, sw, err);
+    progress_end(bar);
+    doc_source_free(src);
+    if (rc) return -1;
+    int k = o->verify < F ? (int)o->verify : F, *top = malloc(sizeof *top * (size_t)(k ? k : 1)),
+        *layer = malloc(sizeof *layer * (size_t)(k ? k : 1));
+    if (!top || !layer) {
+        free(top);
+        free(layer);
+        return err_set(err, "out of memory");
+    }
+    neuron_sweep_top(sw, k, top);
+    for (int i = 0; i < k; i++) layer[i] = L;
+    *list = neuron_list(layer, top, k);
+    free(top);
+    free(layer);
+    if (!*list) return err_set(err, "out of memory");
+    o->spec = (ConditionSpec){COND_SWEEP_NEURONS, *list};
+    return 0;
+}
+
 int cmd_ablate(int argc, char **argv) {
     AblateOptions o;
     int rc = parse_options(argc, argv, &o);
@@ -683,6 +847,11 @@ int cmd_ablate(int argc, char **argv) {
     const char *dir = model_dir_resolve(o.model);
     Conditions cs = {0};
     Store *store = NULL;
+    NeuronSweep sw = {0};
+    char *list = NULL, spec[64];
+    int *idx = NULL;
+    float *means = NULL;
+    const int sweep = o.sweep == SWEEP_NEURONS && o.layer >= 0;
     rc = PROBE_EXIT_RUNTIME;
     Model *m = model_load(dir, err); /* the tokenizer also names stored tokens */
     if (!m) goto fail;
@@ -692,8 +861,12 @@ int cmd_ablate(int argc, char **argv) {
         rc = cli_usage_error("--ctx %d out of range 2..%d (the model's n_positions)", ctx, cfg->n_positions);
         goto done;
     }
+    if (sweep && o.layer >= cfg->n_layer) {
+        rc = cli_usage_error("--layer %ld out of range 0..%d", o.layer, cfg->n_layer - 1);
+        goto done;
+    }
     /* specs are checked before any database or corpus work */
-    if (conditions_build(&cs, &o.spec, cfg, NULL, err)) {
+    if (!sweep && conditions_build(&cs, &o.spec, cfg, NULL, err)) {
         rc = cli_usage_error("%s", err);
         goto done;
     }
@@ -701,8 +874,36 @@ int cmd_ablate(int argc, char **argv) {
     Report r = {.rec = {.model_dir = dir, .model_checksum = m->checksum, .source_run_id = o.run, .ctx = ctx,
                         .mean_mode = o.mean_mode, .kind = condition_kind_name(o.spec.kind), .spec = o.spec.list},
                 .db_path = o.db};
-    if (o.mean_mode && use_means(store, m, &o.spec, o.stats_run, &cs, &r.rec.stats_run_id, err)) goto fail;
-    if (measure(m, store, &o, ctx, &cs, &r, err)) goto fail;
+    if (sweep) {
+        if (o.mean_mode) {
+            uint8_t *need = calloc((size_t)cfg->n_layer, 1);
+            if (need) need[o.layer] = 1;
+            means = need ? means_load(store, m, need, o.stats_run, &r.rec.stats_run_id, err) : NULL;
+            if (!need) err_set(err, "out of memory");
+            free(need);
+            if (!means) goto fail;
+        }
+        if (sweep_estimate(m, store, &o, ctx, means, &sw, &list, err) ||
+            (o.verify > 0 && conditions_build(&cs, &o.spec, cfg, means, err)))
+            goto fail;
+        snprintf(spec, sizeof spec, "sweep neurons --layer %ld --verify %ld", o.layer, o.verify);
+        r.rec.spec = spec;
+        if (!(idx = malloc(sizeof *idx * (size_t)cfg->n_inner))) {
+            err_set(err, "out of memory");
+            goto fail;
+        }
+        for (int j = 0; j < cfg->n_inner; j++) idx[j] = -1;
+        for (int i = 0; i < cs.n; i++) idx[cs.c[i].edits[0].neuron] = i;
+    } else if (o.mean_mode && use_means(store, m, &o.spec, o.stats_run, &cs, &r.rec.stats_run_id, err)) {
+        goto fail;
+    }
+    if (cs.n && measure(m, store, &o, ctx, &cs, &r, err)) goto fail;
+    if (!cs.n) { /* --verify 0: the estimate's count */
+        r.rec.source = o.run ? (snprintf(r.source, sizeof r.source, "run:%ld", o.run), r.source) : o.corpus;
+        r.rec.documents = sw.count.documents;
+        r.rec.tokens = sw.count.tokens;
+    }
+    if (sweep) r.rec.seconds += sw.count.seconds;
     if (r.rec.tokens == 0) {
         err_set(err, "no predicted tokens in '%s' (every document has at most one token)", r.rec.source);
         goto fail;
@@ -711,9 +912,20 @@ int cmd_ablate(int argc, char **argv) {
      * disk or a database locked too long must not throw the computation
      * away. Storing is one transaction, so a failure stores nothing. */
     char store_err[PROBE_ERR_LEN] = "";
-    int stored =
-        !store || store_results(store, &r.rec, &cs, m->tok, cfg->n_layer, NULL, 0, &r.ablation_id, store_err) == 0;
-    if (o.json ? print_json(&r, &cs, cfg->n_layer, NULL) : (print_table(&r, &cs), 0)) {
+    SweepRows rows = {&sw, idx};
+    int stored = !store || store_results(store, &r.rec, &cs, m->tok, cfg->n_layer, NULL, 0, sweep ? &rows : NULL,
+                                         &r.ablation_id, store_err) == 0;
+    int bad = 0;
+    if (o.json)
+        bad = print_json(&r, &cs, cfg->n_layer, "sweep", sweep ? sweep_json(&sw, idx, &cs) : NULL);
+    else {
+        if (cs.n) print_table(&r, &cs);
+        if (sweep) print_sweep(&sw, idx, &cs, cs.n > 20 ? cs.n : (cfg->n_inner < 20 ? cfg->n_inner : 20));
+        if (!cs.n && r.ablation_id)
+            printf("stored as ablation %" PRId64 " in '%s' (SELECT * FROM neuron_ablation_effects)\n", r.ablation_id,
+                   o.db);
+    }
+    if (bad) {
         err_set(err, "out of memory");
         goto fail;
     }
@@ -725,6 +937,10 @@ fail:
     rc = PROBE_EXIT_RUNTIME;
 done:
     conditions_free(&cs);
+    neuron_sweep_free(&sw);
+    free(list);
+    free(idx);
+    free(means);
     store_close(store);
     model_free(m);
     return rc;

@@ -11,10 +11,12 @@
  * concept_rank.h. */
 #include <cjson/cJSON.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ablations.h"
 #include "cli.h"
 #include "commands.h"
 #include "concept_rank.h"
@@ -33,7 +35,10 @@ static const char *usage_text =
     "  --db FILE       database (default probe.db)\n"
     "  --run ID        run to read (default: the latest complete run)\n"
     "  --layer L       one layer (default: all recorded layers)\n"
-    "  --by KEY        max (default), mean, or frac\n"
+    "  --by KEY        max (default), mean, or frac; or ablation: the estimated loss\n"
+    "                  increase of ablating each neuron alone, from the latest\n"
+    "                  `probe ablate --sweep neurons --layer L` of the run's model on\n"
+    "                  each layer (measured too where that sweep verified it)\n"
     "  --limit N       neurons to list (default 20)\n"
     "  --json          JSON for programs instead of a table\n"
     "  --help          this text\n"
@@ -62,6 +67,7 @@ typedef struct {
     const char *by_text; /* --by as given: read once the mode is known */
     int json;
     int exact; /* --exact: --max-error 0 */
+    int by_ablation; /* --by ablation */
     ConceptRankOptions concept; /* used when --concept/--probe/--words is given */
 } TopOptions;
 
@@ -116,8 +122,9 @@ static int parse_options(int argc, char **argv, TopOptions *o) {
         if (co->drop || co->model || o->exact || co->max_error >= 0)
             return cli_usage_error("--%s needs --concept, --probe or --words",
                                    co->drop ? "drop" : co->model ? "model" : o->exact ? "exact" : "max-error");
-        if (o->by_text && neuron_order_parse(o->by_text, &o->by))
-            return cli_usage_error("--by must be max, mean or frac, not '%s'", o->by_text);
+        o->by_ablation = o->by_text && !strcmp(o->by_text, "ablation");
+        if (o->by_text && !o->by_ablation && neuron_order_parse(o->by_text, &o->by))
+            return cli_usage_error("--by must be max, mean, frac or ablation, not '%s'", o->by_text);
     }
     return cli_check_store_env();
 }
@@ -139,6 +146,67 @@ static void print_table(const NeuronRun *run, const TopOptions *o, const NeuronR
     if (rows->n == 0) printf("(no statistics: the run recorded no tokens)\n");
 }
 
+/* --by ablation: the neurons in the order of the latest neuron sweeps'
+ * estimates, with their statistics and examples from the run. */
+static int list_by_ablation(Store *s, const NeuronRun *run, const TopOptions *o, char *err) {
+    AblationNeuronRank *r = NULL;
+    NeuronRows rows = {0};
+    int n = 0, rc = -1, *layer = NULL, *neuron = NULL;
+    if (ablation_neuron_ranking(s, run->id, (int)o->layer, (int)o->limit, &r, &n, err)) goto done;
+    if (n == 0) {
+        err_set(err, "no neuron sweep of run %" PRId64 "'s model%s in '%s': run `probe ablate CORPUS --sweep neurons "
+                "--layer L` first", run->id, o->layer >= 0 ? " on this layer" : "", o->db);
+        goto done;
+    }
+    layer = malloc(sizeof *layer * (size_t)n);
+    neuron = malloc(sizeof *neuron * (size_t)n);
+    if (!layer || !neuron) {
+        err_set(err, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < n; i++) layer[i] = r[i].layer, neuron[i] = r[i].neuron;
+    if (neuron_query_list(s, run, layer, neuron, n, &rows, err)) goto done;
+    if (o->json) {
+        cJSON *root = cJSON_CreateObject(), *arr;
+        if (!root || neuron_json_add_run(root, run) || !cJSON_AddStringToObject(root, "by", "ablation") ||
+            !(arr = cJSON_AddArrayToObject(root, "neurons")) || neuron_json_add_rows(arr, &rows)) {
+            cJSON_Delete(root);
+            err_set(err, "out of memory");
+            goto done;
+        }
+        for (int i = 0; i < n; i++) {
+            cJSON *e = cJSON_GetArrayItem(arr, i);
+            cJSON_AddNumberToObject(e, "ablation_id", (double)r[i].ablation_id);
+            json_add_real(e, "ablation_estimate", r[i].estimate);
+            json_add_real(e, "ablation_measured", r[i].measured);
+        }
+        if (cli_print_json(root)) {
+            err_set(err, "out of memory");
+            goto done;
+        }
+    } else {
+        printf("run %" PRId64 " (%s): %s on '%s'; ranked by ablation: the estimated loss increase (nats/token)\n"
+               "of ablating each neuron alone, from the latest neuron sweep of its layer\n\n",
+               run->id, run->status, run->model_dir, run->corpus_path);
+        printf("%4s  %9s  %10s  %10s  %8s\n", "rank", "neuron", "estimate", "measured", "ablation");
+        for (int i = 0; i < n; i++) {
+            char m[32] = "";
+            if (!isnan(r[i].measured)) snprintf(m, sizeof m, "%+.3e", r[i].measured);
+            printf("%4d  %4d:%-4d  %+10.3e  %10s  %8" PRId64 "\n", i + 1, r[i].layer, r[i].neuron, r[i].estimate, m,
+                   r[i].ablation_id);
+        }
+        printf("\n");
+        neuron_table_print(stdout, &rows);
+    }
+    rc = PROBE_EXIT_OK;
+done:
+    free(r);
+    free(layer);
+    free(neuron);
+    neuron_rows_free(&rows);
+    return rc;
+}
+
 /* Checks --layer against the run: -1 when fine, else the usage error's
  * exit code. */
 static int check_layer(const NeuronRun *run, long layer) {
@@ -158,6 +226,10 @@ static int list(Store *s, const TopOptions *o, char *err) {
     if (!o->json && strcmp(run.status, "complete"))
         cli_error(0, "warning: run %" PRId64 " is %s; statistics cover the tokens recorded so far", run.id, run.status);
     rc = -1;
+    if (o->by_ablation) {
+        rc = list_by_ablation(s, &run, o, err);
+        goto done;
+    }
     if (neuron_query_top(s, &run, (int)o->layer, o->by, (int)o->limit, &rows, err)) goto done;
     if (o->json ? print_json(&run, o->by, &rows) : (print_table(&run, o, &rows), 0)) {
         err_set(err, "out of memory");

@@ -2,6 +2,7 @@
 #include "ablations.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,6 +226,48 @@ int ablation_writer_token(AblationWriter *w, int doc, const TokenEffect *e, cons
     return store_step_done(w->s, st, err);
 }
 
+/* Neurons by estimate, largest first, ties by index. */
+typedef struct {
+    double estimate;
+    int neuron;
+} Ranked;
+
+static int by_estimate(const void *a, const void *b) {
+    const Ranked *x = a, *y = b;
+    if (x->estimate != y->estimate) return x->estimate > y->estimate ? -1 : 1;
+    return (x->neuron > y->neuron) - (x->neuron < y->neuron);
+}
+
+int ablation_writer_estimates(AblationWriter *w, int layer, int n, const double *estimate, const double *act_mean,
+                              const int *idx, char *err) {
+    Ranked *order = malloc(sizeof *order * (size_t)n);
+    if (!order) return oom(w->s, err);
+    for (int j = 0; j < n; j++) order[j] = (Ranked){estimate[j], j};
+    qsort(order, (size_t)n, sizeof *order, by_estimate);
+    sqlite3_stmt *st = store_prepare(w->s,
+                                     "INSERT INTO ablation_neuron_estimates (ablation_id, layer, neuron, rank,"
+                                     " estimate, act_mean, idx) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                                     err);
+    int rc = st ? 0 : -1;
+    for (int r = 0; r < n && !rc; r++) {
+        int j = order[r].neuron;
+        sqlite3_bind_int64(st, 1, w->id);
+        sqlite3_bind_int(st, 2, layer);
+        sqlite3_bind_int(st, 3, j);
+        sqlite3_bind_int(st, 4, r + 1);
+        sqlite3_bind_double(st, 5, estimate[j]);
+        sqlite3_bind_double(st, 6, act_mean[j]);
+        if (idx[j] >= 0)
+            sqlite3_bind_int(st, 7, idx[j]);
+        else
+            sqlite3_bind_null(st, 7);
+        rc = store_step_done(w->s, st, err);
+    }
+    sqlite3_finalize(st);
+    free(order);
+    return rc;
+}
+
 int64_t ablation_writer_id(const AblationWriter *w) { return w->id; }
 
 int ablation_writer_commit(AblationWriter *w, int64_t *id, char *err) {
@@ -234,5 +277,45 @@ int ablation_writer_commit(AblationWriter *w, int64_t *id, char *err) {
     }
     *id = w->id;
     writer_free(w);
+    return 0;
+}
+
+int ablation_neuron_ranking(Store *s, int64_t run_id, int layer, int limit, AblationNeuronRank **out, int *n,
+                            char *err) {
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *st =
+        store_prepare(s,
+                      "WITH latest AS (SELECT e.layer, max(e.ablation_id) AS id FROM ablation_neuron_estimates e"
+                      " JOIN ablations a ON a.id = e.ablation_id"
+                      " WHERE a.model_checksum = (SELECT model_checksum FROM runs WHERE id = ?1)"
+                      " AND (?2 IS NULL OR e.layer = ?2) GROUP BY e.layer)"
+                      " SELECT e.layer, e.neuron, e.estimate, c.delta_loss, e.ablation_id"
+                      " FROM latest JOIN ablation_neuron_estimates e ON e.ablation_id = latest.id AND e.layer = latest.layer"
+                      " LEFT JOIN ablation_conditions c ON c.ablation_id = e.ablation_id AND c.idx = e.idx"
+                      " ORDER BY e.estimate DESC, e.layer, e.neuron LIMIT ?3",
+                      err);
+    if (!st) return -1;
+    sqlite3_bind_int64(st, 1, run_id);
+    if (layer >= 0) sqlite3_bind_int(st, 2, layer);
+    sqlite3_bind_int(st, 3, limit);
+    AblationNeuronRank *v = malloc(sizeof *v * (size_t)(limit > 0 ? limit : 1));
+    int rc, k = 0;
+    if (!v) {
+        sqlite3_finalize(st);
+        return oom(s, err);
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && k < limit)
+        v[k++] = (AblationNeuronRank){sqlite3_column_int(st, 0), sqlite3_column_int(st, 1),
+                                      sqlite3_column_double(st, 2),
+                                      sqlite3_column_type(st, 3) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 3),
+                                      sqlite3_column_int64(st, 4)};
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        free(v);
+        return store_fail(s, rc, err);
+    }
+    *out = v;
+    *n = k;
     return 0;
 }

@@ -76,6 +76,28 @@ int ablation_writer_condition(AblationWriter *w, const AblationConditionRecord *
 int ablation_writer_token(AblationWriter *w, int doc, const TokenEffect *e, const char *bytes, size_t len,
                           char *err);
 
+/* A neuron sweep's estimates (schema 110): for neurons 0..n-1 of layer, the
+ * estimated delta loss and mean post-activation, and the index of the
+ * condition written for it (idx[j] >= 0) or -1. Ranks are by estimate,
+ * largest first (ties by neuron). 0, or -1 with err. */
+int ablation_writer_estimates(AblationWriter *w, int layer, int n, const double *estimate, const double *act_mean,
+                              const int *idx, char *err);
+
+/* A neuron as the latest neuron sweep of its layer ranks it. */
+typedef struct {
+    int layer, neuron;
+    double estimate;   /* estimated delta loss, nats/token */
+    double measured;   /* the exact delta loss, or NAN when not verified */
+    int64_t ablation_id;
+} AblationNeuronRank;
+
+/* The `limit` neurons with the largest estimates, for the model recorded
+ * by run run_id, from the latest neuron sweep (`probe ablate --sweep
+ * neurons`) of that model on each layer: of one layer (>= 0) or all.
+ * *out (malloc'd, *n of them; none when no sweep). 0, or -1 with err. */
+int ablation_neuron_ranking(Store *s, int64_t run_id, int layer, int limit, AblationNeuronRank **out, int *n,
+                            char *err);
+
 /* Commits and frees w; sets *id to the new ablations.id. On failure rolls
  * back, frees w and returns -1 with err. */
 /* The ablations row being written (its id), for rows of other tables that

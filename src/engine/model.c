@@ -83,14 +83,26 @@ int model_forward(Model *m, const int32_t *ids, int T, const ForwardHooks *hooks
             return err_set(err, "neuron edit %d:%d out of range", hooks->edits[e].layer,
                            hooks->edits[e].neuron);
     if (hooks->stop_after > 0 && logits) return err_set(err, "a forward pass that stops early has no logits");
+    const int start = hooks->start_layer > 0 ? hooks->start_layer : 0;
+    if (start) {
+        if (start >= L || !hooks->start_resid)
+            return err_set(err, "a forward pass from layer %d needs that layer's residual stream", start);
+        for (int e = 0; e < hooks->n_edits; e++)
+            if (hooks->edits[e].layer < start)
+                return err_set(err, "neuron edit %d:%d is below the starting layer %d", hooks->edits[e].layer,
+                               hooks->edits[e].neuron, start);
+        for (int l = 0; l < start && hooks->remove_ffn; l++)
+            if (hooks->remove_ffn[l]) return err_set(err, "layer %d's FFN is removed below the starting layer %d", l, start);
+    }
 
     Scratch *s = &m->s;
     /* R: the rows computed (all T unless a prefix is enough; rows past R
      * keep stale values and nothing computed reads them: attention's query
      * rows read keys before them only) */
     const int R = hooks->rows_needed > 0 && !logits ? prefix_rows(T, hooks->rows_needed) : T;
-    /* token + position embeddings */
-    for (int t = 0; t < R; t++) {
+    /* token + position embeddings, or the given stream at the first layer */
+    if (start) memcpy(s->resid, hooks->start_resid, sizeof(float) * (size_t)R * C);
+    for (int t = 0; t < R && !start; t++) {
         const float *te = m->wte + (size_t)ids[t] * C, *pe = m->wpe + (size_t)t * C;
         float *r = s->resid + (size_t)t * C;
         if (m->wte_by_read) { /* model_load.c says why */
@@ -100,7 +112,7 @@ int model_forward(Model *m, const int32_t *ids, int T, const ForwardHooks *hooks
         for (int i = 0; i < C; i++) r[i] = te[i] + pe[i];
     }
 
-    for (int l = 0; l < L; l++) {
+    for (int l = start; l < L; l++) {
         const LayerParams *p = &m->layers[l];
         if (hooks->observe_resid) hooks->observe_resid(hooks->user, l, RESID_PRE, s->resid, R, C);
         /* attention block: resid += c_proj(attn(ln_1(resid))) */

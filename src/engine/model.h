@@ -165,6 +165,14 @@ typedef struct {
     ResidObserver observe_resid; /* NULL, or called with the residual stream
                                   at every ResidPoint of every layer (same
                                   user); observing changes nothing */
+    int start_layer;           /* > 0: begin at this layer, from start_resid
+                                  (no embedding, no earlier layer, no
+                                  observer call for them); edits and
+                                  removals must be in this layer or later */
+    const float *start_resid;  /* [T x C]: the residual stream at RESID_PRE
+                                  of start_layer in a plain forward of the
+                                  same ids, so the pass gets that forward's
+                                  bits (ablate.h ablator_start_at) */
 } ForwardHooks;
 
 /* Runs ids[0..T) at positions 0..T-1 (1 <= T <= P, ids < V). Writes

@@ -1,0 +1,281 @@
+/* backward.c — see backward.h. Each step is the derivative of one step of
+ * model.c's forward, written out (x: a block's input, y its output, g_
+ * the gradient of the loss):
+ *   y = x W + b            g_x = g_y W^T                 (matmul_nt_forward)
+ *   y = LN(x) w + b        g_x = rstd (a - mean(a) - xhat mean(a xhat)), a = g_y w
+ *   y = act(f)             g_f = g_y act'(f)
+ *   O = softmax(s Q K^T) V g_V = P^T g_O, g_P = g_O V^T,
+ *                          g_S = P (g_P - rowsum(P g_P)), g_Q = s g_S K, g_K = s g_S^T Q
+ * and a residual branch adds its input's gradient to the stream's. */
+#include "backward.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "parallel.h"
+#include "util.h"
+
+struct FfnGrad {
+    Model *m;
+    int layer, T;
+    float *saved;    /* [(L-1-layer) x 2 x P x C] resid_pre, resid_mid of layers above; then [P x C] ln_f's input */
+    float *act;      /* [P x F] the layer's post-activation */
+    float *grad;     /* [P x F] dLoss/d act */
+    float *g_resid;  /* [P x C] */
+    float *g_tmp;    /* [P x C] */
+    float *ln;       /* [P x C] */
+    float *qkv;      /* [P x 3C] */
+    float *g_qkv;    /* [P x 3C] */
+    float *f;        /* [P x F] pre-activation */
+    float *att;      /* [slots x 2 x P x P] per thread: weights, their gradient */
+    int slots;
+    float *mem;
+};
+
+FfnGrad *ffn_grad_new(Model *m, int layer, char *err) {
+    const ModelConfig *c = &m->cfg;
+    if (layer < 0 || layer >= c->n_layer) {
+        err_set(err, "layer %d out of range 0..%d", layer, c->n_layer - 1);
+        return NULL;
+    }
+    FfnGrad *g = calloc(1, sizeof *g);
+    if (!g) {
+        err_set(err, "out of memory");
+        return NULL;
+    }
+    g->m = m;
+    g->layer = layer;
+    g->slots = parallel_threads();
+    size_t P = (size_t)c->n_positions, C = (size_t)c->n_embd, F = (size_t)c->n_inner;
+    size_t above = (size_t)(c->n_layer - 1 - layer);
+    size_t sizes[] = {(2 * above + 1) * P * C, P * F, P * F, P * C, P * C, P * C, 3 * P * C, 3 * P * C, P * F,
+                      (size_t)g->slots * 2 * P * P};
+    float **ptrs[] = {&g->saved, &g->act, &g->grad, &g->g_resid, &g->g_tmp, &g->ln, &g->qkv, &g->g_qkv, &g->f, &g->att};
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += sizes[i];
+    g->mem = malloc(total * sizeof(float));
+    if (!g->mem) {
+        err_set(err, "out of memory allocating %zu MB for the backward pass", total * 4 >> 20);
+        free(g);
+        return NULL;
+    }
+    float *p = g->mem;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        *ptrs[i] = p;
+        p += sizes[i];
+    }
+    return g;
+}
+
+void ffn_grad_free(FfnGrad *g) {
+    if (!g) return;
+    free(g->mem);
+    free(g);
+}
+
+const float *ffn_grad_act(const FfnGrad *g) { return g->act; }
+const float *ffn_grad_grad(const FfnGrad *g) { return g->grad; }
+
+/* ---- the forward: observers keep what the backward reads ------------------ */
+
+static float *saved_at(const FfnGrad *g, int l, ResidPoint pt) {
+    const ModelConfig *c = &g->m->cfg;
+    size_t PC = (size_t)c->n_positions * c->n_embd;
+    if (l < 0) return g->saved + (size_t)2 * (c->n_layer - 1 - g->layer) * PC; /* ln_f's input */
+    return g->saved + ((size_t)2 * (l - g->layer - 1) + (pt == RESID_MID)) * PC;
+}
+
+static void keep_act(void *user, int layer, const float *act, int T, int F) {
+    FfnGrad *g = user;
+    (void)layer;
+    memcpy(g->act, act, sizeof(float) * (size_t)T * F);
+}
+
+static void keep_resid(void *user, int layer, ResidPoint pt, const float *resid, int T, int C) {
+    FfnGrad *g = user;
+    float *dst = NULL;
+    if (layer > g->layer && pt != RESID_POST) dst = saved_at(g, layer, pt);
+    if (layer == g->m->cfg.n_layer - 1 && pt == RESID_POST) dst = saved_at(g, -1, pt);
+    if (dst) memcpy(dst, resid, sizeof(float) * (size_t)T * C);
+}
+
+int ffn_grad_forward(FfnGrad *g, const int32_t *ids, int T, float *logits, char *err) {
+    uint8_t capture[512] = {0};
+    if (g->m->cfg.n_layer > (int)sizeof capture) return err_set(err, "too many layers for the backward pass");
+    capture[g->layer] = 1;
+    ForwardHooks h = {.capture = capture, .observe = keep_act, .user = g, .observe_resid = keep_resid};
+    if (model_forward(g->m, ids, T, &h, logits, err)) return -1;
+    g->T = T;
+    return 0;
+}
+
+/* ---- layer norm ------------------------------------------------------------ */
+
+typedef struct {
+    float *g_x;          /* += */
+    const float *x, *w, *g_y;
+    float eps;
+    int T, C;
+} LnBackJob;
+
+static void ln_back_task(void *ctx, int tid, int nt) {
+    const LnBackJob *j = ctx;
+    const int C = j->C;
+    int t0, t1;
+    parallel_slice(j->T, 1, tid, nt, &t0, &t1);
+    for (int t = t0; t < t1; t++) {
+        const float *x = j->x + (size_t)t * C, *gy = j->g_y + (size_t)t * C;
+        float *gx = j->g_x + (size_t)t * C;
+        double mean = 0, var = 0;
+        for (int i = 0; i < C; i++) mean += x[i];
+        mean /= C;
+        for (int i = 0; i < C; i++) var += (x[i] - mean) * (x[i] - mean);
+        double rstd = 1.0 / sqrt(var / C + j->eps);
+        double ma = 0, max = 0; /* mean(a), mean(a xhat) */
+        for (int i = 0; i < C; i++) {
+            double a = (double)gy[i] * j->w[i], xh = (x[i] - mean) * rstd;
+            ma += a;
+            max += a * xh;
+        }
+        ma /= C;
+        max /= C;
+        for (int i = 0; i < C; i++) {
+            double a = (double)gy[i] * j->w[i], xh = (x[i] - mean) * rstd;
+            gx[i] += (float)(rstd * (a - ma - xh * max));
+        }
+    }
+}
+
+/* g_x += dLN/dx^T g_y for out = LN(x) w + b over T rows. */
+static void layernorm_backward_add(float *g_x, const float *x, const float *w, const float *g_y, float eps, int T,
+                                   int C) {
+    LnBackJob j = {g_x, x, w, g_y, eps, T, C};
+    parallel_run(ln_back_task, &j);
+}
+
+/* ---- activation ------------------------------------------------------------ */
+
+typedef struct {
+    float *g;            /* in: g_y, out: g_f */
+    const float *f;
+    size_t n;
+    Activation act;
+} ActBackJob;
+
+static float act_slope(Activation a, float x) {
+    switch (a) {
+    case ACT_GELU_NEW: {
+        const float s = 0.7978845608028654f, k = 0.044715f;
+        float th = tanhf(s * (x + k * x * x * x));
+        return 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * s * (1.0f + 3.0f * k * x * x);
+    }
+    case ACT_GELU:
+        return 0.5f * (1.0f + erff(x * 0.7071067811865476f)) + x * expf(-0.5f * x * x) * 0.3989422804014327f;
+    case ACT_RELU: return x > 0.0f ? 1.0f : 0.0f;
+    }
+    return 0.0f;
+}
+
+static void act_back_task(void *ctx, int tid, int nt) {
+    const ActBackJob *j = ctx;
+    size_t lo = j->n * (size_t)tid / (size_t)nt, hi = j->n * (size_t)(tid + 1) / (size_t)nt;
+    for (size_t i = lo; i < hi; i++) j->g[i] *= act_slope(j->act, j->f[i]);
+}
+
+/* ---- attention ------------------------------------------------------------- */
+
+typedef struct {
+    float *g_qkv;        /* [T x 3C] out */
+    float *att;
+    const float *qkv, *g_out; /* g_out [T x C]: dLoss/d concatenated head outputs */
+    int T, C, NH, slots;
+} AttBackJob;
+
+static void att_back_head(const AttBackJob *j, float *P, float *dP, int h) {
+    const int T = j->T, C = j->C, HS = C / j->NH, C3 = 3 * C;
+    const float scale = 1.0f / sqrtf((float)HS);
+    const float *q = j->qkv + h * HS, *k = j->qkv + C + h * HS, *v = j->qkv + 2 * C + h * HS;
+    const float *gO = j->g_out + h * HS;
+    float *gq = j->g_qkv + h * HS, *gk = j->g_qkv + C + h * HS, *gv = j->g_qkv + 2 * C + h * HS;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HS, scale, q, C3, k, C3, 0.0f, P, T);
+    for (int i = 0; i < T; i++) { /* causal softmax of row i over keys 0..i */
+        float *row = P + (size_t)i * T, mx = row_max(row, i + 1);
+        double sum = 0;
+        for (int c = 0; c <= i; c++) sum += row[c] = expf(row[c] - mx);
+        float inv = (float)(1.0 / sum);
+        for (int c = 0; c <= i; c++) row[c] *= inv;
+        for (int c = i + 1; c < T; c++) row[c] = 0.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HS, 1.0f, gO, C, v, C3, 0.0f, dP, T);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HS, T, 1.0f, P, T, gO, C, 0.0f, gv, C3);
+    for (int i = 0; i < T; i++) { /* dP -> dS */
+        const float *p = P + (size_t)i * T;
+        float *d = dP + (size_t)i * T;
+        double dot = 0;
+        for (int c = 0; c <= i; c++) dot += (double)p[c] * d[c];
+        for (int c = 0; c <= i; c++) d[c] = p[c] * (d[c] - (float)dot);
+        for (int c = i + 1; c < T; c++) d[c] = 0.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HS, T, scale, dP, T, k, C3, 0.0f, gq, C3);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HS, T, scale, dP, T, q, C3, 0.0f, gk, C3);
+}
+
+static void att_back_task(void *ctx, int tid, int nt) {
+    const AttBackJob *j = ctx;
+    int users = nt < j->slots ? nt : j->slots;
+    if (tid >= users) return;
+    int h0, h1;
+    parallel_slice(j->NH, 1, tid, users, &h0, &h1);
+    size_t TT = (size_t)j->T * j->T;
+    float *P = j->att + (size_t)tid * 2 * TT;
+    for (int h = h0; h < h1; h++) att_back_head(j, P, P + TT, h);
+}
+
+/* ---- the backward pass ----------------------------------------------------- */
+
+/* g_resid holds dLoss/d resid_post of layer l on entry, dLoss/d resid_pre on
+ * return. */
+static void layer_backward(FfnGrad *g, int l) {
+    Model *m = g->m;
+    const ModelConfig *c = &m->cfg;
+    const LayerParams *p = &m->layers[l];
+    const int T = g->T, C = c->n_embd, F = c->n_inner;
+    const float eps = c->layer_norm_epsilon;
+    const float *x = saved_at(g, l, RESID_PRE), *x_mid = saved_at(g, l, RESID_MID);
+
+    /* FFN block: resid_post = x_mid + act(LN2(x_mid) W_fc + b_fc) W_proj + b */
+    layernorm_forward(g->ln, x_mid, p->ln2_w, p->ln2_b, eps, T, C);
+    matmul_forward(g->f, g->ln, p->fc_w, p->fc_b, T, C, F, 0);
+    matmul_nt_forward(g->grad, g->g_resid, p->proj_w, T, C, F); /* g_act (grad as scratch) */
+    ActBackJob aj = {g->grad, g->f, (size_t)T * F, c->activation};
+    parallel_run(act_back_task, &aj);
+    matmul_nt_forward(g->g_tmp, g->grad, p->fc_w, T, F, C); /* g_ln2 */
+    layernorm_backward_add(g->g_resid, x_mid, p->ln2_w, g->g_tmp, eps, T, C);
+
+    /* attention block: x_mid = x + attn(LN1(x) W_qkv + b) W_o + b_o */
+    layernorm_forward(g->ln, x, p->ln1_w, p->ln1_b, eps, T, C);
+    matmul_forward(g->qkv, g->ln, p->qkv_w, p->qkv_b, T, C, 3 * C, 0);
+    matmul_nt_forward(g->g_tmp, g->g_resid, p->attn_proj_w, T, C, C); /* g of the head outputs */
+    AttBackJob j = {g->g_qkv, g->att, g->qkv, g->g_tmp, T, C, c->n_head, g->slots};
+    parallel_run(att_back_task, &j);
+    matmul_nt_forward(g->ln, g->g_qkv, p->qkv_w, T, 3 * C, C); /* g_ln1 (ln as scratch) */
+    layernorm_backward_add(g->g_resid, x, p->ln1_w, g->ln, eps, T, C);
+}
+
+int ffn_grad_backward(FfnGrad *g, const float *dlogits, char *err) {
+    Model *m = g->m;
+    const ModelConfig *c = &m->cfg;
+    const int T = g->T, C = c->n_embd, F = c->n_inner, V = c->vocab_size;
+    if (T < 1) return err_set(err, "no forward pass to differentiate");
+    /* unembedding (logits = final lm_head^T), then ln_f */
+    matmul_forward(g->g_tmp, dlogits, m->lm_head, NULL, T, V, C, 0);
+    memset(g->g_resid, 0, sizeof(float) * (size_t)T * C);
+    layernorm_backward_add(g->g_resid, saved_at(g, -1, RESID_POST), m->lnf_w, g->g_tmp, c->layer_norm_epsilon, T, C);
+    for (int l = c->n_layer - 1; l > g->layer; l--) layer_backward(g, l);
+    /* g_resid = dLoss/d resid_post of `layer`, which adds act W_proj */
+    matmul_nt_forward(g->grad, g->g_resid, m->layers[g->layer].proj_w, T, C, F);
+    return 0;
+}
