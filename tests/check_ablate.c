@@ -461,7 +461,7 @@ START_TEST(test_cmd_bad_specs) {
         {"--layers 1,,0", "empty item"},
         {"", "give exactly one of"},
         {"--no-ffn --layers 1", "give exactly one of"},
-        {"--sweep heads", "probe ablate: --sweep must be layers, not 'heads'"},
+        {"--sweep heads", "probe ablate: --sweep must be layers or neurons, not 'heads'"},
         {"--no-ffn --mode half", "probe ablate: --mode must be zero or mean, not 'half'"},
         {"--no-ffn --ctx 65", "probe ablate: --ctx 65 out of range 2..64"},
         {"--no-ffn --ctx 1", "probe ablate: --ctx must be an integer in 2..1048576, not '1'"},
