@@ -537,6 +537,9 @@ START_TEST(test_db_rows) {
     ck_assert_msg(st == 0 && strstr(out, "stored as ablation 1"), "exit %d: %s", st, out);
     st = run_probe(out, sizeof out, CMD_BASE " --no-ffn --db %s", db_path);
     ck_assert_msg(st == 0 && strstr(out, "stored as ablation 2"), "exit %d: %s", st, out);
+    /* a neuron sweep, for the README's query of its estimates */
+    st = run_probe(out, sizeof out, CMD_BASE " --sweep neurons --layer 1 --verify 1 --db %s", db_path);
+    ck_assert_msg(st == 0 && strstr(out, "stored as ablation 3"), "exit %d: %s", st, out);
 
     sqlite3 *db;
     ck_assert_int_eq(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
@@ -629,7 +632,7 @@ START_TEST(test_db_rows) {
     ck_assert_str_eq(text, "It is a way I have of driving off the spleen and regulating the circulation.");
     sqlite3_finalize(q);
     check_readme_queries(db);
-    ck_assert_int_eq(sql_int(db, "SELECT count(*) FROM ablation_summary"), 3);
+    ck_assert_int_eq(sql_int(db, "SELECT count(*) FROM ablation_summary"), 4);
     cJSON_Delete(ref);
     sqlite3_close(db);
 }
