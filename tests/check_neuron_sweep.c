@@ -38,25 +38,32 @@ static cJSON *run_json(const char *fmt_args) {
 
 /* Each estimate within 1e-5 of the largest (float32 against float64), the
  * baseline and every verified neuron's exact delta loss within 1e-4
- * relative, and the verified neurons are the reference's top 3. */
+ * relative, and the verified neurons are the reference's top 3. layer < 0:
+ * every layer. */
 static void check_sweep(const char *model, int layer, const char *extra, const char *file) {
-    char args[512], path[256];
-    snprintf(args, sizeof args, "--model " MODELS "%s --sweep neurons --layer %d --verify 3 %s", model, layer, extra);
+    char args[512], path[256], which[32] = "";
+    if (layer >= 0) snprintf(which, sizeof which, "--layer %d", layer);
+    snprintf(args, sizeof args, "--model " MODELS "%s --sweep neurons %s --verify 3 %s", model, which, extra);
     cJSON *got = run_json(args);
     snprintf(path, sizeof path, FIX "/%s", file);
     cJSON *ref = json_load(path);
     const cJSON *sw = cJSON_GetObjectItemCaseSensitive(got, "sweep");
+    const cJSON *rl = cJSON_GetObjectItemCaseSensitive(ref, "layers");
     const cJSON *est = cJSON_GetObjectItemCaseSensitive(ref, "estimate");
     const cJSON *neurons = cJSON_GetObjectItemCaseSensitive(sw, "neurons");
-    int F = cJSON_GetArraySize(est);
-    ck_assert_int_eq(cJSON_GetArraySize(neurons), F);
+    int nl = cJSON_GetArraySize(rl), F = cJSON_GetArraySize(cJSON_GetArrayItem(est, 0)), first = cJSON_GetArrayItem(rl, 0)->valueint;
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(sw, "layers")), nl);
+    ck_assert_int_eq(cJSON_GetArraySize(neurons), nl * F);
     double biggest = 0, worst = 0;
-    for (int j = 0; j < F; j++) biggest = fmax(biggest, fabs(cJSON_GetArrayItem(est, j)->valuedouble));
+    for (int l = 0; l < nl; l++)
+        for (int j = 0; j < F; j++)
+            biggest = fmax(biggest, fabs(cJSON_GetArrayItem(cJSON_GetArrayItem(est, l), j)->valuedouble));
     ck_assert_msg(biggest > 1e-3, "%s: estimates of %g cannot test anything", file, biggest);
-    for (int r = 0; r < F; r++) {
+    for (int r = 0; r < nl * F; r++) {
         const cJSON *n = cJSON_GetArrayItem(neurons, r);
-        int j = (int)json_num(n, "neuron");
-        double d = fabs(json_num(n, "estimate") - cJSON_GetArrayItem(est, j)->valuedouble);
+        int l = (int)json_num(n, "layer") - first, j = (int)json_num(n, "neuron");
+        ck_assert(l >= 0 && l < nl && j >= 0 && j < F);
+        double d = fabs(json_num(n, "estimate") - cJSON_GetArrayItem(cJSON_GetArrayItem(est, l), j)->valuedouble);
         worst = fmax(worst, d);
         ck_assert_int_eq((int)json_num(n, "rank"), r + 1);
     }
@@ -68,18 +75,19 @@ static void check_sweep(const char *model, int layer, const char *extra, const c
     for (int i = 0; i < 3; i++) {
         const cJSON *e = cJSON_GetArrayItem(exact, i), *c = cJSON_GetArrayItem(conds, i);
         char label[48];
-        snprintf(label, sizeof label, "neuron %d:%d", layer, (int)json_num(e, "neuron"));
+        snprintf(label, sizeof label, "neuron %d:%d", (int)json_num(e, "layer"), (int)json_num(e, "neuron"));
         ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(c, "spec")->valuestring, label);
         double dl = json_num(e, "delta_loss");
         ck_assert_msg(fabs(json_num(c, "delta_loss") - dl) <= 1e-4 * fabs(dl) + 1e-7, "%s %s: measured %g, reference %g",
                       file, label, json_num(c, "delta_loss"), dl);
         /* the table's measured column is the condition's figure */
         const cJSON *n = cJSON_GetArrayItem(neurons, i);
+        ck_assert_int_eq((int)json_num(n, "layer"), (int)json_num(e, "layer"));
         ck_assert_int_eq((int)json_num(n, "neuron"), (int)json_num(e, "neuron"));
         ck_assert(json_num(n, "delta_loss") == json_num(c, "delta_loss"));
     }
-    printf("  %-16s layer %d %-10s %d estimates, worst %.1e of the largest (%.3g)\n", model, layer, extra, F,
-           worst / biggest, biggest);
+    printf("  %-16s %-9s %-10s %d estimates, worst %.1e of the largest (%.3g)\n", model, layer >= 0 ? which : "all", extra,
+           nl * F, worst / biggest, biggest);
     cJSON_Delete(got);
     cJSON_Delete(ref);
 }
@@ -91,6 +99,13 @@ END_TEST
 
 START_TEST(test_estimates_gelu_last_layer) {
     check_sweep("tiny-f32", 1, "--no-db", "expected_sweep_neurons_f32_l1.json");
+}
+END_TEST
+
+/* Every layer at once: each layer's estimates are those of its own sweep
+ * (the gradient reaches the lower layer through the higher one's FFN too). */
+START_TEST(test_estimates_every_layer) {
+    check_sweep("tiny-f32", -1, "--no-db", "expected_sweep_neurons_f32_all.json");
 }
 END_TEST
 
@@ -233,6 +248,13 @@ START_TEST(test_stored_and_ranked) {
     cJSON_Delete(t);
     st = run_probe(out, sizeof out, "top-neurons --db %s --by ablation --layer 1", db);
     ck_assert_msg(st == 1 && strstr(out, "no neuron sweep") && strstr(out, "--sweep neurons"), "exit %d: %s", st, out);
+    /* every layer, estimates only: 256 more rows, and layer 1 can be ranked */
+    st = run_probe(out, sizeof out, BASE " --model " MODELS "tiny-f32 --sweep neurons --verify 0 --db %s", db);
+    ck_assert_msg(st == 0, "%s", out);
+    ck_assert_int_eq(sql_int_at(db, "SELECT count(*) FROM ablation_neuron_estimates"), 128 + 256);
+    ck_assert_int_eq(sql_int_at(db, "SELECT count(*) FROM ablation_neuron_estimates WHERE idx IS NOT NULL"), 2);
+    st = run_probe(out, sizeof out, "top-neurons --db %s --by ablation --layer 1 --limit 1", db);
+    ck_assert_msg(st == 0 && strstr(out, "1:50"), "exit %d: %s", st, out);
 }
 END_TEST
 
@@ -241,9 +263,9 @@ START_TEST(test_bad_options) {
     static const struct {
         const char *args, *says;
     } cases[] = {
-        {"--sweep neurons", "--sweep neurons needs --layer L"},
-        {"--sweep neurons --layer 0 --neurons 0:1", "--sweep neurons needs --layer L"},
-        {"--sweep layers --verify 3", "--verify applies to --sweep neurons --layer L"},
+        {"--sweep neurons --layer 0 --neurons 0:1", "--layer L (estimates) or --neurons LIST (each measured), not both"},
+        {"--sweep layers --verify 3", "--verify applies to --sweep neurons"},
+        {"--sweep neurons --neurons 0:1 --verify 3", "--verify applies to --sweep neurons"},
         {"--layer 0 --no-ffn", "--layer also to --sweep neurons"},
         {"--sweep neurons --layer 7", "--layer 7 out of range 0..1"},
         {"--sweep neurons --neurons 0:999", "0:999"},
@@ -260,7 +282,7 @@ END_TEST
 int main(void) {
     Suite *s = suite_create("neuron_sweep");
     TCase *c = case_add(s, "estimates", 120,
-                        (const TTest *[]){test_estimates_gelu_first_layer, test_estimates_gelu_last_layer,
+                        (const TTest *[]){test_estimates_gelu_first_layer, test_estimates_gelu_last_layer, test_estimates_every_layer,
                                           test_estimates_relu, test_estimates_mean_mode,
                                           test_verified_equal_single_ablation, test_start_layer_bit_exact,
                                           test_stored_and_ranked, test_bad_options, NULL});

@@ -5,17 +5,19 @@ PyTorch autograd in float64 (its own forward pass; it shares with probe only
 the file formats: gpt2_ref.py reads the weights and cuts the corpus).
 
     /usr/bin/python3 scripts/reference/neuron_sweep_reference.py --model DIR \
-        --corpus FILE [--ctx N] [--no-bos] --layer L [--mode zero|mean --means FILE.json] \
+        --corpus FILE [--ctx N] [--no-bos] --layer L|all [--mode zero|mean --means FILE.json] \
         [--exact N] > expected.json
 
 For each window (corpus rules as probe's: gpt2_ref.windows) the summed
 next-token loss of the tokens the window owns is differentiated with respect
-to layer L's post-activation a [T x F]; neuron j's estimate adds
+to layer L's post-activation a [T x F] (each layer's, with --layer all);
+neuron j's estimate adds
 sum_t (v_j - a_j(t)) dLoss/da_j(t), v_j = 0 (zero) or its mean (mean mode,
 --means as ablate_reference.py). Estimates are divided by the predicted
-tokens: the estimated delta loss per token. --exact N also ablates the N
-neurons with the largest estimates, one at a time, and reports their
-measured delta loss (what the estimate approximates).
+tokens: the estimated delta loss per token ("estimate": one list per
+layer swept, "layers" says which). --exact N also ablates the N neurons
+with the largest estimates, one at a time, and reports their measured delta
+loss (what the estimate approximates).
 """
 import argparse
 import json
@@ -28,14 +30,15 @@ import torch
 from gpt2_ref import EOT, GPT2, paragraphs, windows
 
 
-def forward(model, w, ids, layer, edit=None):
-    """(logits [T x V], post-activation leaf of `layer`) in float64;
-    edit = (neuron, value) sets that neuron of `layer` at every position."""
+def forward(model, w, ids, layers, edit=None):
+    """(logits [T x V], {layer: post-activation leaf} for `layers`) in
+    float64; edit = (layer, neuron, value) sets that neuron at every
+    position."""
     C, NH, T = model.C, model.NH, len(ids)
     hs = C // NH
     x = w["wte.weight"][ids] + w["wpe.weight"][:T]
     mask = torch.triu(torch.ones(T, T, dtype=torch.bool), 1)
-    leaf = None
+    leaves = {}
 
     def ln(x, p):
         return torch.nn.functional.layer_norm(x, (C,), w[p + ".weight"], w[p + ".bias"], model.eps)
@@ -57,15 +60,18 @@ def forward(model, w, ids, layer, edit=None):
             f = torch.relu(f)
         else:
             f = torch.nn.functional.gelu(f)
-        if l == layer:
-            if edit is not None:
-                f = f.clone()
-                f[:, edit[0]] = edit[1]
-            leaf = f.detach().requires_grad_(True)
-            f = leaf
+        if edit is not None and edit[0] == l:
+            f = f.clone()
+            f[:, edit[1]] = edit[2]
+        if l in layers:  # the lowest is the graph's leaf; higher ones keep their grad
+            if not leaves:
+                f = f.detach().requires_grad_(True)
+            else:
+                f.retain_grad()
+            leaves[l] = f
         x = x + f @ w[p + "mlp.c_proj.weight"] + w[p + "mlp.c_proj.bias"]
     x = torch.nn.functional.layer_norm(x, (C,), w["ln_f.weight"], w["ln_f.bias"], model.eps)
-    return x @ w["head"].T, leaf
+    return x @ w["head"].T, leaves
 
 
 def window_loss(logits, ids, frm):
@@ -80,7 +86,7 @@ def main():
     ap.add_argument("--corpus", required=True)
     ap.add_argument("--ctx", type=int)
     ap.add_argument("--no-bos", action="store_true")
-    ap.add_argument("--layer", type=int, required=True)
+    ap.add_argument("--layer", required=True, help="a layer, or all")
     ap.add_argument("--mode", choices=["zero", "mean"], default="zero")
     ap.add_argument("--means")
     ap.add_argument("--exact", type=int, default=0)
@@ -97,10 +103,11 @@ def main():
     docs = [([] if a.no_bos else [EOT]) + enc.encode(raw.decode("utf-8", "surrogateescape"))
             for _, raw in paragraphs(data)]
     F = model.F
-    value = np.zeros(F)
+    layers = list(range(model.L)) if a.layer == "all" else [int(a.layer)]
+    value = {l: np.zeros(F) for l in layers}
     if a.mode == "mean":
-        value = np.array(json.load(open(a.means))[str(a.layer)], dtype=np.float64)
-    val = torch.from_numpy(value)
+        means = json.load(open(a.means))
+        value = {l: np.array(means[str(l)], dtype=np.float64) for l in layers}
 
     wins = []
     for ids in docs:
@@ -108,28 +115,29 @@ def main():
             frm = max(first_new - start, 1)
             if frm < length:
                 wins.append((ids[start:start + length], frm))
-    est, n, nll = torch.zeros(F, dtype=torch.float64), 0, 0.0
+    est = {l: torch.zeros(F, dtype=torch.float64) for l in layers}
+    n, nll = 0, 0.0
     for ids, frm in wins:
-        logits, leaf = forward(model, w, ids, a.layer)
+        logits, leaves = forward(model, w, ids, set(layers))
         loss = window_loss(logits, ids, frm)
         loss.sum().backward()
-        est += ((val - leaf.detach()) * leaf.grad).sum(0)
+        for l in layers:
+            est[l] += ((torch.from_numpy(value[l]) - leaves[l].detach()) * leaves[l].grad).sum(0)
         n += len(loss)
         nll += loss.sum().item()
-    est /= n
-    out = {"model": a.model, "ctx": ctx, "layer": a.layer, "mode": a.mode, "tokens": n,
-           "baseline_ce": nll / n, "estimate": est.tolist()}
+    out = {"model": a.model, "ctx": ctx, "layers": layers, "mode": a.mode, "tokens": n,
+           "baseline_ce": nll / n, "estimate": [(est[l] / n).tolist() for l in layers]}
     if a.exact:
-        top = sorted(range(F), key=lambda j: (-est[j].item(), j))[:a.exact]
+        flat = [(-(est[l][j].item() / n), l, j) for l in layers for j in range(F)]
         exact = []
         with torch.no_grad():
-            for j in top:
+            for (_, l, j) in sorted(flat)[:a.exact]:
                 tot = 0.0
                 for ids, frm in wins:
-                    base, _ = forward(model, w, ids, a.layer)
-                    abl, _ = forward(model, w, ids, a.layer, (j, float(value[j])))
+                    base, _ = forward(model, w, ids, set())
+                    abl, _ = forward(model, w, ids, set(), (l, j, float(value[l][j])))
                     tot += (window_loss(abl, ids, frm) - window_loss(base, ids, frm)).sum().item()
-                exact.append({"neuron": j, "estimate": est[j].item(), "delta_loss": tot / n})
+                exact.append({"layer": l, "neuron": j, "estimate": est[l][j].item() / n, "delta_loss": tot / n})
         out["exact"] = exact
     json.dump(out, sys.stdout, indent=1)
     sys.stdout.write("\n")

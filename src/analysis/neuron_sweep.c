@@ -1,8 +1,8 @@
 /* neuron_sweep.c — see neuron_sweep.h. Per window: the forward with logits
  * (backward.h keeps what it needs), the softmax's gradient of the summed
  * next-token loss written over the logits in place (p - onehot on the rows
- * that predict a token, 0 elsewhere), the backward to the layer's
- * post-activation, then each neuron's sum over positions in double. */
+ * that predict a token, 0 elsewhere), the backward, and per swept layer
+ * each neuron's sum over positions in double. */
 #include "neuron_sweep.h"
 
 #include <math.h>
@@ -17,16 +17,31 @@ typedef struct {
     Model *m;
     FfnGrad *g;
     float *logits;        /* [ctx x V] */
-    const float *means;   /* [F] or NULL */
-    double *est, *act_sum;
+    const float *means;   /* [L x F] or NULL */
+    NeuronSweep *s;
     double nll;
     int64_t positions;
 } SweepJob;
 
+/* One layer's post-activation and its gradient: the neurons' sums. */
+static void add_layer(void *user, int layer, const float *act, const float *grad, int T, int F) {
+    SweepJob *j = user;
+    if (layer < j->s->first || layer > j->s->last) return;
+    double *est = j->s->estimate + (size_t)layer * F, *sum = j->s->act_mean + (size_t)layer * F;
+    const float *v = j->means ? j->means + (size_t)layer * F : NULL;
+    for (int t = 0; t < T; t++) {
+        const float *at = act + (size_t)t * F, *gt = grad + (size_t)t * F;
+        for (int n = 0; n < F; n++) {
+            est[n] += (double)(((v ? v[n] : 0.0f) - at[n]) * gt[n]);
+            sum[n] += at[n];
+        }
+    }
+}
+
 static int sweep_window(void *user, const int32_t *ids, int len, int from, int doc, int offset, char *err) {
     SweepJob *j = user;
     (void)doc, (void)offset;
-    const int V = j->m->cfg.vocab_size, F = j->m->cfg.n_inner;
+    const int V = j->m->cfg.vocab_size;
     if (ffn_grad_forward(j->g, ids, len, j->logits, err)) return -1;
     for (int t = 0; t < len; t++) {
         float *z = j->logits + (size_t)t * V;
@@ -42,44 +57,34 @@ static int sweep_window(void *user, const int32_t *ids, int len, int from, int d
         logits_scale_sum(z, V, 1.0 / sum);        /* z = softmax */
         z[target] -= 1.0f;
     }
-    if (ffn_grad_backward(j->g, j->logits, err)) return -1;
-    const float *a = ffn_grad_act(j->g), *gr = ffn_grad_grad(j->g);
-    for (int t = 0; t < len; t++) {
-        const float *at = a + (size_t)t * F, *gt = gr + (size_t)t * F;
-        for (int n = 0; n < F; n++) {
-            float v = j->means ? j->means[n] : 0.0f;
-            j->est[n] += (double)((v - at[n]) * gt[n]);
-            j->act_sum[n] += at[n];
-        }
-    }
+    if (ffn_grad_backward(j->g, j->logits, add_layer, j, err)) return -1;
     j->positions += len;
     return 0;
 }
 
 int neuron_sweep_estimate(Model *m, DocSource *src, int ctx, int layer, const float *means,
                           AblateProgressFn progress, void *user, NeuronSweep *out, char *err) {
-    const int F = m->cfg.n_inner;
+    const int F = m->cfg.n_inner, L = m->cfg.n_layer;
     memset(out, 0, sizeof *out);
-    out->layer = layer;
-    out->n = F;
-    SweepJob j = {.m = m, .means = means};
-    int rc = -1;
+    if (layer >= L) return err_set(err, "layer %d out of range 0..%d", layer, L - 1);
     if (ctx < 2 || ctx > m->cfg.n_positions) return err_set(err, "context %d out of range 2..%d", ctx, m->cfg.n_positions);
-    if (!(j.g = ffn_grad_new(m, layer, err))) return -1;
+    *out = (NeuronSweep){.n_layer = L, .n = F, .first = layer < 0 ? 0 : layer, .last = layer < 0 ? L - 1 : layer};
+    SweepJob j = {.m = m, .means = means, .s = out};
+    int rc = -1;
+    if (!(j.g = ffn_grad_new(m, out->first, err))) return -1;
     j.logits = malloc(sizeof(float) * (size_t)ctx * (size_t)m->cfg.vocab_size);
-    out->estimate = calloc((size_t)F, sizeof(double));
-    out->act_mean = calloc((size_t)F, sizeof(double));
+    out->estimate = calloc((size_t)L * F, sizeof(double));
+    out->act_mean = calloc((size_t)L * F, sizeof(double));
     if (!j.logits || !out->estimate || !out->act_mean) {
         err_set(err, "out of memory");
         goto done;
     }
-    j.est = out->estimate;
-    j.act_sum = out->act_mean;
-    if (windows_each(src, ctx, sweep_window, &j, F, progress, user, &out->count, err)) goto done;
-    double n = out->count.tokens > 0 ? (double)out->count.tokens : 1.0;
-    for (int k = 0; k < F; k++) {
+    int swept = F * (out->last - out->first + 1);
+    if (windows_each(src, ctx, sweep_window, &j, swept, progress, user, &out->count, err)) goto done;
+    double n = out->count.tokens > 0 ? (double)out->count.tokens : 1.0, pos = j.positions > 0 ? (double)j.positions : 1.0;
+    for (size_t k = 0; k < (size_t)L * F; k++) {
         out->estimate[k] /= n;
-        out->act_mean[k] /= j.positions > 0 ? (double)j.positions : 1.0;
+        out->act_mean[k] /= pos;
     }
     out->base_ce = j.nll / n;
     rc = 0;
@@ -96,18 +101,23 @@ void neuron_sweep_free(NeuronSweep *s) {
     s->estimate = s->act_mean = NULL;
 }
 
-void neuron_sweep_top(const NeuronSweep *s, int k, int *top) {
-    /* k is small next to n: a selection by insertion into top[] */
-    int have = 0;
-    if (k > s->n) k = s->n;
-    for (int j = 0; j < s->n && k > 0; j++) {
-        double e = s->estimate[j];
-        if (have == k && !(e > s->estimate[top[k - 1]])) continue;
-        int i = have < k ? have++ : k - 1;
-        while (i > 0 && e > s->estimate[top[i - 1]]) {
-            top[i] = top[i - 1];
-            i--;
+void neuron_sweep_top(const NeuronSweep *s, int k, int *layer, int *neuron, int *k_out) {
+    /* k is small next to the neurons swept: a selection by insertion (a
+     * strictly larger estimate moves up, so ties keep the scan order) */
+    int have = 0, total = s->n * (s->last - s->first + 1);
+    if (k > total) k = total;
+    for (int l = s->first; l <= s->last && k > 0; l++)
+        for (int j = 0; j < s->n; j++) {
+            double e = s->estimate[(size_t)l * s->n + j];
+            if (have == k && !(e > s->estimate[(size_t)layer[k - 1] * s->n + neuron[k - 1]])) continue;
+            int i = have < k ? have++ : k - 1;
+            while (i > 0 && e > s->estimate[(size_t)layer[i - 1] * s->n + neuron[i - 1]]) {
+                layer[i] = layer[i - 1];
+                neuron[i] = neuron[i - 1];
+                i--;
+            }
+            layer[i] = l;
+            neuron[i] = j;
         }
-        top[i] = j;
-    }
+    *k_out = k > 0 ? k : 0;
 }

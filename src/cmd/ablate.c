@@ -47,17 +47,17 @@ static const char *usage_text =
     "  --layers LIST         remove the FFN of these layers, e.g. 3,5-7 (0-based)\n"
     "  --neurons LIST        ablate these neurons, e.g. 5:123,5:456 (layer:neuron)\n"
     "  --sweep layers        remove each layer's FFN in turn, one row per layer\n"
-    "  --sweep neurons --layer L\n"
-    "                        every neuron of layer L ablated alone: the effect of each\n"
-    "                        is estimated at once by attribution patching (one forward\n"
-    "                        and one backward pass per window: the gradient of the loss\n"
-    "                        times the change the ablation makes to the neuron), then\n"
-    "                        the --verify K neurons with the largest estimates are\n"
-    "                        ablated for real, one condition each\n"
+    "  --sweep neurons [--layer L]\n"
+    "                        every neuron of layer L (or of every layer) ablated alone:\n"
+    "                        the effect of each is estimated at once by attribution\n"
+    "                        patching (one forward and one backward pass per window: the\n"
+    "                        gradient of the loss times the change the ablation makes to\n"
+    "                        the neuron), then the --verify K neurons with the largest\n"
+    "                        estimates are ablated for real, one condition each\n"
     "  --sweep neurons --neurons LIST\n"
     "                        each listed neuron ablated alone, one condition each\n"
-    "  --verify K            --sweep neurons --layer: neurons measured exactly (default\n"
-    "                        10; 0: estimates only)\n"
+    "  --verify K            --sweep neurons: neurons measured exactly (default 10;\n"
+    "                        0: estimates only)\n"
     "  --concept NAME | --probe FILE | --words LIST\n"
     "                        the causal check of a concept: ablate the concept's top\n"
     "                        --top K neurons (ranked by AUROC over the recorded run, as\n"
@@ -112,7 +112,7 @@ typedef struct {
     /* the causal check of a concept (--concept / --probe / --words) */
     const char *concept, *probe, *words, *drop;
     long top, seeds, layer; /* layer -1 = every recorded layer (concept), none (sweep) */
-    long verify;            /* --sweep neurons --layer: neurons measured exactly; -1 = not given */
+    long verify;            /* --sweep neurons: neurons measured exactly; -1 = not given */
 } AblateOptions;
 
 enum { SWEEP_LAYERS = 1, SWEEP_NEURONS = 2 };
@@ -200,11 +200,11 @@ static int parse_options(int argc, char **argv, AblateOptions *o) {
         return cli_usage_error("give exactly one of --no-ffn, --layers LIST, --neurons LIST, --sweep layers, "
                                "--sweep neurons, --concept NAME (or --probe FILE, --words LIST)");
     int concept = o->concept || o->probe || o->words, neurons = o->sweep == SWEEP_NEURONS;
-    if (neurons && !!o->neurons + (o->layer >= 0) != 1)
-        return cli_usage_error("--sweep neurons needs --layer L (every neuron of the layer) or --neurons LIST (not both)");
-    if (o->verify >= 0 && !(neurons && o->layer >= 0))
-        return cli_usage_error("--verify applies to --sweep neurons --layer L");
-    if (neurons && o->layer >= 0 && o->verify < 0) o->verify = 10;
+    if (neurons && o->neurons && o->layer >= 0)
+        return cli_usage_error("--sweep neurons takes --layer L (estimates) or --neurons LIST (each measured), not both");
+    if (o->verify >= 0 && !(neurons && !o->neurons))
+        return cli_usage_error("--verify applies to --sweep neurons (without --neurons)");
+    if (neurons && !o->neurons && o->verify < 0) o->verify = 10;
     if (!concept && (o->top >= 0 || o->seeds >= 0 || (o->layer >= 0 && !neurons) || o->drop))
         return cli_usage_error("--top, --seeds, --layer and --drop apply to --concept, --probe or --words "
                                "(--layer also to --sweep neurons)");
@@ -353,7 +353,7 @@ static void on_progress(void *user, const AblateProgress *p) {
 
 /* Writes the record, every condition and its kept token effects. */
 /* What a neuron sweep stores besides its conditions: every estimate, and
- * which condition measured each neuron (idx[j], or -1). */
+ * which condition measured each neuron (idx[l * n_inner + j], or -1). */
 typedef struct {
     const NeuronSweep *sweep;
     const int *idx;
@@ -380,9 +380,12 @@ static int store_results(Store *s, const AblationRecord *rec, const Conditions *
         extra[i].ablation_id = ablation_writer_id(w);
         if (concept_ablation_add(s, &extra[i], err)) goto fail;
     }
-    if (sw && ablation_writer_estimates(w, sw->sweep->layer, sw->sweep->n, sw->sweep->estimate, sw->sweep->act_mean,
-                                        sw->idx, err))
-        goto fail;
+    for (int l = sw ? sw->sweep->first : 0; sw && l <= sw->sweep->last; l++) {
+        size_t at = (size_t)l * sw->sweep->n;
+        if (ablation_writer_estimates(w, l, sw->sweep->n, sw->sweep->estimate + at, sw->sweep->act_mean + at,
+                                      sw->idx + at, err))
+            goto fail;
+    }
     return ablation_writer_commit(w, id, err);
 fail:
     ablation_writer_abort(w);
@@ -728,69 +731,88 @@ done:
     return rc;
 }
 
-/* ---- --sweep neurons --layer L ------------------------------------------------ */
+/* ---- --sweep neurons [--layer L] ---------------------------------------------- */
+
+static void sweep_layers_text(const NeuronSweep *sw, char *buf, size_t cap) {
+    if (sw->first == sw->last)
+        snprintf(buf, cap, "layer %d", sw->first);
+    else
+        snprintf(buf, cap, "layers %d-%d", sw->first, sw->last);
+}
 
 /* The estimates of the top `rows` neurons, with the exact figures of those
- * measured (idx[j] >= 0: condition idx[j] of cs). */
+ * measured (idx[l * n + j] >= 0: that condition of cs). */
 static void print_sweep(const NeuronSweep *sw, const int *idx, const Conditions *cs, int rows) {
-    int *top = malloc(sizeof *top * (size_t)rows);
-    if (!top) return;
-    neuron_sweep_top(sw, rows, top);
-    printf("\nlayer %d, every neuron ablated alone: estimated delta loss (attribution patching,\n"
+    int *tl = malloc(sizeof *tl * (size_t)rows), *tn = malloc(sizeof *tn * (size_t)rows);
+    char which[48];
+    if (!tl || !tn) {
+        free(tl);
+        free(tn);
+        return;
+    }
+    neuron_sweep_top(sw, rows, tl, tn, &rows);
+    sweep_layers_text(sw, which, sizeof which);
+    printf("\n%s, every neuron ablated alone: estimated delta loss (attribution patching,\n"
            "first order), measured delta loss where verified; baseline CE %.4f over %lld tokens\n\n",
-           sw->layer, sw->base_ce, (long long)sw->count.tokens);
-    printf("%4s  %8s  %10s  %10s  %9s  %8s  %7s  %10s\n", "rank", "neuron", "estimate", "measured", "+/- se", "KL",
+           which, sw->base_ce, (long long)sw->count.tokens);
+    printf("%4s  %9s  %10s  %10s  %9s  %8s  %7s  %10s\n", "rank", "neuron", "estimate", "measured", "+/- se", "KL",
            "top-1", "mean act");
     for (int r = 0; r < rows; r++) {
-        int j = top[r];
-        char e[32], d[32] = "", se[32] = "", kl[32] = "", ag[32] = "";
-        sig(e, sizeof e, sw->estimate[j], 1);
-        if (idx[j] >= 0) {
+        size_t at = (size_t)tl[r] * sw->n + tn[r];
+        char e[32], d[32] = "", se[32] = "", kl[32] = "", ag[32] = "", name[24];
+        sig(e, sizeof e, sw->estimate[at], 1);
+        if (idx[at] >= 0) {
             AblateFigures f;
-            ablate_figures(&cs->c[idx[j]].tot, &f);
+            ablate_figures(&cs->c[idx[at]].tot, &f);
             sig(d, sizeof d, f.dloss, 1);
             sig(se, sizeof se, f.dloss_se, 0);
             sig(kl, sizeof kl, f.kl, 0);
             snprintf(ag, sizeof ag, "%.2f%%", 100.0 * f.agreement);
         }
-        printf("%4d  %3d:%-4d  %10s  %10s  %9s  %8s  %7s  %10.4f\n", r + 1, sw->layer, j, e, d, se, kl, ag,
-               sw->act_mean[j]);
+        snprintf(name, sizeof name, "%d:%d", tl[r], tn[r]);
+        printf("%4d  %9s  %10s  %10s  %9s  %8s  %7s  %10.4f\n", r + 1, name, e, d, se, kl, ag, sw->act_mean[at]);
     }
     printf("\nestimate: sum over positions of (ablated value - activation) x d loss / d activation,\n"
            "per predicted token; measured: the real ablation of that neuron alone (the rows above).\n");
-    free(top);
+    free(tl);
+    free(tn);
 }
 
 /* Every estimate, best first, with the measured delta loss where there is one. */
 static cJSON *sweep_json(const NeuronSweep *sw, const int *idx, const Conditions *cs) {
+    int total = sw->n * (sw->last - sw->first + 1), k = 0;
     cJSON *o = cJSON_CreateObject();
-    int *top = malloc(sizeof *top * (size_t)sw->n);
-    if (!o || !top) {
-        free(top);
+    int *tl = malloc(sizeof *tl * (size_t)total), *tn = malloc(sizeof *tn * (size_t)total);
+    if (!o || !tl || !tn) {
+        free(tl);
+        free(tn);
         return o;
     }
-    neuron_sweep_top(sw, sw->n, top);
-    cJSON_AddNumberToObject(o, "layer", sw->layer);
+    neuron_sweep_top(sw, total, tl, tn, &k);
+    cJSON *layers = cJSON_AddArrayToObject(o, "layers");
+    for (int l = sw->first; l <= sw->last; l++) cJSON_AddItemToArray(layers, cJSON_CreateNumber(l));
     cJSON_AddNumberToObject(o, "baseline_ce", sw->base_ce);
     cJSON_AddNumberToObject(o, "seconds", sw->count.seconds);
     cJSON *arr = cJSON_AddArrayToObject(o, "neurons");
-    for (int r = 0; r < sw->n; r++) {
-        int j = top[r];
+    for (int r = 0; r < k; r++) {
+        size_t at = (size_t)tl[r] * sw->n + tn[r];
         cJSON *e = cJSON_CreateObject();
-        cJSON_AddNumberToObject(e, "neuron", j);
+        cJSON_AddNumberToObject(e, "layer", tl[r]);
+        cJSON_AddNumberToObject(e, "neuron", tn[r]);
         cJSON_AddNumberToObject(e, "rank", r + 1);
-        json_add_real(e, "estimate", sw->estimate[j]);
-        json_add_real(e, "act_mean", sw->act_mean[j]);
-        if (idx[j] >= 0) {
+        json_add_real(e, "estimate", sw->estimate[at]);
+        json_add_real(e, "act_mean", sw->act_mean[at]);
+        if (idx[at] >= 0) {
             AblateFigures f;
-            ablate_figures(&cs->c[idx[j]].tot, &f);
+            ablate_figures(&cs->c[idx[at]].tot, &f);
             json_add_real(e, "delta_loss", f.dloss);
         } else {
             cJSON_AddNullToObject(e, "delta_loss");
         }
         cJSON_AddItemToArray(arr, e);
     }
-    free(top);
+    free(tl);
+    free(tn);
     return o;
 }
 
@@ -805,34 +827,31 @@ static void on_sweep_progress(void *user, const AblateProgress *p) {
     progress_draw(bar, (p->docs_done + (double)p->window / p->n_windows) / p->n_docs, detail);
 }
 
-/* The estimate of every neuron of o->layer, then o->spec set to the
- * o->verify neurons with the largest estimates (*list owns the string).
- * means: NULL or [L x F]. 0, or -1 with err. */
+/* The estimate of every neuron of o->layer (or of every layer), then
+ * o->spec set to the o->verify neurons with the largest estimates (*list
+ * owns the string). means: NULL or [L x F]. 0, or -1 with err. */
 static int sweep_estimate(Model *m, Store *store, AblateOptions *o, int ctx, const float *means, NeuronSweep *sw,
                           char **list, char *err) {
-    const int F = m->cfg.n_inner, L = (int)o->layer;
-    if (L >= m->cfg.n_layer) return err_set(err, "--layer %d out of range 0..%d", L, m->cfg.n_layer - 1);
     DocSource *src = o->run ? doc_source_run(store, o->run, err)
                             : doc_source_corpus(o->corpus, o->split, m->tok, o->bos, err);
     if (!src) return -1;
     Progress *bar = progress_new(!o->quiet, 0.0);
-    int rc = neuron_sweep_estimate(m, src, ctx, L, means ? means + (size_t)L * F : NULL, on_sweep_progress, bar, sw, err);
+    int rc = neuron_sweep_estimate(m, src, ctx, (int)o->layer, means, on_sweep_progress, bar, sw, err);
     progress_end(bar);
     doc_source_free(src);
     if (rc) return -1;
-    int k = o->verify < F ? (int)o->verify : F, *top = malloc(sizeof *top * (size_t)(k ? k : 1)),
-        *layer = malloc(sizeof *layer * (size_t)(k ? k : 1));
-    if (!top || !layer) {
-        free(top);
-        free(layer);
+    int k = (int)o->verify, *tl = malloc(sizeof *tl * (size_t)(k ? k : 1)), *tn = malloc(sizeof *tn * (size_t)(k ? k : 1));
+    if (!tl || !tn) {
+        free(tl);
+        free(tn);
         return err_set(err, "out of memory");
     }
-    neuron_sweep_top(sw, k, top);
-    for (int i = 0; i < k; i++) layer[i] = L;
-    *list = neuron_list(layer, top, k);
-    free(top);
-    free(layer);
+    neuron_sweep_top(sw, k, tl, tn, &k);
+    *list = neuron_list(tl, tn, k);
+    free(tl);
+    free(tn);
     if (!*list) return err_set(err, "out of memory");
+    o->verify = k;
     o->spec = (ConditionSpec){COND_SWEEP_NEURONS, *list};
     return 0;
 }
@@ -851,7 +870,7 @@ int cmd_ablate(int argc, char **argv) {
     char *list = NULL, spec[64];
     int *idx = NULL;
     float *means = NULL;
-    const int sweep = o.sweep == SWEEP_NEURONS && o.layer >= 0;
+    const int sweep = o.sweep == SWEEP_NEURONS && !o.neurons; /* estimates */
     rc = PROBE_EXIT_RUNTIME;
     Model *m = model_load(dir, err); /* the tokenizer also names stored tokens */
     if (!m) goto fail;
@@ -877,7 +896,7 @@ int cmd_ablate(int argc, char **argv) {
     if (sweep) {
         if (o.mean_mode) {
             uint8_t *need = calloc((size_t)cfg->n_layer, 1);
-            if (need) need[o.layer] = 1;
+            for (int l = 0; need && l < cfg->n_layer; l++) need[l] = o.layer < 0 || l == o.layer;
             means = need ? means_load(store, m, need, o.stats_run, &r.rec.stats_run_id, err) : NULL;
             if (!need) err_set(err, "out of memory");
             free(need);
@@ -886,14 +905,18 @@ int cmd_ablate(int argc, char **argv) {
         if (sweep_estimate(m, store, &o, ctx, means, &sw, &list, err) ||
             (o.verify > 0 && conditions_build(&cs, &o.spec, cfg, means, err)))
             goto fail;
-        snprintf(spec, sizeof spec, "sweep neurons --layer %ld --verify %ld", o.layer, o.verify);
+        if (o.layer >= 0)
+            snprintf(spec, sizeof spec, "sweep neurons --layer %ld --verify %ld", o.layer, o.verify);
+        else
+            snprintf(spec, sizeof spec, "sweep neurons --verify %ld", o.verify);
         r.rec.spec = spec;
-        if (!(idx = malloc(sizeof *idx * (size_t)cfg->n_inner))) {
+        size_t n_all = (size_t)cfg->n_layer * cfg->n_inner;
+        if (!(idx = malloc(sizeof *idx * n_all))) {
             err_set(err, "out of memory");
             goto fail;
         }
-        for (int j = 0; j < cfg->n_inner; j++) idx[j] = -1;
-        for (int i = 0; i < cs.n; i++) idx[cs.c[i].edits[0].neuron] = i;
+        for (size_t j = 0; j < n_all; j++) idx[j] = -1;
+        for (int i = 0; i < cs.n; i++) idx[(size_t)cs.c[i].edits[0].layer * cfg->n_inner + cs.c[i].edits[0].neuron] = i;
     } else if (o.mean_mode && use_means(store, m, &o.spec, o.stats_run, &cs, &r.rec.stats_run_id, err)) {
         goto fail;
     }
@@ -920,7 +943,7 @@ int cmd_ablate(int argc, char **argv) {
         bad = print_json(&r, &cs, cfg->n_layer, "sweep", sweep ? sweep_json(&sw, idx, &cs) : NULL);
     else {
         if (cs.n) print_table(&r, &cs);
-        if (sweep) print_sweep(&sw, idx, &cs, cs.n > 20 ? cs.n : (cfg->n_inner < 20 ? cfg->n_inner : 20));
+        if (sweep) print_sweep(&sw, idx, &cs, cs.n > 20 ? cs.n : 20);
         if (!cs.n && r.ablation_id)
             printf("stored as ablation %" PRId64 " in '%s' (SELECT * FROM neuron_ablation_effects)\n", r.ablation_id,
                    o.db);

@@ -20,10 +20,10 @@
 
 struct FfnGrad {
     Model *m;
-    int layer, T;
+    int layer, T;    /* layer: the lowest */
     float *saved;    /* [(L-1-layer) x 2 x P x C] resid_pre, resid_mid of layers above; then [P x C] ln_f's input */
-    float *act;      /* [P x F] the layer's post-activation */
-    float *grad;     /* [P x F] dLoss/d act */
+    float *act;      /* [(L-layer) x P x F] the post-activations, lowest first */
+    float *grad;     /* [P x F] dLoss/d act of one layer */
     float *g_resid;  /* [P x C] */
     float *g_tmp;    /* [P x C] */
     float *ln;       /* [P x C] */
@@ -51,7 +51,7 @@ FfnGrad *ffn_grad_new(Model *m, int layer, char *err) {
     g->slots = parallel_threads();
     size_t P = (size_t)c->n_positions, C = (size_t)c->n_embd, F = (size_t)c->n_inner;
     size_t above = (size_t)(c->n_layer - 1 - layer);
-    size_t sizes[] = {(2 * above + 1) * P * C, P * F, P * F, P * C, P * C, P * C, 3 * P * C, 3 * P * C, P * F,
+    size_t sizes[] = {(2 * above + 1) * P * C, (above + 1) * P * F, P * F, P * C, P * C, P * C, 3 * P * C, 3 * P * C, P * F,
                       (size_t)g->slots * 2 * P * P};
     float **ptrs[] = {&g->saved, &g->act, &g->grad, &g->g_resid, &g->g_tmp, &g->ln, &g->qkv, &g->g_qkv, &g->f, &g->att};
     size_t total = 0;
@@ -76,8 +76,9 @@ void ffn_grad_free(FfnGrad *g) {
     free(g);
 }
 
-const float *ffn_grad_act(const FfnGrad *g) { return g->act; }
-const float *ffn_grad_grad(const FfnGrad *g) { return g->grad; }
+static float *act_at(const FfnGrad *g, int l) {
+    return g->act + (size_t)(l - g->layer) * g->m->cfg.n_positions * g->m->cfg.n_inner;
+}
 
 /* ---- the forward: observers keep what the backward reads ------------------ */
 
@@ -90,8 +91,7 @@ static float *saved_at(const FfnGrad *g, int l, ResidPoint pt) {
 
 static void keep_act(void *user, int layer, const float *act, int T, int F) {
     FfnGrad *g = user;
-    (void)layer;
-    memcpy(g->act, act, sizeof(float) * (size_t)T * F);
+    memcpy(act_at(g, layer), act, sizeof(float) * (size_t)T * F);
 }
 
 static void keep_resid(void *user, int layer, ResidPoint pt, const float *resid, int T, int C) {
@@ -105,7 +105,7 @@ static void keep_resid(void *user, int layer, ResidPoint pt, const float *resid,
 int ffn_grad_forward(FfnGrad *g, const int32_t *ids, int T, float *logits, char *err) {
     uint8_t capture[512] = {0};
     if (g->m->cfg.n_layer > (int)sizeof capture) return err_set(err, "too many layers for the backward pass");
-    capture[g->layer] = 1;
+    memset(capture + g->layer, 1, (size_t)(g->m->cfg.n_layer - g->layer));
     ForwardHooks h = {.capture = capture, .observe = keep_act, .user = g, .observe_resid = keep_resid};
     if (model_forward(g->m, ids, T, &h, logits, err)) return -1;
     g->T = T;
@@ -237,8 +237,8 @@ static void att_back_task(void *ctx, int tid, int nt) {
 /* ---- the backward pass ----------------------------------------------------- */
 
 /* g_resid holds dLoss/d resid_post of layer l on entry, dLoss/d resid_pre on
- * return. */
-static void layer_backward(FfnGrad *g, int l) {
+ * return; fn gets the post-activation's gradient on the way. */
+static void layer_backward(FfnGrad *g, int l, FfnGradFn fn, void *user) {
     Model *m = g->m;
     const ModelConfig *c = &m->cfg;
     const LayerParams *p = &m->layers[l];
@@ -249,7 +249,8 @@ static void layer_backward(FfnGrad *g, int l) {
     /* FFN block: resid_post = x_mid + act(LN2(x_mid) W_fc + b_fc) W_proj + b */
     layernorm_forward(g->ln, x_mid, p->ln2_w, p->ln2_b, eps, T, C);
     matmul_forward(g->f, g->ln, p->fc_w, p->fc_b, T, C, F, 0);
-    matmul_nt_forward(g->grad, g->g_resid, p->proj_w, T, C, F); /* g_act (grad as scratch) */
+    matmul_nt_forward(g->grad, g->g_resid, p->proj_w, T, C, F); /* g_act */
+    fn(user, l, act_at(g, l), g->grad, T, F);
     ActBackJob aj = {g->grad, g->f, (size_t)T * F, c->activation};
     parallel_run(act_back_task, &aj);
     matmul_nt_forward(g->g_tmp, g->grad, p->fc_w, T, F, C); /* g_ln2 */
@@ -265,7 +266,7 @@ static void layer_backward(FfnGrad *g, int l) {
     layernorm_backward_add(g->g_resid, x, p->ln1_w, g->ln, eps, T, C);
 }
 
-int ffn_grad_backward(FfnGrad *g, const float *dlogits, char *err) {
+int ffn_grad_backward(FfnGrad *g, const float *dlogits, FfnGradFn fn, void *user, char *err) {
     Model *m = g->m;
     const ModelConfig *c = &m->cfg;
     const int T = g->T, C = c->n_embd, F = c->n_inner, V = c->vocab_size;
@@ -274,8 +275,9 @@ int ffn_grad_backward(FfnGrad *g, const float *dlogits, char *err) {
     matmul_forward(g->g_tmp, dlogits, m->lm_head, NULL, T, V, C, 0);
     memset(g->g_resid, 0, sizeof(float) * (size_t)T * C);
     layernorm_backward_add(g->g_resid, saved_at(g, -1, RESID_POST), m->lnf_w, g->g_tmp, c->layer_norm_epsilon, T, C);
-    for (int l = c->n_layer - 1; l > g->layer; l--) layer_backward(g, l);
-    /* g_resid = dLoss/d resid_post of `layer`, which adds act W_proj */
+    for (int l = c->n_layer - 1; l > g->layer; l--) layer_backward(g, l, fn, user);
+    /* g_resid = dLoss/d resid_post of the lowest layer, which adds act W_proj */
     matmul_nt_forward(g->grad, g->g_resid, m->layers[g->layer].proj_w, T, C, F);
+    fn(user, g->layer, act_at(g, g->layer), g->grad, T, F);
     return 0;
 }
