@@ -246,6 +246,13 @@ START_TEST(test_stored_and_ranked) {
     ck_assert_msg(json_num(n0, "count") == 146, "statistics of the run: %s", out);
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(t, "neurons")), 3);
     cJSON_Delete(t);
+    /* the neuron's card lists its estimate and its measurement */
+    st = run_probe(out, sizeof out, "neuron 0:%d --db %s", top, db);
+    char line[96];
+    snprintf(line, sizeof line, "neuron 0:%d ", top);
+    ck_assert_msg(st == 0 && strstr(out, "estimated alone, rank 1") && strstr(out, "(first-order estimate)") &&
+                      strstr(out, line),
+                  "exit %d: %s", st, out);
     st = run_probe(out, sizeof out, "top-neurons --db %s --by ablation --layer 1", db);
     ck_assert_msg(st == 1 && strstr(out, "no neuron sweep") && strstr(out, "--sweep neurons"), "exit %d: %s", st, out);
     /* every layer, estimates only: 256 more rows, and layer 1 can be ranked */

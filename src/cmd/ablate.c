@@ -238,16 +238,6 @@ typedef struct {
     char source[64];     /* rec.source of a recorded run: "run:ID" */
 } Report;
 
-/* A small figure with its significant digits: 4 decimals while that keeps
- * two of them, else scientific notation (-4.90e-05, never -0.0000). */
-static const char *sig(char *buf, size_t cap, double x, int plus) {
-    if (x == 0 || fabs(x) >= 0.00995 || !isfinite(x))
-        snprintf(buf, cap, plus ? "%+.4f" : "%.4f", x);
-    else
-        snprintf(buf, cap, plus ? "%+.2e" : "%.2e", x);
-    return buf;
-}
-
 static void print_table(const Report *r, const Conditions *cs) {
     const AblationRecord *a = &r->rec;
     printf("ablation of %s on %s: %" PRId64 " predicted tokens in %d documents, context %d, %s\n", a->model_dir,
@@ -267,8 +257,8 @@ static void print_table(const Report *r, const Conditions *cs) {
         ablate_figures(&cs->c[i].tot, &f);
         char d[32], se[32], kl[32];
         printf("%-*s  %8.4f  %8.4f  %9s  %8s  %9.2f  %10.2f  %8s  %6.2f%%\n", w, cs->c[i].label, f.base_ce, f.abl_ce,
-               sig(d, sizeof d, f.dloss, 1), sig(se, sizeof se, f.dloss_se, 0), f.base_ppl, f.abl_ppl,
-               sig(kl, sizeof kl, f.kl, 0), 100.0 * f.agreement);
+               cli_small(d, sizeof d, f.dloss, 1), cli_small(se, sizeof se, f.dloss_se, 0), f.base_ppl, f.abl_ppl,
+               cli_small(kl, sizeof kl, f.kl, 0), 100.0 * f.agreement);
         if (f.dloss > worst_d) {
             worst_d = f.dloss;
             worst = i;
@@ -279,7 +269,7 @@ static void print_table(const Report *r, const Conditions *cs) {
            "likely next token is unchanged.\n");
     char wd[32];
     if (cs->n > 1 && worst >= 0)
-        printf("largest loss increase: %s (%s nats/token)\n", cs->c[worst].label, sig(wd, sizeof wd, worst_d, 1));
+        printf("largest loss increase: %s (%s nats/token)\n", cs->c[worst].label, cli_small(wd, sizeof wd, worst_d, 1));
     if (r->ablation_id)
         printf("stored as ablation %" PRId64 " in '%s' (SELECT * FROM ablation_summary)\n", r->ablation_id,
                r->db_path);
@@ -510,14 +500,14 @@ static void print_concept(const Concept *c, int64_t concept_run, int k, const Co
            c->name, (long long)concept_run, (long long)sp[0].n_in, (long long)sp[0].n_after, (long long)sp[0].n_out);
     printf("%-20s  %19s  %19s  %19s\n", "neurons ablated", "on concept tokens", "after them", "elsewhere");
     char x1[32], x2[32], x3[32], y1[32], y2[32];
-    printf("%-20s  %19s  %19s  %19s\n", "concept's top", sig(x1, sizeof x1, sp[0].dloss_in, 1),
-           sig(x2, sizeof x2, sp[0].dloss_after, 1), sig(x3, sizeof x3, sp[0].dloss_out, 1));
+    printf("%-20s  %19s  %19s  %19s\n", "concept's top", cli_small(x1, sizeof x1, sp[0].dloss_in, 1),
+           cli_small(x2, sizeof x2, sp[0].dloss_after, 1), cli_small(x3, sizeof x3, sp[0].dloss_out, 1));
     char lab[64], a[96], b[96], d[96];
     snprintf(lab, sizeof lab, "random, %d seed%s", nr, nr > 1 ? "s" : "");
-    snprintf(a, sizeof a, "%s +- %s", sig(y1, sizeof y1, mean_of(din, nr), 1), sig(y2, sizeof y2, sd_of(din, nr), 0));
-    snprintf(b, sizeof b, "%s +- %s", sig(y1, sizeof y1, mean_of(dafter, nr), 1),
-             sig(y2, sizeof y2, sd_of(dafter, nr), 0));
-    snprintf(d, sizeof d, "%s +- %s", sig(y1, sizeof y1, mean_of(dout, nr), 1), sig(y2, sizeof y2, sd_of(dout, nr), 0));
+    snprintf(a, sizeof a, "%s +- %s", cli_small(y1, sizeof y1, mean_of(din, nr), 1), cli_small(y2, sizeof y2, sd_of(din, nr), 0));
+    snprintf(b, sizeof b, "%s +- %s", cli_small(y1, sizeof y1, mean_of(dafter, nr), 1),
+             cli_small(y2, sizeof y2, sd_of(dafter, nr), 0));
+    snprintf(d, sizeof d, "%s +- %s", cli_small(y1, sizeof y1, mean_of(dout, nr), 1), cli_small(y2, sizeof y2, sd_of(dout, nr), 0));
     printf("%-20s  %19s  %19s  %19s\n", lab, a, b, d);
     printf("\n(%d neurons in each set; random sets draw from the same layers as the concept's top %d;\n"
            "+- is the standard deviation over seeds. The ranking and the check use the same run.)\n", k, k);
@@ -760,13 +750,13 @@ static void print_sweep(const NeuronSweep *sw, const int *idx, const Conditions 
     for (int r = 0; r < rows; r++) {
         size_t at = (size_t)tl[r] * sw->n + tn[r];
         char e[32], d[32] = "", se[32] = "", kl[32] = "", ag[32] = "", name[24];
-        sig(e, sizeof e, sw->estimate[at], 1);
+        cli_small(e, sizeof e, sw->estimate[at], 1);
         if (idx[at] >= 0) {
             AblateFigures f;
             ablate_figures(&cs->c[idx[at]].tot, &f);
-            sig(d, sizeof d, f.dloss, 1);
-            sig(se, sizeof se, f.dloss_se, 0);
-            sig(kl, sizeof kl, f.kl, 0);
+            cli_small(d, sizeof d, f.dloss, 1);
+            cli_small(se, sizeof se, f.dloss_se, 0);
+            cli_small(kl, sizeof kl, f.kl, 0);
             snprintf(ag, sizeof ag, "%.2f%%", 100.0 * f.agreement);
         }
         snprintf(name, sizeof name, "%d:%d", tl[r], tn[r]);

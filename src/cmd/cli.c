@@ -221,3 +221,11 @@ int cli_stored(int stored, const char *store_err, const char *lost) {
     fflush(stdout);
     return stored ? PROBE_EXIT_OK : cli_error(PROBE_EXIT_RUNTIME, "%s; %s", store_err, lost);
 }
+
+const char *cli_small(char *buf, size_t cap, double x, int plus) {
+    if (x == 0 || fabs(x) >= 0.00995 || !isfinite(x))
+        snprintf(buf, cap, plus ? "%+.4f" : "%.4f", x);
+    else
+        snprintf(buf, cap, plus ? "%+.2e" : "%.2e", x);
+    return buf;
+}

@@ -49,6 +49,11 @@ int cli_extra_argument(const char *arg);
 /* Prints the usage text on stdout; returns PROBE_EXIT_OK. */
 int cli_help(const char *usage_text);
 
+/* A loss figure with its significant digits into buf: 4 decimals while
+ * that keeps two of them, else scientific notation (-4.90e-05, never
+ * -0.0000); plus: always a sign. Returns buf. */
+const char *cli_small(char *buf, size_t cap, double x, int plus);
+
 /* Parsers of the options several commands share. Each returns 0 and sets
  * *out, or prints the usage error and returns -1 (the caller returns
  * PROBE_EXIT_USAGE). Ranges against a model or a run are checked later,

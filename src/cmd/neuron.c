@@ -504,9 +504,16 @@ static void print_card_figures(const Card *c, const Model *m) {
     }
     if (c->n_abl) {
         printf("\nablations stored (newest first):\n");
-        for (int i = 0; i < c->n_abl; i++)
-            printf("  ablation %-4" PRId64 " %-20s dloss %+.4f  KL %.4f  top-1 %.2f%%\n", c->ablations[i].rank,
-                   c->ablations[i].name, c->ablations[i].a, c->ablations[i].b, 100 * c->ablations[i].c);
+        for (int i = 0; i < c->n_abl; i++) {
+            const CardRow *a = &c->ablations[i];
+            char d[32], kl[32];
+            cli_small(d, sizeof d, a->a, 1);
+            if (isnan(a->b)) /* a neuron sweep's first-order estimate */
+                printf("  ablation %-4" PRId64 " %-24s dloss %s (first-order estimate)\n", a->rank, a->name, d);
+            else
+                printf("  ablation %-4" PRId64 " %-24s dloss %s  KL %s  top-1 %.2f%%\n", a->rank, a->name, d,
+                       cli_small(kl, sizeof kl, a->b, 0), 100 * a->c);
+        }
     }
 }
 

@@ -75,17 +75,26 @@ int card_concepts(Store *s, int64_t run, int layer, int neuron, CardRow *out, in
 }
 
 int card_ablations(Store *s, int layer, int neuron, CardRow *out, int cap, int *n, char *err) {
-    char one[64], lay[32];
-    snprintf(one, sizeof one, "neurons %d:%d", layer, neuron);
+    char many[64], one[64], lay[32];
+    snprintf(many, sizeof many, "neurons %d:%d", layer, neuron);
+    snprintf(one, sizeof one, "neuron %d:%d", layer, neuron);
     snprintf(lay, sizeof lay, "layer %d", layer);
     sqlite3_stmt *q = store_stmt(s,
-                                 "SELECT c.label, c.delta_loss, c.kl, c.top1_agreement, a.id, c.tokens"
+                                 "SELECT c.label, c.delta_loss, c.kl, c.top1_agreement, a.id, c.tokens, c.idx"
                                  " FROM ablation_conditions c JOIN ablations a ON a.id = c.ablation_id"
-                                 " WHERE c.label IN (?1, ?2) ORDER BY a.id DESC, c.idx",
+                                 " WHERE c.label IN (?1, ?2, ?3)"
+                                 " UNION ALL"
+                                 " SELECT 'estimated alone, rank ' || e.rank, e.estimate, NULL, NULL, e.ablation_id,"
+                                 " a.tokens, -1 FROM ablation_neuron_estimates e JOIN ablations a ON a.id = e.ablation_id"
+                                 " WHERE e.layer = ?4 AND e.neuron = ?5"
+                                 " ORDER BY 5 DESC, 7",
                                  err);
     if (!q) return -1;
-    sqlite3_bind_text(q, 1, one, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(q, 2, lay, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 1, many, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 2, one, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 3, lay, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(q, 4, layer);
+    sqlite3_bind_int(q, 5, neuron);
     return rows_read(s, q, out, cap, n, err);
 }
 

@@ -23,7 +23,10 @@ typedef struct {
 
 /* The latest ranking of each concept over the run, best AUROC first. */
 int card_concepts(Store *s, int64_t run, int layer, int neuron, CardRow *out, int cap, int *n, char *err);
-/* Stored ablations of this neuron alone ('neurons L:N') or its layer, newest first. */
+/* Stored ablations of this neuron alone ('neurons L:N', or 'neuron L:N' of
+ * a neuron sweep) or its layer, and its estimates from neuron sweeps
+ * ('estimated alone, rank R': a = the estimated delta loss, b and c NaN),
+ * newest first. */
 int card_ablations(Store *s, int layer, int neuron, CardRow *out, int cap, int *n, char *err);
 void card_rows_free(CardRow *rows, int n);
 
