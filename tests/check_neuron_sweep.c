@@ -265,6 +265,30 @@ START_TEST(test_stored_and_ranked) {
 }
 END_TEST
 
+/* The same bits for any team size (PROBE_THREADS), estimates included. */
+START_TEST(test_any_team_size) {
+    static char first[sizeof out];
+    for (int t = 1; t <= 3; t++) {
+        int st = run_cmdf(out, sizeof out, "PROBE_THREADS=%d '%s' " BASE " --model " MODELS
+                          "odd-f16 --sweep neurons --verify 2 --no-db", t, probe_bin());
+        ck_assert_msg(st == 0, "PROBE_THREADS=%d: exit %d: %s", t, st, out);
+        /* drop the timings: everything else must match */
+        cJSON *j = cJSON_Parse(out);
+        ck_assert_msg(j != NULL, "%s", out);
+        cJSON_DeleteItemFromObjectCaseSensitive(j, "seconds");
+        cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "sweep"), "seconds");
+        char *text = cJSON_PrintUnformatted(j);
+        snprintf(out, sizeof out, "%s", text);
+        free(text);
+        cJSON_Delete(j);
+        if (t == 1)
+            snprintf(first, sizeof first, "%s", out);
+        else
+            ck_assert_msg(!strcmp(first, out), "PROBE_THREADS=%d differs from 1", t);
+    }
+}
+END_TEST
+
 /* Each misuse: one line, exit 2. */
 START_TEST(test_bad_options) {
     static const struct {
@@ -292,7 +316,7 @@ int main(void) {
                         (const TTest *[]){test_estimates_gelu_first_layer, test_estimates_gelu_last_layer, test_estimates_every_layer,
                                           test_estimates_relu, test_estimates_mean_mode,
                                           test_verified_equal_single_ablation, test_start_layer_bit_exact,
-                                          test_stored_and_ranked, test_bad_options, NULL});
+                                          test_stored_and_ranked, test_any_team_size, test_bad_options, NULL});
     tcase_add_checked_fixture(c, setup, teardown);
     return run_suite(s);
 }

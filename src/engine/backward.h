@@ -18,10 +18,10 @@
  * unembedding -> ln_f -> layers L-1 .. lowest+1 (FFN block, then attention
  * block, each with its residual branch) -> c_proj of `lowest`'s FFN. The
  * gradient of a layer's post-activation is c_proj's input gradient, there
- * on the way: every layer from `lowest` up costs one backward pass. All in float, on the compute team (parallel.h); the
- * gradient's bits may depend on the team size (the attention's per-head
- * products are whole-matrix sgemm calls; nothing downstream compares them
- * bit for bit).
+ * on the way: every layer from `lowest` up costs one backward pass.
+ * All in float, on the compute team (parallel.h), cut as the forward is
+ * (matmul blocks fixed by shape, attention by heads, layer norms by rows):
+ * the same bits for any team size.
  *
  * Ownership: FfnGrad borrows the Model (whose scratch the forward uses) and
  * owns its buffers. */
