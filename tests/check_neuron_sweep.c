@@ -1,8 +1,9 @@
 /* check_neuron_sweep.c — `probe ablate --sweep neurons`: every neuron's
  * attribution-patching estimate against PyTorch autograd in float64
  * (scripts/reference/neuron_sweep_reference.py, fixtures from
- * scripts/fixtures/gen_ablate_fixtures.sh) on random checkpoints (GELU and
- * ReLU, the first layer and the last, zero and mean ablation); the verified
+ * scripts/fixtures/gen_ablate_fixtures.sh) on random checkpoints (tanh and
+ * erf GELU, ReLU, the first layer, the last and all, zero and mean
+ * ablation); the verified
  * neurons' exact effects against the same reference and, bit for bit,
  * against `--neurons L:N` of each alone; a forward pass started at a layer
  * from the kept residual stream equals the whole pass bit for bit; stored
@@ -106,6 +107,11 @@ END_TEST
  * (the gradient reaches the lower layer through the higher one's FFN too). */
 START_TEST(test_estimates_every_layer) {
     check_sweep("tiny-f32", -1, "--no-db", "expected_sweep_neurons_f32_all.json");
+}
+END_TEST
+
+START_TEST(test_estimates_gelu_erf) {
+    check_sweep("tiny-f32-erf", 0, "--no-db", "expected_sweep_neurons_erf_l0.json");
 }
 END_TEST
 
@@ -313,7 +319,7 @@ END_TEST
 int main(void) {
     Suite *s = suite_create("neuron_sweep");
     TCase *c = case_add(s, "estimates", 120,
-                        (const TTest *[]){test_estimates_gelu_first_layer, test_estimates_gelu_last_layer, test_estimates_every_layer,
+                        (const TTest *[]){test_estimates_gelu_first_layer, test_estimates_gelu_last_layer, test_estimates_every_layer, test_estimates_gelu_erf,
                                           test_estimates_relu, test_estimates_mean_mode,
                                           test_verified_equal_single_ablation, test_start_layer_bit_exact,
                                           test_stored_and_ranked, test_any_team_size, test_bad_options, NULL});

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fastexp.h"
 #include "kernels.h"
 #include "parallel.h"
 #include "util.h"
@@ -165,24 +166,35 @@ typedef struct {
     Activation act;
 } ActBackJob;
 
-static float act_slope(Activation a, float x) {
+/* g *= act'(f) over n values, one loop per activation so that each
+ * vectorises (gelu_new's tanh through exp_f32, as the forward's GELU:
+ * tanh(u) = 1 - 2 / (1 + exp(2u)), which saturates to +-1 without a NaN). */
+static void act_back_range(Activation a, float *restrict g, const float *restrict f, size_t n) {
     switch (a) {
     case ACT_GELU_NEW: {
         const float s = 0.7978845608028654f, k = 0.044715f;
-        float th = tanhf(s * (x + k * x * x * x));
-        return 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * s * (1.0f + 3.0f * k * x * x);
+        for (size_t i = 0; i < n; i++) {
+            float x = f[i], th = 1.0f - 2.0f / (1.0f + exp_f32(2.0f * s * (x + k * x * x * x)));
+            g[i] *= 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * s * (1.0f + 3.0f * k * x * x);
+        }
+        break;
     }
     case ACT_GELU:
-        return 0.5f * (1.0f + erff(x * 0.7071067811865476f)) + x * expf(-0.5f * x * x) * 0.3989422804014327f;
-    case ACT_RELU: return x > 0.0f ? 1.0f : 0.0f;
+        for (size_t i = 0; i < n; i++) {
+            float x = f[i];
+            g[i] *= 0.5f * (1.0f + erff(x * 0.7071067811865476f)) + x * expf(-0.5f * x * x) * 0.3989422804014327f;
+        }
+        break;
+    case ACT_RELU:
+        for (size_t i = 0; i < n; i++) g[i] = f[i] > 0.0f ? g[i] : 0.0f;
+        break;
     }
-    return 0.0f;
 }
 
 static void act_back_task(void *ctx, int tid, int nt) {
     const ActBackJob *j = ctx;
     size_t lo = j->n * (size_t)tid / (size_t)nt, hi = j->n * (size_t)(tid + 1) / (size_t)nt;
-    for (size_t i = lo; i < hi; i++) j->g[i] *= act_slope(j->act, j->f[i]);
+    act_back_range(j->act, j->g + lo, j->f + lo, hi - lo);
 }
 
 /* ---- attention ------------------------------------------------------------- */
