@@ -41,11 +41,16 @@ static cJSON *run_json(const char *fmt_args) {
  * baseline and every verified neuron's exact delta loss within 1e-4
  * relative, and the verified neurons are the reference's top 3. layer < 0:
  * every layer. */
-static void check_sweep(const char *model, int layer, const char *extra, const char *file) {
+static void check_sweep_on(const char *source, int verify, const char *model, int layer, const char *extra,
+                           const char *file) {
     char args[512], path[256], which[32] = "";
     if (layer >= 0) snprintf(which, sizeof which, "--layer %d", layer);
-    snprintf(args, sizeof args, "--model " MODELS "%s --sweep neurons %s --verify 3 %s", model, which, extra);
-    cJSON *got = run_json(args);
+    snprintf(args, sizeof args, "ablate %s --quiet --json --model " MODELS "%s --sweep neurons %s --verify %d %s", source,
+             model, which, verify, extra);
+    int st = run_probe(out, sizeof out, "%s", args);
+    ck_assert_msg(st == 0, "%s: exit %d: %s", args, st, out);
+    cJSON *got = cJSON_Parse(out);
+    ck_assert_msg(got != NULL, "not JSON: %s", out);
     snprintf(path, sizeof path, FIX "/%s", file);
     cJSON *ref = json_load(path);
     const cJSON *sw = cJSON_GetObjectItemCaseSensitive(got, "sweep");
@@ -72,8 +77,9 @@ static void check_sweep(const char *model, int layer, const char *extra, const c
     ck_assert_msg(rel_diff(json_num(sw, "baseline_ce"), json_num(ref, "baseline_ce")) < 1e-5, "%s: baseline", file);
     const cJSON *exact = cJSON_GetObjectItemCaseSensitive(ref, "exact");
     const cJSON *conds = cJSON_GetObjectItemCaseSensitive(got, "conditions");
-    ck_assert_int_eq(cJSON_GetArraySize(conds), 3);
-    for (int i = 0; i < 3; i++) {
+    ck_assert_int_eq(cJSON_GetArraySize(conds), verify);
+    ck_assert_int_eq(cJSON_GetArraySize(exact), verify);
+    for (int i = 0; i < verify; i++) {
         const cJSON *e = cJSON_GetArrayItem(exact, i), *c = cJSON_GetArrayItem(conds, i);
         char label[48];
         snprintf(label, sizeof label, "neuron %d:%d", (int)json_num(e, "layer"), (int)json_num(e, "neuron"));
@@ -91,6 +97,11 @@ static void check_sweep(const char *model, int layer, const char *extra, const c
            nl * F, worst / biggest, biggest);
     cJSON_Delete(got);
     cJSON_Delete(ref);
+}
+
+/* The fixture corpus in windows of 24, the reference's top 3 verified. */
+static void check_sweep(const char *model, int layer, const char *extra, const char *file) {
+    check_sweep_on(FIX "/corpus.txt --ctx 24", 3, model, layer, extra, file);
 }
 
 START_TEST(test_estimates_gelu_first_layer) {
@@ -112,6 +123,14 @@ END_TEST
 
 START_TEST(test_estimates_gelu_erf) {
     check_sweep("tiny-f32-erf", 0, "--no-db", "expected_sweep_neurons_erf_l0.json");
+}
+END_TEST
+
+/* One document of 597 tokens in overlapping windows of 300: the attention's
+ * backward in several blocks of query rows, and positions a window does
+ * not own (its context) ablated and differentiated too. */
+START_TEST(test_estimates_long_windows) {
+    check_sweep_on(FIX "/long.txt --ctx 300", 2, "odd-f16", -1, "--no-db", "expected_sweep_neurons_long.json");
 }
 END_TEST
 
@@ -320,6 +339,7 @@ int main(void) {
     Suite *s = suite_create("neuron_sweep");
     TCase *c = case_add(s, "estimates", 120,
                         (const TTest *[]){test_estimates_gelu_first_layer, test_estimates_gelu_last_layer, test_estimates_every_layer, test_estimates_gelu_erf,
+                                          test_estimates_long_windows,
                                           test_estimates_relu, test_estimates_mean_mode,
                                           test_verified_equal_single_ablation, test_start_layer_bit_exact,
                                           test_stored_and_ranked, test_any_team_size, test_bad_options, NULL});

@@ -31,7 +31,7 @@ struct FfnGrad {
     float *qkv;      /* [P x 3C] */
     float *g_qkv;    /* [P x 3C] */
     float *f;        /* [P x F] pre-activation */
-    float *att;      /* [slots x 2 x P x P] per thread: weights, their gradient */
+    float *att;      /* [slots x 2 x B x P] per thread: a block of B query rows' weights and their gradient */
     int slots;
     float *mem;
 };
@@ -53,7 +53,7 @@ FfnGrad *ffn_grad_new(Model *m, int layer, char *err) {
     size_t P = (size_t)c->n_positions, C = (size_t)c->n_embd, F = (size_t)c->n_inner;
     size_t above = (size_t)(c->n_layer - 1 - layer);
     size_t sizes[] = {(2 * above + 1) * P * C, (above + 1) * P * F, P * F, P * C, P * C, P * C, 3 * P * C, 3 * P * C, P * F,
-                      (size_t)g->slots * 2 * P * P};
+                      (size_t)g->slots * 2 * (PROBE_ATT_BLOCK < P ? PROBE_ATT_BLOCK : P) * P};
     float **ptrs[] = {&g->saved, &g->act, &g->grad, &g->g_resid, &g->g_tmp, &g->ln, &g->qkv, &g->g_qkv, &g->f, &g->att};
     size_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += sizes[i];
@@ -206,33 +206,45 @@ typedef struct {
     int T, C, NH, slots;
 } AttBackJob;
 
+/* One head, in blocks of query rows as the forward (attention_forward):
+ * block [r0, r1) only involves keys [0, r1), so the masked upper triangle
+ * is never computed; the gradients of K and V add up over the blocks. */
 static void att_back_head(const AttBackJob *j, float *P, float *dP, int h) {
     const int T = j->T, C = j->C, HS = C / j->NH, C3 = 3 * C;
     const float scale = 1.0f / sqrtf((float)HS);
     const float *q = j->qkv + h * HS, *k = j->qkv + C + h * HS, *v = j->qkv + 2 * C + h * HS;
     const float *gO = j->g_out + h * HS;
     float *gq = j->g_qkv + h * HS, *gk = j->g_qkv + C + h * HS, *gv = j->g_qkv + 2 * C + h * HS;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HS, scale, q, C3, k, C3, 0.0f, P, T);
-    for (int i = 0; i < T; i++) { /* causal softmax of row i over keys 0..i */
-        float *row = P + (size_t)i * T, mx = row_max(row, i + 1);
-        double sum = 0;
-        for (int c = 0; c <= i; c++) sum += row[c] = expf(row[c] - mx);
-        float inv = (float)(1.0 / sum);
-        for (int c = 0; c <= i; c++) row[c] *= inv;
-        for (int c = i + 1; c < T; c++) row[c] = 0.0f;
+    for (int t = 0; t < T; t++) {
+        memset(gk + (size_t)t * C3, 0, sizeof(float) * (size_t)HS);
+        memset(gv + (size_t)t * C3, 0, sizeof(float) * (size_t)HS);
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HS, 1.0f, gO, C, v, C3, 0.0f, dP, T);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HS, T, 1.0f, P, T, gO, C, 0.0f, gv, C3);
-    for (int i = 0; i < T; i++) { /* dP -> dS */
-        const float *p = P + (size_t)i * T;
-        float *d = dP + (size_t)i * T;
-        double dot = 0;
-        for (int c = 0; c <= i; c++) dot += (double)p[c] * d[c];
-        for (int c = 0; c <= i; c++) d[c] = p[c] * (d[c] - (float)dot);
-        for (int c = i + 1; c < T; c++) d[c] = 0.0f;
+    for (int r0 = 0; r0 < T; r0 += PROBE_ATT_BLOCK) {
+        int r1 = r0 + PROBE_ATT_BLOCK < T ? r0 + PROBE_ATT_BLOCK : T, M = r1 - r0, N = r1;
+        const float *qb = q + (size_t)r0 * C3, *gOb = gO + (size_t)r0 * C;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, HS, scale, qb, C3, k, C3, 0.0f, P, N);
+        for (int i = 0; i < M; i++) { /* causal softmax of query r0+i over keys 0..r0+i */
+            float *row = P + (size_t)i * N, mx = row_max(row, r0 + i + 1);
+            double sum = 0;
+            for (int c = 0; c <= r0 + i; c++) sum += row[c] = exp_f32(row[c] - mx);
+            float inv = (float)(1.0 / sum);
+            for (int c = 0; c <= r0 + i; c++) row[c] *= inv;
+            for (int c = r0 + i + 1; c < N; c++) row[c] = 0.0f;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, HS, 1.0f, gOb, C, v, C3, 0.0f, dP, N);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, HS, M, 1.0f, P, N, gOb, C, 1.0f, gv, C3);
+        for (int i = 0; i < M; i++) { /* dP -> dS */
+            const float *p = P + (size_t)i * N;
+            float *d = dP + (size_t)i * N;
+            double dot = 0;
+            for (int c = 0; c <= r0 + i; c++) dot += (double)p[c] * d[c];
+            for (int c = 0; c <= r0 + i; c++) d[c] = p[c] * (d[c] - (float)dot);
+            for (int c = r0 + i + 1; c < N; c++) d[c] = 0.0f;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, HS, N, scale, dP, N, k, C3, 0.0f,
+                    gq + (size_t)r0 * C3, C3);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, HS, M, scale, dP, N, qb, C3, 1.0f, gk, C3);
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HS, T, scale, dP, T, k, C3, 0.0f, gq, C3);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HS, T, scale, dP, T, q, C3, 0.0f, gk, C3);
 }
 
 static void att_back_task(void *ctx, int tid, int nt) {
@@ -241,9 +253,9 @@ static void att_back_task(void *ctx, int tid, int nt) {
     if (tid >= users) return;
     int h0, h1;
     parallel_slice(j->NH, 1, tid, users, &h0, &h1);
-    size_t TT = (size_t)j->T * j->T;
-    float *P = j->att + (size_t)tid * 2 * TT;
-    for (int h = h0; h < h1; h++) att_back_head(j, P, P + TT, h);
+    size_t block = (size_t)(PROBE_ATT_BLOCK < j->T ? PROBE_ATT_BLOCK : j->T) * j->T;
+    float *P = j->att + (size_t)tid * 2 * block;
+    for (int h = h0; h < h1; h++) att_back_head(j, P, P + block, h);
 }
 
 /* ---- the backward pass ----------------------------------------------------- */
