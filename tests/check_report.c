@@ -7,7 +7,8 @@
  * the page's script sorts it), a neuron page's heatmap (its top example's
  * token carries exactly the recorded activation, from the exact replay),
  * histogram total, value tokens, the concept page's ranking and marked
- * concept tokens, the ablation chart's bars and most affected token. Any
+ * concept tokens, the ablation chart's bars and most affected token, a
+ * neuron sweep's estimates in the database's order. Any
  * JavaScript error, console error or missing file fails; a page with a
  * planted script error proves that the check can fail. Screenshots go to
  * BUILD/report-screenshots/ (look at them).
@@ -64,6 +65,8 @@ static void setup_once(void) {
     ck_assert_msg(st == 0, "top-neurons --concept: %s", out);
     st = run_probe(out, sizeof out, "kv --db %s --quiet", db);
     ck_assert_msg(st == 0, "kv: %s", out);
+    st = run_probe(out, sizeof out, "ablate --db %s --run 1 --sweep neurons --layer 5 --verify 2 --quiet", db);
+    ck_assert_msg(st == 0, "ablate --sweep neurons: %s", out);
     st = run_probe(out, sizeof out, "ablate --db %s --run 1 --sweep layers", db);
     ck_assert_msg(st == 0, "ablate: %s", out);
     st = run_probe(out, sizeof out, "report --db %s --out %s", db, rep);
@@ -385,6 +388,40 @@ START_TEST(test_ablation_page) {
 }
 END_TEST
 
+/* A neuron sweep's page: its two verified neurons as conditions, and its
+ * largest estimates in the database's order, the verified ones measured. */
+START_TEST(test_sweep_page) {
+    if (browser_skip()) return;
+    sqlite3 *h = sql_open(db);
+    long long id = sql_int(h, "SELECT min(ablation_id) FROM ablation_neuron_estimates");
+    char page[64], sql[300], want[64], got[64];
+    snprintf(page, sizeof page, "ablation-%lld.html", id);
+    const char *html = browse(page, NULL, NULL);
+    ck_assert_int_eq(count(html, "<tr class=\"est\""), 30);
+    const char *row = html;
+    for (int rank = 1; rank <= 3; rank++) {
+        snprintf(sql, sizeof sql,
+                 "SELECT layer || ':' || neuron FROM ablation_neuron_estimates WHERE ablation_id = %lld"
+                 " ORDER BY estimate DESC, layer, neuron LIMIT 1 OFFSET %d", id, rank - 1);
+        sql_bytes(h, sql, want, sizeof want, NULL);
+        row = strstr(row, "<tr class=\"est\"");
+        ck_assert_msg(row != NULL, "estimate row %d missing", rank);
+        ck_assert_str_eq(between(row, "data-neuron=\"", "\"", got, sizeof got), want);
+        row++;
+    }
+    /* the first two are the verified ones: their measured column is filled */
+    const char *first = strstr(html, "<tr class=\"est\"");
+    const char *third = strstr(strstr(strstr(first, "<tr class=\"est\"") + 1, "<tr class=\"est\"") + 1, "<tr class=\"est\"");
+    char cell[2048];
+    snprintf(cell, sizeof cell, "%.*s", (int)(third - first), first);
+    /* (the DOM holds the em dash as a character) */
+    ck_assert_int_eq(count(cell, "\xe2\x80\x94"), 0);
+    ck_assert_msg(strstr(third, "\xe2\x80\x94"), "an unverified neuron shows a measurement");
+    sqlite3_close(h);
+    browse(page, NULL, path_in(shots, "sweep.png"));
+}
+END_TEST
+
 /* The check can fail: a page whose script throws shows the error in the
  * DOM, and browse()'s assertion on it would fire. */
 START_TEST(test_error_detection) {
@@ -430,7 +467,7 @@ int main(void) {
     Suite *s = suite_create("report");
     TCase *tc = case_add(s, "report", 600,
                          (const TTest *[]){test_files_and_links, test_index, test_layer_table, test_neuron_page,
-                                           test_concept_page, test_ablation_page, test_error_detection,
+                                           test_concept_page, test_ablation_page, test_sweep_page, test_error_detection,
                                            test_stored_and_errors, NULL});
     tcase_add_unchecked_fixture(tc, setup_once, teardown_once);
     return run_suite(s);

@@ -188,7 +188,8 @@ void html_bars(FILE *f, const char *const *label, const double *value, const dou
     fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#667\"/>", PADL, y0, W - 6, y0);
     fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">0</text>", PADL - 4, y0 + 4);
     fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%.3g</text>", PADL - 4, PADT + 4, top);
-    if (bot < 0) fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%.3g</text>", PADL - 4, PADT + ph, bot);
+    if (bot < 0 && PADT + ph - y0 > 12) /* not over the 0 */
+        fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%.3g</text>", PADL - 4, PADT + ph, bot);
     fprintf(f, "<text x=\"4\" y=\"10\">");
     html_text(f, y_title);
     fputs("</text>", f);
@@ -205,8 +206,20 @@ void html_bars(FILE *f, const char *const *label, const double *value, const dou
             fprintf(f, "<path class=\"err\" d=\"M%.1f %.1fV%.1fM%.1f %.1fh10M%.1f %.1fh10\" stroke=\"#222\"/>", cx, ya,
                     yb, cx - 5, ya, cx - 5, yb);
         }
+        /* under its bar, in two lines at the first space ("neuron" over
+         * "5:609"): one line of a long label runs into its neighbours' */
+        const char *sp = strchr(label[i], ' ');
         fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">", x + (BW - 20) / 2.0, H - PADB + 14);
-        html_text(f, label[i]);
+        if (sp) {
+            char head[64];
+            snprintf(head, sizeof head, "%.*s", (int)(sp - label[i]) < 63 ? (int)(sp - label[i]) : 63, label[i]);
+            html_text(f, head);
+            fprintf(f, "<tspan x=\"%.1f\" dy=\"13\">", x + (BW - 20) / 2.0);
+            html_text(f, sp + 1);
+            fputs("</tspan>", f);
+        } else {
+            html_text(f, label[i]);
+        }
         fputs("</text>", f);
     }
     fputs("</svg>\n", f);

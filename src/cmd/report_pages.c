@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ablations.h"
 #include "act_hist.h"
+#include "cli.h"
 #include "concept.h"
 #include "kv_store.h"
 #include "neuron_card.h"
@@ -524,10 +526,15 @@ static void neuron_stored(FILE *f, const NeuronFigures *x) {
               f);
         for (int i = 0; i < x->n_abl; i++) {
             const CardRow *a = &x->abl[i];
+            char d[32], kl[32];
             fprintf(f, "<tr><td><a href=\"ablation-%" PRId64 ".html\">%" PRId64 "</a></td><td class=\"l\">", a->rank,
                     a->rank);
             html_text(f, a->name);
-            fprintf(f, "</td><td>%+.4f</td><td>%.4f</td><td>%.2f%%</td></tr>\n", a->a, a->b, 100 * a->c);
+            if (isnan(a->b)) /* a neuron sweep's first-order estimate: no KL, no top-1 */
+                fprintf(f, "</td><td>%s</td><td>&mdash;</td><td>&mdash;</td></tr>\n", cli_small(d, sizeof d, a->a, 1));
+            else
+                fprintf(f, "</td><td>%s</td><td>%s</td><td>%.2f%%</td></tr>\n", cli_small(d, sizeof d, a->a, 1),
+                        cli_small(kl, sizeof kl, a->b, 0), 100 * a->c);
         }
         fputs("</tbody></table>\n", f);
     }
@@ -696,6 +703,36 @@ done:
 
 /* ---- ablation-ID.html ----------------------------------------------------------- */
 
+#define SWEEP_TOP 30 /* estimates listed on a neuron sweep's page */
+
+/* A neuron sweep's largest estimates (nothing for other ablations), with
+ * the measured delta loss of the verified neurons. */
+static int estimates_table(ReportPages *r, FILE *f, int64_t ablation) {
+    AblationNeuronRank *e = NULL;
+    int n = 0;
+    if (ablation_estimates_top(r->s, ablation, SWEEP_TOP, &e, &n, r->err)) return -1;
+    if (n) {
+        fputs("<h2>Every neuron alone, estimated</h2>\n<p class=\"note\">The neurons whose removal alone "
+              "costs most by attribution patching (the first-order estimate of <code>probe ablate --sweep "
+              "neurons</code>), largest first; measured: the condition above that ablated the neuron for real. "
+              "All estimates: view <code>neuron_ablation_effects</code>.</p>\n<table id=\"estimates\"><thead><tr>"
+              "<th>rank</th><th class=\"l\">neuron</th><th>estimated &Delta;loss</th><th>measured &Delta;loss</th>"
+              "</tr></thead><tbody>\n",
+              f);
+        for (int i = 0; i < n; i++) {
+            char est[32], meas[32] = "&mdash;";
+            if (!isnan(e[i].measured)) cli_small(meas, sizeof meas, e[i].measured, 1);
+            fprintf(f, "<tr class=\"est\" data-neuron=\"%d:%d\" data-estimate=\"%.9g\"><td>%d</td><td class=\"l\">"
+                       "%d:%d</td><td>%s</td><td>%s</td></tr>\n",
+                    e[i].layer, e[i].neuron, e[i].estimate, i + 1, e[i].layer, e[i].neuron,
+                    cli_small(est, sizeof est, e[i].estimate, 1), meas);
+        }
+        fputs("</tbody></table>\n", f);
+    }
+    free(e);
+    return 0;
+}
+
 int report_page_ablation(ReportPages *r, const ReportAblation *a) {
     char name[64], title[64];
     snprintf(name, sizeof name, "ablation-%" PRId64 ".html", a->id);
@@ -739,12 +776,16 @@ int report_page_ablation(ReportPages *r, const ReportAblation *a) {
     for (int i = 0; i < n; i++) {
         fputs("<tr><td class=\"l\">", f);
         html_text(f, c[i].label);
-        fprintf(f, "</td><td>%.4f</td><td>%.4f</td><td>%+.4f</td><td>%.4f</td><td>%.4f</td><td>%.2f%%</td><td>%" PRId64
+        char d[32], se[32], kl[32];
+        fprintf(f, "</td><td>%.4f</td><td>%.4f</td><td>%s</td><td>%s</td><td>%s</td><td>%.2f%%</td><td>%" PRId64
                    "</td></tr>\n",
-                c[i].baseline_ce, c[i].ablated_ce, c[i].delta_loss, c[i].delta_loss_se, c[i].kl, 100 * c[i].top1,
+                c[i].baseline_ce, c[i].ablated_ce, cli_small(d, sizeof d, c[i].delta_loss, 1),
+                cli_small(se, sizeof se, c[i].delta_loss_se, 0), cli_small(kl, sizeof kl, c[i].kl, 0), 100 * c[i].top1,
                 c[i].neurons_edited);
     }
-    fputs("</tbody></table>\n<h2>The tokens most affected</h2>\n<p class=\"note\">Per condition, the predicted "
+    fputs("</tbody></table>\n", f);
+    if (estimates_table(r, f, a->id)) goto done;
+    fputs("<h2>The tokens most affected</h2>\n<p class=\"note\">Per condition, the predicted "
           "tokens whose loss rose most, each in its context; every token is coloured by its own loss change under "
           "that condition (stored per token by <code>probe ablate</code>).</p>\n",
           f);

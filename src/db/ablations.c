@@ -280,6 +280,31 @@ int ablation_writer_commit(AblationWriter *w, int64_t *id, char *err) {
     return 0;
 }
 
+/* Reads (layer, neuron, estimate, delta_loss or NULL, ablation_id) rows of
+ * a prepared query, at most limit, into a new array. */
+static int ranks_read(Store *s, sqlite3_stmt *st, int limit, AblationNeuronRank **out, int *n, char *err) {
+    AblationNeuronRank *v = malloc(sizeof *v * (size_t)(limit > 0 ? limit : 1));
+    int rc = SQLITE_DONE, k = 0;
+    if (!v) {
+        sqlite3_finalize(st);
+        return oom(s, err);
+    }
+    while (k < limit && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        v[k++] = (AblationNeuronRank){sqlite3_column_int(st, 0), sqlite3_column_int(st, 1),
+                                      sqlite3_column_double(st, 2),
+                                      sqlite3_column_type(st, 3) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 3),
+                                      sqlite3_column_int64(st, 4)};
+    if (k < limit && rc != SQLITE_DONE) {
+        sqlite3_finalize(st);
+        free(v);
+        return store_fail(s, rc, err);
+    }
+    sqlite3_finalize(st);
+    *out = v;
+    *n = k;
+    return 0;
+}
+
 int ablation_neuron_ranking(Store *s, int64_t run_id, int layer, int limit, AblationNeuronRank **out, int *n,
                             char *err) {
     *out = NULL;
@@ -299,23 +324,20 @@ int ablation_neuron_ranking(Store *s, int64_t run_id, int layer, int limit, Abla
     sqlite3_bind_int64(st, 1, run_id);
     if (layer >= 0) sqlite3_bind_int(st, 2, layer);
     sqlite3_bind_int(st, 3, limit);
-    AblationNeuronRank *v = malloc(sizeof *v * (size_t)(limit > 0 ? limit : 1));
-    int rc, k = 0;
-    if (!v) {
-        sqlite3_finalize(st);
-        return oom(s, err);
-    }
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW && k < limit)
-        v[k++] = (AblationNeuronRank){sqlite3_column_int(st, 0), sqlite3_column_int(st, 1),
-                                      sqlite3_column_double(st, 2),
-                                      sqlite3_column_type(st, 3) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 3),
-                                      sqlite3_column_int64(st, 4)};
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        free(v);
-        return store_fail(s, rc, err);
-    }
-    *out = v;
-    *n = k;
-    return 0;
+    return ranks_read(s, st, limit, out, n, err);
+}
+
+int ablation_estimates_top(Store *s, int64_t ablation_id, int limit, AblationNeuronRank **out, int *n, char *err) {
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *st = store_prepare(s,
+                                     "SELECT e.layer, e.neuron, e.estimate, c.delta_loss, e.ablation_id"
+                                     " FROM ablation_neuron_estimates e LEFT JOIN ablation_conditions c"
+                                     " ON c.ablation_id = e.ablation_id AND c.idx = e.idx WHERE e.ablation_id = ?1"
+                                     " ORDER BY e.estimate DESC, e.layer, e.neuron LIMIT ?2",
+                                     err);
+    if (!st) return -1;
+    sqlite3_bind_int64(st, 1, ablation_id);
+    sqlite3_bind_int(st, 2, limit);
+    return ranks_read(s, st, limit, out, n, err);
 }

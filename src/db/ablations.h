@@ -98,6 +98,12 @@ typedef struct {
 int ablation_neuron_ranking(Store *s, int64_t run_id, int layer, int limit, AblationNeuronRank **out, int *n,
                             char *err);
 
+/* The `limit` largest estimates of one neuron sweep (ablation_id), every
+ * layer it swept, with the measured delta loss where verified: *out
+ * (malloc'd, *n of them; none when the ablation is no sweep). 0, or -1
+ * with err. */
+int ablation_estimates_top(Store *s, int64_t ablation_id, int limit, AblationNeuronRank **out, int *n, char *err);
+
 /* Commits and frees w; sets *id to the new ablations.id. On failure rolls
  * back, frees w and returns -1 with err. */
 /* The ablations row being written (its id), for rows of other tables that
