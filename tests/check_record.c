@@ -542,7 +542,7 @@ START_TEST(test_summaries) {
     sqlite3_close(h);
     ck_assert_msg(record_ref(db, NULL) == 0, "%s", out);
     ck_assert_msg(strstr(out, "nothing recorded"), "%s", out);
-    ck_assert_int_eq(sql_int_at(db, "PRAGMA user_version"), 11);
+    ck_assert_int_eq(sql_int_at(db, "PRAGMA user_version"), 12);
     ck_assert_int_eq(sql_int_at(db, "SELECT count(*) FROM neuron_topk_counts"), groups);
     ck_assert_int_eq(sql_int_at(db, topk_agg), groups);
 }

@@ -5,11 +5,9 @@
  *   double sum[F], sumsq[F], npos[F]   (sums of x - shift, (x - shift)^2, x > 0)
  *   float shift[F], min[F], max[F],
  *   int32 heap_n[F], float heap_val[F*N], int64 heap_row[F*N]   (heaps as stored)
- *   then per neuron its histogram (act_hist.h), sparse: varint n_nonzero,
- *   then n_nonzero pairs (varint zero bins skipped, varint count) — a
+ *   then per neuron its histogram, packed (hist_codec.h hist_pack: a
  *   histogram has mostly empty bins, and this blob is written at every
- *   commit ("PRS2"; "PRS1", before the histograms, cannot be resumed).
- * Varints: 7 bits a byte, low first, high bit = more. */
+ *   commit) ("PRS2"; "PRS1", before the histograms, cannot be resumed). */
 #include "recorder.h"
 
 #include <math.h>
@@ -21,6 +19,7 @@
 
 #include "act_hist.h"
 #include "fp16.h"
+#include "hist_codec.h"
 #include "parallel.h"
 #include "topk.h"
 #include "util.h"
@@ -570,33 +569,9 @@ static size_t state_fixed_size(const Recorder *r) {
 }
 
 size_t recorder_state_size(const Recorder *r) {
-    /* worst case of the sparse histograms: every bin used, 5-byte varints */
+    /* worst case of the packed histograms: every bin used, a 2-byte gap
+     * (bins < 16384) and a 5-byte count each */
     return state_fixed_size(r) + (size_t)r->F * (3 + (size_t)ACT_HIST_BINS * (2 + 5));
-}
-
-static uint8_t *varint_put(uint8_t *p, uint32_t v) {
-    while (v >= 0x80) {
-        *p++ = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    *p++ = (uint8_t)v;
-    return p;
-}
-
-/* Reads a varint from [*p, end): 0, or -1 when it runs past end or over 32 bits. */
-static int varint_get(const uint8_t **p, const uint8_t *end, uint32_t *v) {
-    uint64_t x = 0;
-    for (int shift = 0; shift < 35; shift += 7) {
-        if (*p >= end) return -1;
-        uint8_t b = *(*p)++;
-        x |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            if (x > UINT32_MAX) return -1;
-            *v = (uint32_t)x;
-            return 0;
-        }
-    }
-    return -1;
 }
 
 #define PUT(p, src, bytes) (memcpy(p, src, bytes), (p) += (bytes))
@@ -621,16 +596,7 @@ size_t recorder_state_save(const Recorder *r, int li, void *buf) {
     for (size_t j = 0; j < f; j++) {
         uint32_t h[ACT_HIST_BINS];
         recorder_hist(r, li, (int)j, h);
-        uint32_t nz = 0;
-        for (int b = 0; b < ACT_HIST_BINS; b++) nz += h[b] != 0;
-        p = varint_put(p, nz);
-        int last = -1;
-        for (int b = 0; b < ACT_HIST_BINS; b++)
-            if (h[b]) {
-                p = varint_put(p, (uint32_t)(b - last - 1));
-                p = varint_put(p, h[b]);
-                last = b;
-            }
+        p += hist_pack(h, ACT_HIST_BINS, p);
     }
     return (size_t)(p - (uint8_t *)buf);
 }
@@ -663,15 +629,11 @@ int recorder_state_load(Recorder *r, int li, const void *buf, size_t len, char *
     a->since_carry = 0;
     if (a->spill.cap) memset(a->spill.key, 0, sizeof(uint32_t) * a->spill.cap);
     for (size_t j = 0; j < f; j++) {
-        uint32_t nz, gap, c;
-        int b = -1;
-        if (varint_get(&p, end, &nz) || nz > ACT_HIST_BINS) return err_set(err, "saved recorder state is corrupt");
-        for (uint32_t i = 0; i < nz; i++) {
-            if (varint_get(&p, end, &gap) || varint_get(&p, end, &c) || c == 0 || gap >= ACT_HIST_BINS ||
-                b + 1 + (int)gap >= ACT_HIST_BINS)
-                return err_set(err, "saved recorder state is corrupt");
-            b += 1 + (int)gap;
-            a->hist[j * ACT_HIST_BINS + b] = (uint16_t)(c % CARRY);
+        uint32_t h[ACT_HIST_BINS];
+        if (hist_unpack(&p, end, h, ACT_HIST_BINS)) return err_set(err, "saved recorder state is corrupt");
+        for (int b = 0; b < ACT_HIST_BINS; b++) {
+            uint32_t c = h[b];
+            a->hist[j * ACT_HIST_BINS + (size_t)b] = (uint16_t)(c % CARRY);
             if (c >= CARRY && spill_add(&a->spill, (uint32_t)(j * ACT_HIST_BINS + (size_t)b), c / CARRY))
                 return err_set(err, "out of memory for the activation histograms");
         }

@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "hist_codec.h"
 #include "util.h"
 
 int layer_stats_read(Store *s, int64_t run, int layer, int F, LayerStats *st, char *err) {
@@ -48,12 +49,11 @@ int layer_hists_read(Store *s, int64_t run, int layer, int F, int n_bins, uint32
         int j = sqlite3_column_int(q, 0);
         const void *b = sqlite3_column_blob(q, 1);
         if (j < 0 || j >= F) continue;
-        if (!b || sqlite3_column_bytes(q, 1) != n_bins * 4) {
+        if (hist_unblob(b, (size_t)sqlite3_column_bytes(q, 1), hist + (size_t)j * n_bins, n_bins)) {
             sqlite3_reset(q);
             return err_set(err, "database '%s': run %" PRId64 ": the histogram of neuron %d:%d is not %d counts",
                            s->path, run, layer, j, n_bins);
         }
-        memcpy(hist + (size_t)j * n_bins, b, (size_t)n_bins * 4);
         got++;
     }
     sqlite3_reset(q);

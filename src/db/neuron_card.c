@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hist_codec.h"
 #include "util.h"
 
 int card_histogram(Store *s, int64_t run, int layer, int neuron, uint32_t *counts, int n_bins, char *err) {
@@ -16,10 +17,8 @@ int card_histogram(Store *s, int64_t run, int layer, int neuron, uint32_t *count
     sqlite3_bind_int(q, 2, layer);
     sqlite3_bind_int(q, 3, neuron);
     int r = sqlite3_step(q), got = 0;
-    if (r == SQLITE_ROW && sqlite3_column_bytes(q, 0) == n_bins * 4) {
-        memcpy(counts, sqlite3_column_blob(q, 0), (size_t)n_bins * 4);
-        got = 1;
-    }
+    if (r == SQLITE_ROW)
+        got = hist_unblob(sqlite3_column_blob(q, 0), (size_t)sqlite3_column_bytes(q, 0), counts, n_bins) == 0;
     sqlite3_reset(q);
     if (r != SQLITE_ROW && r != SQLITE_DONE) return store_fail(s, r, err);
     return got;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hist_codec.h"
 #include "util.h"
 
 /* ---- documents and tokens ------------------------------------------------- */
@@ -149,7 +150,9 @@ int results_neurons_add(NeuronWriter *w, int layer, int neuron, const NeuronStat
         sqlite3_bind_int64(st, 1, w->run_id);
         sqlite3_bind_int(st, 2, layer);
         sqlite3_bind_int(st, 3, neuron);
-        sqlite3_bind_blob(st, 4, hist, n_bins * (int)sizeof(uint32_t), SQLITE_STATIC);
+        uint8_t blob[4 * 4096];
+        if (n_bins > 4096) return err_set(err, "histograms of %d bins are not supported", n_bins);
+        sqlite3_bind_blob(st, 4, blob, (int)hist_blob(hist, n_bins, blob), SQLITE_STATIC);
         if (store_step_done(w->s, st, err)) return -1;
     }
     st = w->stats;
