@@ -371,6 +371,19 @@ def main():
                 f"the forward with logits")
         else:
             log(f"ablate row: FAILED ({(err or p.stderr).strip()[-200:]})")
+        # every neuron of the middle layer alone, estimated (attribution
+        # patching: a forward with logits and a backward pass per window)
+        rc, wall, rss, out, err = measure([PROBE, "ablate", corp, "--model", ckpt, "--ctx", str(CTX), "--sweep",
+                                           "neurons", "--layer", str(L // 2), "--verify", "0", "--no-db", "--quiet",
+                                           "--json"])
+        if st and rc == 0:
+            j = json.loads(out)
+            sec = j["sweep"]["seconds"]
+            log(f"ablate --sweep neurons --layer {L // 2}: all {F} neurons estimated in {sec:.2f} s "
+                f"({j['tokens'] / sec:.1f} tokens/s), {sec / st['seconds']:.2f} x the forward with logits; "
+                f"peak RSS {rss / 2**20:.0f} MiB")
+        else:
+            log(f"neuron sweep row: FAILED ({(err or '').strip()[-200:]})")
 
     # Does the peer compute what probe computes? probe trace on window 0.
     check = "not run"
