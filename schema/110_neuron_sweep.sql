@@ -4,8 +4,8 @@
 -- first-order estimate of the delta loss its ablation (zero or mean, as the
 -- ablation's mode) causes. The neurons with the largest estimates are then
 -- ablated for real: each is a condition of the same ablation (label
--- 'neuron L:N', in ablation_conditions / ablation_tokens), and idx points
--- to it.
+-- 'neuron L:N', in ablation_conditions; per-token rows in ablation_tokens
+-- for the first 10 of them, the largest estimates), and idx points to it.
 --
 --   SELECT layer, neuron, estimate, delta_loss FROM neuron_ablation_effects
 --   WHERE ablation_id = (SELECT max(ablation_id) FROM ablation_neuron_estimates)

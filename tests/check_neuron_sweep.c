@@ -280,6 +280,13 @@ START_TEST(test_stored_and_ranked) {
                   "exit %d: %s", st, out);
     st = run_probe(out, sizeof out, "top-neurons --db %s --by ablation --layer 1", db);
     ck_assert_msg(st == 1 && strstr(out, "no neuron sweep") && strstr(out, "--sweep neurons"), "exit %d: %s", st, out);
+    /* many neurons alone: per-token rows for the first 10 only */
+    st = run_probe(out, sizeof out, BASE " --model " MODELS "tiny-f32 --sweep neurons --neurons "
+                   "0:1,0:2,0:3,0:4,0:5,0:6,0:7,0:8,0:9,0:10,0:11,0:12 --db %s", db);
+    ck_assert_msg(st == 0, "%s", out);
+    ck_assert_int_eq(sql_int_at(db, "SELECT count(*) FROM ablation_conditions WHERE ablation_id = 2"), 12);
+    ck_assert_int_eq(sql_int_at(db, "SELECT count(*) FROM ablation_tokens t JOIN ablation_conditions c"
+                                    " ON c.id = t.condition_id WHERE c.ablation_id = 2"), 10 * 146);
     /* every layer, estimates only: 256 more rows, and layer 1 can be ranked */
     st = run_probe(out, sizeof out, BASE " --model " MODELS "tiny-f32 --sweep neurons --verify 0 --db %s", db);
     ck_assert_msg(st == 0, "%s", out);

@@ -203,7 +203,7 @@ static int measure_window(void *user, const int32_t *ids, int len, int from, int
     for (int c = 0; c < j->cs->n; c++) {
         Condition *cd = &j->cs->c[c];
         if (ablator_measure(j->a, &cd->hooks, j->eff, &cd->tot, err)) return -1;
-        if (j->keep && condition_keep(cd, j->eff, ablator_count(j->a), doc, offset))
+        if (j->keep && !cd->skip_tokens && condition_keep(cd, j->eff, ablator_count(j->a), doc, offset))
             return err_set(err, "out of memory");
     }
     return 0;

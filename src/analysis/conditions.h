@@ -59,6 +59,8 @@ typedef struct {
     int n_edits;
     ForwardHooks hooks; /* remove + edits, for model_forward */
     AblateTotals tot;   /* summed by conditions_measure */
+    int skip_tokens;    /* 1: never keep per-token effects (a neuron sweep's
+                           many verified neurons beyond its first few) */
     /* per-token effects, kept only when conditions_measure is asked to */
     TokenEffect *eff;   /* [n_eff], pos = position in the document */
     int32_t *eff_doc;   /* [n_eff] document of each effect */

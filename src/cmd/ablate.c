@@ -504,6 +504,9 @@ int cmd_ablate(int argc, char **argv) {
     } else if (o.mean_mode && use_means(store, m, &o.spec, o.stats_run, &cs, &r.rec.stats_run_id, err)) {
         goto fail;
     }
+    /* a neuron sweep keeps per-token rows for its first few neurons only:
+     * every neuron of a GPT-2 layer over 100k tokens would be 3e8 rows */
+    for (int i = SWEEP_TOKENS_KEPT; o.spec.kind == COND_SWEEP_NEURONS && i < cs.n; i++) cs.c[i].skip_tokens = 1;
     if (cs.n && ablate_measure(m, store, &o, ctx, &cs, &r, err)) goto fail;
     if (!cs.n) { /* --verify 0: the estimate's count */
         r.rec.source = o.run ? (snprintf(r.source, sizeof r.source, "run:%ld", o.run), r.source) : o.corpus;

@@ -35,6 +35,10 @@ typedef struct {
 
 enum { SWEEP_LAYERS = 1, SWEEP_NEURONS = 2 };
 
+/* A neuron sweep stores the per-token effects of its first this many
+ * verified neurons (the largest estimates); the rest, their figures. */
+#define SWEEP_TOKENS_KEPT 10
+
 /* What is printed: the stored record, and where it was stored. */
 typedef struct {
     AblationRecord rec;
