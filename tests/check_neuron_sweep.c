@@ -29,6 +29,14 @@ static char tmpdir[64];
 static void setup(void) { tmpdir_make(tmpdir, sizeof tmpdir, "check_neuron_sweep"); }
 static void teardown(void) { tmpdir_remove(tmpdir); }
 
+/* The fixture corpus recorded with tiny-f32 into db (the means of mean
+ * mode, the run top-neurons reads). */
+static void record_fixture(const char *db) {
+    int st = run_probe(out, sizeof out, "record " FIX "/corpus.txt --model " MODELS "tiny-f32 --ctx 24 --quiet --db %s",
+                       db);
+    ck_assert_msg(st == 0, "record: %s", out);
+}
+
 static cJSON *run_json(const char *fmt_args) {
     int st = run_probe(out, sizeof out, BASE " %s", fmt_args);
     ck_assert_msg(st == 0, "ablate %s: exit %d: %s", fmt_args, st, out);
@@ -144,9 +152,7 @@ END_TEST
 START_TEST(test_estimates_mean_mode) {
     char args[512];
     const char *db = path_in(tmpdir, "mean.db");
-    int st = run_probe(out, sizeof out, "record " FIX "/corpus.txt --model " MODELS "tiny-f32 --ctx 24 --quiet --db %s",
-                       db);
-    ck_assert_msg(st == 0, "%s", out);
+    record_fixture(db);
     snprintf(args, sizeof args, "--mode mean --db %s", db);
     check_sweep("tiny-f32", 0, args, "expected_sweep_neurons_f32_l0_mean.json");
 }
@@ -239,9 +245,8 @@ END_TEST
  * neuron's recorded statistics. */
 START_TEST(test_stored_and_ranked) {
     const char *db = path_in(tmpdir, "sweep.db");
-    int st = run_probe(out, sizeof out, "record " FIX "/corpus.txt --model " MODELS "tiny-f32 --ctx 24 --quiet --db %s",
-                       db);
-    ck_assert_msg(st == 0, "%s", out);
+    record_fixture(db);
+    int st;
     char args[512];
     snprintf(args, sizeof args, "--model " MODELS "tiny-f32 --sweep neurons --layer 0 --verify 2 --db %s", db);
     cJSON *got = run_json(args);
@@ -292,6 +297,10 @@ START_TEST(test_stored_and_ranked) {
     ck_assert_msg(st == 0, "%s", out);
     ck_assert_int_eq(sql_int_at(db, "SELECT count(*) FROM ablation_neuron_estimates"), 128 + 256);
     ck_assert_int_eq(sql_int_at(db, "SELECT count(*) FROM ablation_neuron_estimates WHERE idx IS NOT NULL"), 2);
+    /* estimates only, yet the same record of the corpus as a measured sweep */
+    ck_assert_int_eq(sql_int_at(db, "SELECT count(DISTINCT bos || source_checksum || documents || tokens)"
+                                    " FROM ablations"), 1);
+    ck_assert_int_eq(sql_int_at(db, "SELECT min(bos) FROM ablations"), 1);
     st = run_probe(out, sizeof out, "top-neurons --db %s --by ablation --layer 1 --limit 1", db);
     ck_assert_msg(st == 0 && strstr(out, "1:50"), "exit %d: %s", st, out);
 }

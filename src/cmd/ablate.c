@@ -405,26 +405,33 @@ static int lowest_layer(const Conditions *cs, int n_layer) {
 
 /* Measures the conditions over the documents of o (a corpus or --run) and
  * fills r->rec; the conditions keep their token effects when storing. */
+DocSource *ablate_source(const Model *m, Store *store, const AblateOptions *o, char *err) {
+    return o->run ? doc_source_run(store, o->run, err) : doc_source_corpus(o->corpus, o->split, m->tok, o->bos, err);
+}
+
+void ablate_report_source(Report *r, const AblateOptions *o, const DocSource *src, const AblateCount *count) {
+    snprintf(r->source, sizeof r->source, "run:%ld", o->run);
+    r->rec.source = o->run ? r->source : o->corpus;
+    r->rec.source_checksum = doc_source_checksum(src);
+    r->rec.bos = doc_source_bos(src);
+    r->rec.documents = count->documents;
+    r->rec.tokens = count->tokens;
+    r->rec.seconds += count->seconds;
+}
+
 int ablate_measure(Model *m, Store *store, const AblateOptions *o, int ctx, Conditions *cs, Report *r, char *err) {
     Ablator *a = NULL;
     Progress *bar = NULL;
     AblateCount count;
     int rc = -1;
-    DocSource *src = o->run ? doc_source_run(store, o->run, err)
-                            : doc_source_corpus(o->corpus, o->split, m->tok, o->bos, err);
+    DocSource *src = ablate_source(m, store, o, err);
     if (!src || !(a = ablator_new(m, ctx, err)) || ablator_start_at(a, lowest_layer(cs, m->cfg.n_layer), err))
         goto done;
     bar = progress_new(!o->quiet, 0.0);
     rc = conditions_measure(cs, a, src, ctx, store != NULL, on_progress, bar, &count, err);
     progress_end(bar);
     if (rc) goto done;
-    snprintf(r->source, sizeof r->source, "run:%ld", o->run);
-    r->rec.source = o->run ? r->source : o->corpus;
-    r->rec.source_checksum = doc_source_checksum(src);
-    r->rec.bos = doc_source_bos(src);
-    r->rec.documents = count.documents;
-    r->rec.tokens = count.tokens;
-    r->rec.seconds = count.seconds;
+    ablate_report_source(r, o, src, &count);
     rc = 0;
 done:
     ablator_free(a);
@@ -488,7 +495,7 @@ int cmd_ablate(int argc, char **argv) {
             free(need);
             if (!means) goto fail;
         }
-        if (ablate_sweep_estimate(m, store, &o, ctx, means, &sw, &list, err) ||
+        if (ablate_sweep_estimate(m, store, &o, ctx, means, &sw, &list, &r, err) ||
             (o.verify > 0 && conditions_build(&cs, &o.spec, cfg, means, err)))
             goto fail;
         if (o.layer >= 0)
@@ -510,12 +517,6 @@ int cmd_ablate(int argc, char **argv) {
      * every neuron of a GPT-2 layer over 100k tokens would be 3e8 rows */
     for (int i = SWEEP_TOKENS_KEPT; o.spec.kind == COND_SWEEP_NEURONS && i < cs.n; i++) cs.c[i].skip_tokens = 1;
     if (cs.n && ablate_measure(m, store, &o, ctx, &cs, &r, err)) goto fail;
-    if (!cs.n) { /* --verify 0: the estimate's count */
-        r.rec.source = o.run ? (snprintf(r.source, sizeof r.source, "run:%ld", o.run), r.source) : o.corpus;
-        r.rec.documents = sw.count.documents;
-        r.rec.tokens = sw.count.tokens;
-    }
-    if (sweep) r.rec.seconds += sw.count.seconds;
     if (r.rec.tokens == 0) {
         err_set(err, "no predicted tokens in '%s' (every document has at most one token)", r.rec.source);
         goto fail;

@@ -14,6 +14,7 @@
 #include "ablations.h"
 #include "concept_store.h"
 #include "conditions.h"
+#include "doc_source.h"
 #include "model.h"
 #include "neuron_sweep.h"
 #include "store.h"
@@ -68,6 +69,14 @@ int ablate_store_results(Store *s, const AblationRecord *rec, const Conditions *
  * from run stats_id or the model's latest complete run (*stats_run). NULL
  * with err. */
 float *ablate_means_load(Store *s, const Model *m, const uint8_t *need, long stats_id, int64_t *stats_run, char *err);
+/* The documents of o: its corpus file, or the tokens of its --run. NULL
+ * with err. */
+DocSource *ablate_source(const Model *m, Store *store, const AblateOptions *o, char *err);
+/* What r->rec says of where the tokens came from (source, its checksum,
+ * <|endoftext|>, documents, tokens), from src after a pass over it that
+ * took count; count->seconds adds to rec.seconds (a sweep's estimate, then
+ * its verified neurons). */
+void ablate_report_source(Report *r, const AblateOptions *o, const DocSource *src, const AblateCount *count);
 /* Measures cs over the documents of o (a corpus or --run); fills r->rec. */
 int ablate_measure(Model *m, Store *store, const AblateOptions *o, int ctx, Conditions *cs, Report *r, char *err);
 /* "L:N,L:N,..." of k neurons into a new string (NULL when out of memory). */
@@ -78,9 +87,10 @@ int ablate_concept_check(AblateOptions *o);
 
 /* ablate_sweep.c: the estimate of every neuron of o->layer (or of every
  * layer), then o->spec set to the o->verify largest (*list owns the
- * string). means: NULL or [L x F]. 0, or -1 with err. */
+ * string) and r->rec's source filled. means: NULL or [L x F]. 0, or -1
+ * with err. */
 int ablate_sweep_estimate(Model *m, Store *store, AblateOptions *o, int ctx, const float *means, NeuronSweep *sw,
-                          char **list, char *err);
+                          char **list, Report *r, char *err);
 /* The top `rows` estimates, with the measured figures of the verified
  * (idx[l * n_inner + j] >= 0: that condition of cs). */
 void ablate_print_sweep(const NeuronSweep *sw, const int *idx, const Conditions *cs, int rows);

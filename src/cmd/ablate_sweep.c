@@ -109,13 +109,13 @@ static void on_sweep_progress(void *user, const AblateProgress *p) {
  * o->spec set to the o->verify neurons with the largest estimates (*list
  * owns the string). means: NULL or [L x F]. 0, or -1 with err. */
 int ablate_sweep_estimate(Model *m, Store *store, AblateOptions *o, int ctx, const float *means, NeuronSweep *sw,
-                          char **list, char *err) {
-    DocSource *src = o->run ? doc_source_run(store, o->run, err)
-                            : doc_source_corpus(o->corpus, o->split, m->tok, o->bos, err);
+                          char **list, Report *r, char *err) {
+    DocSource *src = ablate_source(m, store, o, err);
     if (!src) return -1;
     Progress *bar = progress_new(!o->quiet, 0.0);
     int rc = neuron_sweep_estimate(m, src, ctx, (int)o->layer, means, on_sweep_progress, bar, sw, err);
     progress_end(bar);
+    if (!rc) ablate_report_source(r, o, src, &sw->count);
     doc_source_free(src);
     if (rc) return -1;
     int k = (int)o->verify, *tl = malloc(sizeof *tl * (size_t)(k ? k : 1)), *tn = malloc(sizeof *tn * (size_t)(k ? k : 1));
