@@ -101,23 +101,35 @@ void neuron_sweep_free(NeuronSweep *s) {
     s->estimate = s->act_mean = NULL;
 }
 
+/* Ranked order: larger estimate first, then lower layer, then lower neuron
+ * (index = layer * n + neuron). A sort, not a selection: the JSON lists
+ * every neuron, 36,864 for GPT-2 small. */
+typedef struct {
+    double estimate;
+    int index; /* layer * n + neuron */
+} Ranked;
+
+static int ranked_cmp(const void *a, const void *b) {
+    const Ranked *x = a, *y = b;
+    if (x->estimate != y->estimate) return x->estimate > y->estimate ? -1 : 1;
+    return (x->index > y->index) - (x->index < y->index);
+}
+
 void neuron_sweep_top(const NeuronSweep *s, int k, int *layer, int *neuron, int *k_out) {
-    /* k is small next to the neurons swept: a selection by insertion (a
-     * strictly larger estimate moves up, so ties keep the scan order) */
-    int have = 0, total = s->n * (s->last - s->first + 1);
+    int total = s->n * (s->last - s->first + 1);
+    Ranked *r = malloc(sizeof *r * (size_t)(total > 0 ? total : 1));
+    *k_out = 0;
+    if (!r) return; /* out of memory: nothing listed */
+    for (int i = 0; i < total; i++) {
+        int idx = s->first * s->n + i;
+        r[i] = (Ranked){s->estimate[idx], idx};
+    }
+    qsort(r, (size_t)total, sizeof *r, ranked_cmp);
     if (k > total) k = total;
-    for (int l = s->first; l <= s->last && k > 0; l++)
-        for (int j = 0; j < s->n; j++) {
-            double e = s->estimate[(size_t)l * s->n + j];
-            if (have == k && !(e > s->estimate[(size_t)layer[k - 1] * s->n + neuron[k - 1]])) continue;
-            int i = have < k ? have++ : k - 1;
-            while (i > 0 && e > s->estimate[(size_t)layer[i - 1] * s->n + neuron[i - 1]]) {
-                layer[i] = layer[i - 1];
-                neuron[i] = neuron[i - 1];
-                i--;
-            }
-            layer[i] = l;
-            neuron[i] = j;
-        }
+    for (int i = 0; i < k; i++) {
+        layer[i] = r[i].index / s->n;
+        neuron[i] = r[i].index % s->n;
+    }
     *k_out = k > 0 ? k : 0;
+    free(r);
 }

@@ -48,7 +48,8 @@ void neuron_sweep_free(NeuronSweep *s); /* accepts a zeroed struct */
 
 /* The k neurons with the largest estimates over the swept layers, largest
  * first (ties: lower layer, then lower neuron), into layer[0..k),
- * neuron[0..k); k is capped at the neurons swept, *k_out says how many. */
+ * neuron[0..k); k is capped at the neurons swept, *k_out says how many (0
+ * when out of memory). */
 void neuron_sweep_top(const NeuronSweep *s, int k, int *layer, int *neuron, int *k_out);
 
 #endif

@@ -33,6 +33,7 @@ struct FfnGrad {
     float *f;        /* [P x F] pre-activation */
     float *att;      /* [slots x 2 x B x P] per thread: a block of B query rows' weights and their gradient */
     int slots;
+    uint8_t *capture; /* [L] the layers from the lowest up: their post-activations are kept */
     float *mem;
 };
 
@@ -63,6 +64,12 @@ FfnGrad *ffn_grad_new(Model *m, int layer, char *err) {
         free(g);
         return NULL;
     }
+    if (!(g->capture = calloc((size_t)c->n_layer, 1))) {
+        err_set(err, "out of memory");
+        ffn_grad_free(g);
+        return NULL;
+    }
+    memset(g->capture + layer, 1, (size_t)(c->n_layer - layer));
     float *p = g->mem;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         *ptrs[i] = p;
@@ -73,6 +80,7 @@ FfnGrad *ffn_grad_new(Model *m, int layer, char *err) {
 
 void ffn_grad_free(FfnGrad *g) {
     if (!g) return;
+    free(g->capture);
     free(g->mem);
     free(g);
 }
@@ -104,10 +112,7 @@ static void keep_resid(void *user, int layer, ResidPoint pt, const float *resid,
 }
 
 int ffn_grad_forward(FfnGrad *g, const int32_t *ids, int T, float *logits, char *err) {
-    uint8_t capture[512] = {0};
-    if (g->m->cfg.n_layer > (int)sizeof capture) return err_set(err, "too many layers for the backward pass");
-    memset(capture + g->layer, 1, (size_t)(g->m->cfg.n_layer - g->layer));
-    ForwardHooks h = {.capture = capture, .observe = keep_act, .user = g, .observe_resid = keep_resid};
+    ForwardHooks h = {.capture = g->capture, .observe = keep_act, .user = g, .observe_resid = keep_resid};
     if (model_forward(g->m, ids, T, &h, logits, err)) return -1;
     g->T = T;
     return 0;
