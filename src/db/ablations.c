@@ -82,6 +82,7 @@ int ablation_means_load(Store *s, uint64_t model_checksum, int64_t want, int n_l
 struct AblationWriter {
     Store *s;
     sqlite3_stmt *cond, *tok;
+    sqlite3_stmt *est; /* a sweep's estimates, prepared at its first layer */
     int64_t id;        /* the ablations row */
     int64_t condition; /* the current ablation_conditions row */
     int n_conditions;
@@ -91,6 +92,7 @@ struct AblationWriter {
 static void writer_free(AblationWriter *w) {
     sqlite3_finalize(w->cond);
     sqlite3_finalize(w->tok);
+    sqlite3_finalize(w->est);
     utf8_buf_free(&w->text);
     free(w);
 }
@@ -244,10 +246,12 @@ int ablation_writer_estimates(AblationWriter *w, int layer, int n, const double 
     if (!order) return oom(w->s, err);
     for (int j = 0; j < n; j++) order[j] = (Ranked){estimate[j], j};
     qsort(order, (size_t)n, sizeof *order, by_estimate);
-    sqlite3_stmt *st = store_prepare(w->s,
-                                     "INSERT INTO ablation_neuron_estimates (ablation_id, layer, neuron, rank,"
-                                     " estimate, act_mean, idx) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                                     err);
+    if (!w->est)
+        w->est = store_prepare(w->s,
+                               "INSERT INTO ablation_neuron_estimates (ablation_id, layer, neuron, rank,"
+                               " estimate, act_mean, idx) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                               err);
+    sqlite3_stmt *st = w->est;
     int rc = st ? 0 : -1;
     for (int r = 0; r < n && !rc; r++) {
         int j = order[r].neuron;
@@ -263,7 +267,6 @@ int ablation_writer_estimates(AblationWriter *w, int layer, int n, const double 
             sqlite3_bind_null(st, 7);
         rc = store_step_done(w->s, st, err);
     }
-    sqlite3_finalize(st);
     free(order);
     return rc;
 }
