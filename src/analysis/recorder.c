@@ -259,6 +259,22 @@ static void heap_push(float *v, int64_t *row, int32_t *n, int N, float x, int64_
 
 /* ---- adding tokens -------------------------------------------------------- */
 
+/* The lanes i of x[0..16) with x[i] > th[i] (false for NaN), as bits. */
+static inline unsigned lanes_above(const float *restrict x, const float *restrict th) {
+#if defined(__AVX512F__)
+    return _mm512_cmp_ps_mask(_mm512_loadu_ps(x), _mm512_loadu_ps(th), _CMP_GT_OQ);
+#elif defined(__AVX__)
+    unsigned lo = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x), _mm256_loadu_ps(th), _CMP_GT_OQ));
+    unsigned hi = (unsigned)_mm256_movemask_ps(
+        _mm256_cmp_ps(_mm256_loadu_ps(x + 8), _mm256_loadu_ps(th + 8), _CMP_GT_OQ));
+    return lo | hi << 8;
+#else
+    unsigned m = 0;
+    for (int i = 0; i < 16; i++) m |= (unsigned)(x[i] > th[i]) << i;
+    return m;
+#endif
+}
+
 /* The contribution of n tokens (act [n x F], rows token_rows) to neurons
  * j0..j0+16: statistics (the accumulators stay in registers while the
  * tokens stream by; the inner loops vectorize), then top examples (one
@@ -308,15 +324,14 @@ static void neurons_block(LayerAgg *a, int N, const float *restrict act, const i
         for (int t = 0; t < m; t++)
             for (int i = 0; i < 16; i++) h[i * ACT_HIST_BINS + bin[t * 16 + i]]++;
     }
-    /* top examples: the same rows again, now in cache */
+    /* top examples: the same rows again, now in cache; one vector compare
+     * per token finds the lanes that beat their thresholds (GCC compiled the
+     * 16 scalar compares as such: 15% of the recorder's time) */
     for (int t = 0; t < n; t++) {
         const float *x = act + (size_t)t * F + j0;
-        int any = 0;
-        for (int i = 0; i < 16; i++) any |= x[i] > th[i];
-        if (!any) continue;
-        for (int i = 0; i < 16; i++) {
-            int j = j0 + i;
-            if (!(x[i] > th[i])) continue;
+        for (unsigned m = lanes_above(x, th); m; m &= m - 1) {
+            int i = __builtin_ctz(m), j = j0 + i;
+            /* only lane i's threshold moves: the other lanes' bits stay true */
             heap_push(a->hval + (size_t)j * N, a->hrow + (size_t)j * N, &a->heap_n[j], N, x[i],
                       token_rows[t], &a->thr[j]);
             th[i] = a->thr[j];
