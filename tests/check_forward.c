@@ -29,7 +29,7 @@ static const Case cases[] = {
     {"no_ffn_1", "1", NULL, NULL, 0},       {"zero", NULL, "0:3,1:5,1:7", NULL, 0},
     {"set", NULL, NULL, "0:1=1.5,1:2=-0.75", 0}, {"mixed", "0", "1:4", "1:6=2.0", 0},
 };
-static const char *models[] = {"f32", "f16-prefix-lmhead", "bf16-relu"};
+static const char *models[] = {"f32", "f16-prefix-lmhead", "bf16-relu", "f32-scale-by-layer", "f32-unscaled"};
 
 typedef struct {
     float *acts; /* [L x T x F] */

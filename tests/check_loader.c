@@ -343,6 +343,22 @@ START_TEST(test_config_variants) {
     ck_assert_int_eq(c.n_inner, 32);
     ck_assert_int_eq(c.activation, ACT_GELU_NEW);
     ck_assert(c.layer_norm_epsilon == 1e-5f);
+    /* GPT2Config's defaults: scores / sqrt(head size), not by layer */
+    ck_assert_int_eq(c.scale_attn_weights, 1);
+    ck_assert_int_eq(c.scale_attn_by_layer, 0);
+    ck_assert(config_attn_scale(&c, 0) == 0.5f && config_attn_scale(&c, 5) == 0.5f); /* head size 4 */
+    ck_assert_msg(cfg_from_text("{\"n_layer\":3,\"n_embd\":8,\"n_head\":2,\"n_ctx\":16,\"vocab_size\":10,"
+                                "\"scale_attn_by_inverse_layer_idx\":true,\"reorder_and_upcast_attn\":true,"
+                                "\"tie_word_embeddings\":false,\"add_cross_attention\":false}",
+                                &c, err) == 0,
+                  "%s", err);
+    ck_assert_int_eq(c.scale_attn_by_layer, 1);
+    ck_assert(config_attn_scale(&c, 0) == 0.5f && config_attn_scale(&c, 2) == 0.5f / 3.0f);
+    ck_assert_msg(cfg_from_text("{\"n_layer\":3,\"n_embd\":8,\"n_head\":2,\"n_ctx\":16,\"vocab_size\":10,"
+                                "\"scale_attn_weights\":false,\"scale_attn_by_inverse_layer_idx\":true}",
+                                &c, err) == 0,
+                  "%s", err);
+    ck_assert(config_attn_scale(&c, 0) == 1.0f && config_attn_scale(&c, 1) == 0.5f);
     static const struct {
         const char *name;
         Activation act;
@@ -673,6 +689,13 @@ static void bad_cfg_not_object(const char *dir) { write_text(dir, "config.json",
 static void bad_cfg_vs_weights(const char *dir) { cfg_replace(dir, "\"n_embd\": 32", "\"n_embd\": 64"); }
 static void bad_cfg_more_layers(const char *dir) { cfg_replace(dir, "\"n_layer\": 2", "\"n_layer\": 3"); }
 static void bad_cfg_inner(const char *dir) { cfg_replace(dir, "\"n_inner\": null", "\"n_inner\": 64"); }
+static void bad_cfg_scale_type(const char *dir) {
+    cfg_replace(dir, "\"tie_word_embeddings\": true", "\"tie_word_embeddings\": true, \"scale_attn_weights\": \"yes\"");
+}
+static void bad_cfg_cross(const char *dir) {
+    cfg_replace(dir, "\"tie_word_embeddings\": true", "\"tie_word_embeddings\": true, \"add_cross_attention\": true");
+}
+
 
 #define ST "model.safetensors"
 #define CF "config.json"
@@ -730,6 +753,9 @@ static const BadCase bad_cases[] = {
      "expected [50257, 64]"},
     {"config.json more layers than the weights", bad_cfg_more_layers, ST, "missing tensor 'h.2.ln_1.weight'", NULL},
     {"config.json n_inner disagrees", bad_cfg_inner, ST, "'h.0.mlp.c_fc.weight'", "expected [32, 64]"},
+    {"config.json scale_attn_weights a string", bad_cfg_scale_type, CF, "'scale_attn_weights' must be true or false",
+     NULL},
+    {"config.json add_cross_attention", bad_cfg_cross, CF, "add_cross_attention", "not supported"},
 };
 #define N_BAD (int)(sizeof bad_cases / sizeof bad_cases[0])
 

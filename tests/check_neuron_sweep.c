@@ -134,6 +134,13 @@ START_TEST(test_estimates_gelu_erf) {
 }
 END_TEST
 
+/* scale_attn_by_inverse_layer_idx: the backward scales layer 1's scores by
+ * 1/2 as the forward does */
+START_TEST(test_estimates_attention_scaled_by_layer) {
+    check_sweep("tiny-f32-scaled", 0, "--no-db", "expected_sweep_neurons_scaled_l0.json");
+}
+END_TEST
+
 /* One document of 597 tokens in overlapping windows of 300: the attention's
  * backward in several blocks of query rows, and positions a window does
  * not own (its context) ablated and differentiated too. */
@@ -354,7 +361,7 @@ END_TEST
 int main(void) {
     Suite *s = suite_create("neuron_sweep");
     TCase *c = case_add(s, "estimates", 120,
-                        (const TTest *[]){test_estimates_gelu_first_layer, test_estimates_gelu_last_layer, test_estimates_every_layer, test_estimates_gelu_erf,
+                        (const TTest *[]){test_estimates_gelu_first_layer, test_estimates_gelu_last_layer, test_estimates_every_layer, test_estimates_gelu_erf, test_estimates_attention_scaled_by_layer,
                                           test_estimates_long_windows,
                                           test_estimates_relu, test_estimates_mean_mode,
                                           test_verified_equal_single_ablation, test_start_layer_bit_exact,

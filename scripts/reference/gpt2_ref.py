@@ -122,7 +122,9 @@ class GPT2:
 
     Attributes: cfg (config.json), w (tensors by name, no prefix), L layers,
     C width, NH heads, F = n_inner (default 4 C), P positions, V vocabulary,
-    eps, act (the activation), head (lm_head.weight, or wte when tied)."""
+    eps, act (the activation), head (lm_head.weight, or wte when tied),
+    scale_attn and scale_by_layer (the attention-scaling keys of GPT2Config,
+    its defaults when absent)."""
 
     def __init__(self, model_dir, dtype=np.float64):
         with open(os.path.join(model_dir, "config.json")) as f:
@@ -135,6 +137,8 @@ class GPT2:
         self.eps = c.get("layer_norm_epsilon", 1e-5)
         self.act = activation(c.get("activation_function", "gelu_new"))
         self.head = self.w.get("lm_head.weight", self.w["wte.weight"])
+        self.scale_attn = c.get("scale_attn_weights", True)
+        self.scale_by_layer = c.get("scale_attn_by_inverse_layer_idx", False)
 
     def forward(self, ids, remove=(), edits=(), acts=None, resid=None):
         """Logits [T x V] of the window ids (T <= P).
@@ -156,7 +160,11 @@ class GPT2:
             h = layer_norm(x, w[p + "ln_1.weight"], w[p + "ln_1.bias"], self.eps)
             qkv = h @ w[p + "attn.c_attn.weight"] + w[p + "attn.c_attn.bias"]
             q, k, v = (qkv[:, i * C:(i + 1) * C].reshape(T, NH, hs).transpose(1, 0, 2) for i in range(3))
-            s = q @ k.transpose(0, 2, 1) / math.sqrt(hs)
+            s = q @ k.transpose(0, 2, 1)
+            if self.scale_attn:  # transformers' GPT2Attention._attn
+                s = s / math.sqrt(hs)
+            if self.scale_by_layer:
+                s = s / float(l + 1)
             s[:, causal] = -np.inf
             s = np.exp(s - s.max(-1, keepdims=True))
             s /= s.sum(-1, keepdims=True)

@@ -49,7 +49,11 @@ def forward(model, w, ids, layers, edit=None):
         h = ln(x, p + "ln_1")
         qkv = h @ w[p + "attn.c_attn.weight"] + w[p + "attn.c_attn.bias"]
         q, k, v = (qkv[:, i * C:(i + 1) * C].reshape(T, NH, hs).transpose(0, 1) for i in range(3))
-        s = (q @ k.transpose(1, 2)) / math.sqrt(hs)
+        s = q @ k.transpose(1, 2)
+        if model.scale_attn:
+            s = s / math.sqrt(hs)
+        if model.scale_by_layer:
+            s = s / float(l + 1)
         s = s.masked_fill(mask, float("-inf")).softmax(-1)
         o = (s @ v).transpose(0, 1).reshape(T, C)
         x = x + o @ w[p + "attn.c_proj.weight"] + w[p + "attn.c_proj.bias"]

@@ -70,6 +70,8 @@ static void print_human(const Model *m, const ParamCounts *pc, const char *dtype
            c->n_layer, c->n_embd, c->n_head, c->n_inner, c->n_positions, c->vocab_size);
     printf("             activation %s, layer_norm_epsilon %g, lm_head %s\n", c->activation_name,
            (double)c->layer_norm_epsilon, m->tied ? "tied to wte" : "untied");
+    printf("             attention scores q.k%s%s\n", c->scale_attn_weights ? " / sqrt(head size)" : " (unscaled)",
+           c->scale_attn_by_layer ? " / (layer + 1)" : "");
     printf("\nparameters                       count    share\n");
     printf("  embeddings (token+position) %14s  %6.2f%%\n", thousands(pc->embeddings, b, sizeof b),
            pct(pc->embeddings, pc->total));
@@ -98,9 +100,11 @@ static void print_json(const Model *m, const ParamCounts *pc, const char *dtype,
     checksum_hex(m->checksum, hex);
     printf(" \"checksum\": \"%s\",\n", hex);
     printf(" \"config\": {\"n_layer\": %d, \"n_embd\": %d, \"n_head\": %d, \"n_inner\": %d, \"n_positions\": %d, "
-           "\"vocab_size\": %d, \"layer_norm_epsilon\": %.7g, \"activation_function\": \"%s\"},\n",
+           "\"vocab_size\": %d, \"layer_norm_epsilon\": %.7g, \"activation_function\": \"%s\", "
+           "\"scale_attn_weights\": %s, \"scale_attn_by_inverse_layer_idx\": %s},\n",
            c->n_layer, c->n_embd, c->n_head, c->n_inner, c->n_positions, c->vocab_size,
-           (double)c->layer_norm_epsilon, c->activation_name);
+           (double)c->layer_norm_epsilon, c->activation_name, c->scale_attn_weights ? "true" : "false",
+           c->scale_attn_by_layer ? "true" : "false");
     printf(" \"tied\": %s,\n", m->tied ? "true" : "false");
     printf(" \"params\": {\"embeddings\": %lld, \"attention\": %lld, \"ffn\": %lld, \"layer_norms\": %lld, "
            "\"lm_head\": %lld, \"non_embedding\": %lld, \"total\": %lld},\n",

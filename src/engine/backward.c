@@ -209,6 +209,7 @@ typedef struct {
     float *att;
     const float *qkv, *g_out; /* g_out [T x C]: dLoss/d concatenated head outputs */
     int T, C, NH, slots;
+    float scale; /* the forward's factor on q.k (config_attn_scale) */
 } AttBackJob;
 
 /* One head, in blocks of query rows as the forward (attention_forward):
@@ -216,7 +217,7 @@ typedef struct {
  * is never computed; the gradients of K and V add up over the blocks. */
 static void att_back_head(const AttBackJob *j, float *P, float *dP, int h) {
     const int T = j->T, C = j->C, HS = C / j->NH, C3 = 3 * C;
-    const float scale = 1.0f / sqrtf((float)HS);
+    const float scale = j->scale;
     const float *q = j->qkv + h * HS, *k = j->qkv + C + h * HS, *v = j->qkv + 2 * C + h * HS;
     const float *gO = j->g_out + h * HS;
     float *gq = j->g_qkv + h * HS, *gk = j->g_qkv + C + h * HS, *gv = j->g_qkv + 2 * C + h * HS;
@@ -289,7 +290,7 @@ static void layer_backward(FfnGrad *g, int l, FfnGradFn fn, void *user) {
     layernorm_forward(g->ln, x, p->ln1_w, p->ln1_b, eps, T, C);
     matmul_forward(g->qkv, g->ln, p->qkv_w, p->qkv_b, T, C, 3 * C, 0);
     matmul_nt_forward(g->g_tmp, g->g_resid, p->attn_proj_w, T, C, C); /* g of the head outputs */
-    AttBackJob j = {g->g_qkv, g->att, g->qkv, g->g_tmp, T, C, c->n_head, g->slots};
+    AttBackJob j = {g->g_qkv, g->att, g->qkv, g->g_tmp, T, C, c->n_head, g->slots, config_attn_scale(c, l)};
     parallel_run(att_back_task, &j);
     matmul_nt_forward(g->ln, g->g_qkv, p->qkv_w, T, 3 * C, C); /* g_ln1 (ln as scratch) */
     layernorm_backward_add(g->g_resid, x, p->ln1_w, g->ln, eps, T, C);

@@ -7,7 +7,13 @@
  * Required: n_layer, n_embd, n_head, vocab_size and n_positions (older files
  * spell it n_ctx). Defaults as in transformers' GPT2Config: n_inner null or
  * absent = 4 * n_embd, layer_norm_epsilon 1e-5, activation_function
- * gelu_new. Every other key (architectures, dropout, task params) is ignored. */
+ * gelu_new, scale_attn_weights true, scale_attn_by_inverse_layer_idx false
+ * (both change the attention scores: GPT-2 variants such as Stanford CRFM's
+ * set the second). add_cross_attention true is refused (the decoder of an
+ * encoder-decoder: its cross-attention weights would be ignored).
+ * reorder_and_upcast_attn only changes transformers' float precision (probe
+ * computes the scores in float32 anyway) and, like every other key
+ * (architectures, dropout, task params), is ignored. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -43,6 +49,24 @@ static int require_int(const char *path, const cJSON *root, const char *key, lon
     int rc = get_int(path, root, key, max, 0, v, err);
     if (rc == 1) return err_set(err, "'%s': missing key '%s'", path, key);
     return rc;
+}
+
+/* Reads key as a boolean: absent or null -> def; true/false -> its value;
+ * anything else -> -1 with err. */
+static int get_bool(const char *path, const cJSON *root, const char *key, int def, int *v, char *err) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!it || cJSON_IsNull(it)) {
+        *v = def;
+        return 0;
+    }
+    if (!cJSON_IsBool(it)) return err_set(err, "'%s': '%s' must be true or false", path, key);
+    *v = cJSON_IsTrue(it) ? 1 : 0;
+    return 0;
+}
+
+float config_attn_scale(const ModelConfig *cfg, int layer) {
+    float s = cfg->scale_attn_weights ? 1.0f / sqrtf((float)(cfg->n_embd / cfg->n_head)) : 1.0f;
+    return cfg->scale_attn_by_layer ? s / (float)(layer + 1) : s;
 }
 
 static const struct {
@@ -121,6 +145,17 @@ int config_load(const char *path, ModelConfig *out, char *err) {
     }
     cfg.activation = activations[i].act;
     snprintf(cfg.activation_name, sizeof cfg.activation_name, "%s", activations[i].name);
+
+    int cross = 0;
+    if (get_bool(path, root, "scale_attn_weights", 1, &cfg.scale_attn_weights, err) ||
+        get_bool(path, root, "scale_attn_by_inverse_layer_idx", 0, &cfg.scale_attn_by_layer, err) ||
+        get_bool(path, root, "add_cross_attention", 0, &cross, err))
+        goto done;
+    if (cross) {
+        err_set(err, "'%s': add_cross_attention is true: a GPT-2 decoder with cross-attention is not supported",
+                path);
+        goto done;
+    }
 
     *out = cfg;
     rc = 0;

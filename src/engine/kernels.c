@@ -247,12 +247,13 @@ typedef struct {
     float *out, *att;
     const float *qkv;
     int T, C, NH, slots;
+    float scale;
 } AttentionJob;
 
 /* Heads h0..h1 of the window; att is this thread's own block of scores. */
 static void attention_heads(const AttentionJob *j, float *att, int h0, int h1) {
     const int T = j->T, C = j->C, HS = C / j->NH, C3 = 3 * C;
-    const float scale = 1.0f / sqrtf((float)HS);
+    const float scale = j->scale;
     for (int h = h0; h < h1; h++) {
         const float *q = j->qkv + h * HS;
         const float *k = j->qkv + C + h * HS;
@@ -294,8 +295,8 @@ static void attention_task(void *ctx, int tid, int nt) {
 }
 
 void attention_forward(float *out, float *att, int att_slots, const float *qkv, int T, int C,
-                       int NH) {
-    AttentionJob j = {out, att, qkv, T, C, NH, att_slots < 1 ? 1 : att_slots};
+                       int NH, float scale) {
+    AttentionJob j = {out, att, qkv, T, C, NH, att_slots < 1 ? 1 : att_slots, scale};
     parallel_run(attention_task, &j);
 }
 

@@ -42,12 +42,13 @@ int prefix_rows(int T, int need);
 void matmul_nt_forward(float *out, const float *x, const float *W, int T, int K, int N);
 
 /* Causal multi-head self-attention. qkv [T x 3C] (q | k | v, head h at
- * columns h*HS of each part), out [T x C]; att is scratch of att_slots
- * blocks of min(PROBE_ATT_BLOCK, T) * T floats, one per thread that takes
- * heads (at most att_slots threads do). */
+ * columns h*HS of each part), out [T x C]; scores are scale * q.k
+ * (config_attn_scale); att is scratch of att_slots blocks of
+ * min(PROBE_ATT_BLOCK, T) * T floats, one per thread that takes heads (at
+ * most att_slots threads do). */
 #define PROBE_ATT_BLOCK 128
 void attention_forward(float *out, float *att, int att_slots, const float *qkv, int T, int C,
-                       int NH);
+                       int NH, float scale);
 
 /* The largest of x[0..n), n >= 1, over 16 independent lanes (it vectorises
  * without -ffast-math); NaN is skipped unless it comes first in a lane. The

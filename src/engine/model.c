@@ -118,7 +118,7 @@ int model_forward(Model *m, const int32_t *ids, int T, const ForwardHooks *hooks
         /* attention block: resid += c_proj(attn(ln_1(resid))) */
         layernorm_forward(s->ln, s->resid, p->ln1_w, p->ln1_b, cfg->layer_norm_epsilon, R, C);
         matmul_forward_rows(s->qkv, s->ln, p->qkv_w, p->qkv_b, T, R, C, 3 * C, 0);
-        attention_forward(s->attn_out, s->att, s->att_slots, s->qkv, R, C, cfg->n_head);
+        attention_forward(s->attn_out, s->att, s->att_slots, s->qkv, R, C, cfg->n_head, config_attn_scale(cfg, l));
         matmul_forward_rows(s->resid, s->attn_out, p->attn_proj_w, p->attn_proj_b, T, R, C, C, 1);
         if (hooks->observe_resid) hooks->observe_resid(hooks->user, l, RESID_MID, s->resid, R, C);
 

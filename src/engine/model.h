@@ -32,10 +32,17 @@ typedef struct {
     float layer_norm_epsilon;
     Activation activation;
     char activation_name[32];
+    int scale_attn_weights; /* scores / sqrt(head size) (GPT2Config default true) */
+    int scale_attn_by_layer; /* scores / (layer + 1) as well (scale_attn_by_inverse_layer_idx) */
 } ModelConfig;
 
 /* Parses and validates config.json (n_inner null -> 4 * n_embd). */
 int config_load(const char *path, ModelConfig *cfg, char *err);
+
+/* The factor on layer l's attention scores q.k: 1/sqrt(head size) unless
+ * scale_attn_weights is false, divided by l + 1 with
+ * scale_attn_by_inverse_layer_idx (as transformers' GPT2Attention). */
+float config_attn_scale(const ModelConfig *cfg, int layer);
 
 typedef struct {
     const float *ln1_w, *ln1_b;   /* [C] */
