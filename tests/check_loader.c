@@ -541,6 +541,10 @@ static void bad_dir_is_file(const char *dir) {
 }
 static void bad_no_config(const char *dir) { unlink(path_in(dir, "config.json")); }
 static void bad_no_weights(const char *dir) { unlink(st_path_of(dir)); }
+static void bad_only_pytorch_bin(const char *dir) {
+    unlink(st_path_of(dir));
+    write_text(dir, "pytorch_model.bin", "PK");
+}
 static void bad_weights_dir(const char *dir) {
     unlink(st_path_of(dir));
     ck_assert_int_eq(mkdir(st_path_of(dir), 0755), 0);
@@ -704,6 +708,8 @@ static const BadCase bad_cases[] = {
     {"dir is a file", bad_dir_is_file, "", "cannot open model directory", "Not a directory"},
     {"missing config.json", bad_no_config, CF, "No such file or directory", NULL},
     {"missing model.safetensors", bad_no_weights, ST, "No such file or directory", NULL},
+    {"pytorch_model.bin instead of model.safetensors", bad_only_pytorch_bin, ST, "has pytorch_model.bin",
+     "save_pretrained(DIR, safe_serialization=True)"},
     {"model.safetensors is a directory", bad_weights_dir, ST, "directory", NULL},
     {"missing vocab.json", bad_no_vocab, "vocab.json", NULL, NULL},
     {"empty file", bad_empty_file, ST, "truncated", NULL},

@@ -208,7 +208,17 @@ Model *model_load_weights(const char *dir, char *err) {
     snprintf(st_file, sizeof st_file, "%s/model.safetensors", dir);
 
     if (config_load(cfg_path, &m->cfg, err)) goto fail;
-    if (!(m->st = st_open(st_file, err))) goto fail;
+    if (!(m->st = st_open(st_file, err))) {
+        char bin[4200];
+        snprintf(bin, sizeof bin, "%s/pytorch_model.bin", dir);
+        if (access(st_file, F_OK) != 0 && access(bin, F_OK) == 0) { /* an older checkpoint: say what to do */
+            char first[PROBE_ERR_LEN];
+            snprintf(first, sizeof first, "%s", err);
+            err_set(err, "%s (the directory has pytorch_model.bin, which probe does not read: save the model as "
+                    "safetensors, e.g. transformers' save_pretrained(DIR, safe_serialization=True))", first);
+        }
+        goto fail;
+    }
     size_t L = (size_t)m->cfg.n_layer;
     m->layers = calloc(L, sizeof *m->layers);
     w = calloc(12 * L + 5, sizeof *w);
