@@ -463,12 +463,40 @@ START_TEST(test_stored_and_errors) {
 }
 END_TEST
 
+/* Replayed values that differ from the recorded ones (a run recorded with
+ * other BLAS kernels or on another CPU; here the recorded values are
+ * nudged by 1e-6) are reported as such, not as exact. */
+START_TEST(test_replay_mismatch_is_said) {
+    char alt[400], dir[400], cmd[1000];
+    snprintf(alt, sizeof alt, "%s/altered.db", tmpdir);
+    snprintf(dir, sizeof dir, "%s/altered", tmpdir);
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", db, alt);
+    ck_assert_int_eq(system(cmd), 0);
+    sqlite3 *h = sql_open(alt);
+    ck_assert_int_eq(sqlite3_exec(h, "UPDATE neuron_examples SET value = value * (1 + 1e-6)", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(h);
+    int st = run_probe(out, sizeof out, "report --db %s --out %s --top 1", alt, dir);
+    ck_assert_msg(st == 0 && strstr(out, "exact: 0 of ") && strstr(out, "the others differ in the last bits"), "%s",
+                  out);
+    char *text = file_read(path_in(dir, "index.html"), NULL);
+    const char *said = strstr(text, "Token activations are recomputed");
+    ck_assert_msg(said && strstr(said, "differ by at most 1.") && strstr(said, "e-06 of their value"), "the report does not say that replayed values "
+                  "differ: %.400s", said ? said : text);
+    free(text);
+    text = file_read(path_in(rep, "index.html"), NULL); /* the unaltered run: every value equal */
+    ck_assert_msg(strstr(text, "Token activations are exact") && !strstr(text, "differ by at most"),
+                  "the report of the unaltered run does not say its values are exact");
+    free(text);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("report");
     TCase *tc = case_add(s, "report", 600,
                          (const TTest *[]){test_files_and_links, test_index, test_layer_table, test_neuron_page,
                                            test_concept_page, test_ablation_page, test_sweep_page, test_error_detection,
-                                           test_stored_and_errors, NULL});
+                                           test_stored_and_errors, test_replay_mismatch_is_said, NULL});
     tcase_add_unchecked_fixture(tc, setup_once, teardown_once);
     return run_suite(s);
 }

@@ -108,7 +108,8 @@ int act_hist_bin(float x) { return act_hist_locate(x, NULL); }
  * float bit pattern near the region edges and a stride of the rest. */
 #define G_MAG_BITS bits_of(-G_LO) /* the bits of |G_LO|; folded to a constant */
 
-static float spike_scale(void) { return (float)SPIKE_BINS / spike_extent(); }
+/* (unused where neither vector path is compiled: a build without AVX2) */
+__attribute__((unused)) static float spike_scale(void) { return (float)SPIKE_BINS / spike_extent(); }
 
 #if defined(__AVX512F__)
 #include <immintrin.h>

@@ -71,8 +71,9 @@ typedef struct {
     int *page_of;               /* [L x F] index into pages, -1 */
     Model *m;                   /* NULL when not loaded (the index then counts lm_head as tied) */
     int replayed, checked, equal; /* examples whose replayed own value was compared / equal (the command's) */
+    double worst_rel;             /* the largest |replayed - recorded| / |recorded| among them */
     ReplayStats rs;             /* the command's */
-    char source[600];           /* where the heatmaps' activations come from, as a sentence */
+    char source[1024];          /* where the heatmaps' activations come from, as a sentence */
     int64_t bytes;              /* written so far */
     int files;
     char err[PROBE_ERR_LEN];
