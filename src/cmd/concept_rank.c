@@ -17,6 +17,7 @@
 #include "concept_store.h"
 #include "neuron_query.h"
 #include "neuron_render.h"
+#include "parallel.h"
 #include "progress.h"
 #include "store.h"
 #include "util.h"
@@ -320,8 +321,9 @@ int concept_rank(const ConceptRankOptions *o) {
     if (o->json ? print_json(&h, o->by, sc, &rows) : (print_table(&h, o->by, sc, &rows), 0)) goto oom;
     fflush(stdout);
     if (t.mismatch)
-        cli_error(0, "warning: the replayed activations differ from the recorded ones (another CPU, BLAS or build?): "
-                  "auroc_error may not bound the AUROC");
+        cli_error(0, "warning: the replayed activations differ from the recorded ones (another CPU, BLAS or build? "
+                  "this replay used OpenBLAS's %s kernels; OPENBLAS_CORETYPE selects the recording's): auroc_error "
+                  "may not bound the AUROC", parallel_blas_core());
     rc = cli_stored(concept_run != 0, store_err, "the ranking above was not stored");
     goto done;
 oom:

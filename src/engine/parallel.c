@@ -89,6 +89,11 @@ static void *worker_main(void *arg) {
  * Library constructors (OpenBLAS's own init) run before this one. */
 __attribute__((constructor)) static void blas_single_threaded(void) { openblas_set_num_threads(1); }
 
+const char *parallel_blas_core(void) {
+    const char *c = openblas_get_corename();
+    return c && c[0] ? c : "unknown";
+}
+
 static int usable_cpus(void) {
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof set, &set) == 0) {

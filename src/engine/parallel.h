@@ -27,6 +27,9 @@ typedef void (*ParallelTask)(void *ctx, int tid, int nthreads);
  * (OpenBLAS is single-threaded from program start: parallel.c.) */
 int parallel_start(int nthreads, char *err);
 int parallel_threads(void); /* team size; 1 before parallel_start */
+/* OpenBLAS's kernel set in use ("SkylakeX", "Haswell", ...): results are the
+ * same bits on the same kernels, which OPENBLAS_CORETYPE can select. */
+const char *parallel_blas_core(void);
 void parallel_run(ParallelTask task, void *ctx);
 void parallel_stop(void);
 
