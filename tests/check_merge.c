@@ -5,6 +5,7 @@
  * neuron's scale); the GNU parallel script; the Slurm script against a
  * stand-in sbatch that runs its jobs locally; and one clear error for each
  * bad set of shards, with the output database left unchanged. */
+#include "parallel.h"
 #include "testutil.h"
 
 #include <math.h>
@@ -164,6 +165,34 @@ START_TEST(test_slurm_script_commands) {
 END_TEST
 
 /* Bad sets of shards: one line each, exit 1, the output database unchanged. */
+/* The merged run's OpenBLAS kernels (runs.blas): every shard's, in shard
+ * order, each once; unknown when a shard's are unknown. */
+START_TEST(test_merged_kernels) {
+    char s1[600], s2[600], m1[600], m2[600], got[256], want[256];
+    snprintf(s1, sizeof s1, "%s/k1.db", tmpdir);
+    snprintf(s2, sizeof s2, "%s/k2.db", tmpdir);
+    snprintf(m1, sizeof m1, "%s/km1.db", tmpdir);
+    snprintf(m2, sizeof m2, "%s/km2.db", tmpdir);
+    record(s1, "--shard 1/2");
+    record(s2, "--shard 2/2");
+    sqlite3 *h = sql_open(s2);
+    ck_assert_int_eq(sqlite3_exec(h, "UPDATE runs SET blas = 'OtherCore'", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+    ck_assert_msg(run_probe(out, sizeof out, "merge --db '%s' --quiet '%s' '%s'", m1, s2, s1) == 0, "%s", out);
+    snprintf(want, sizeof want, "%s,OtherCore", parallel_blas_core());
+    h = sql_open(m1);
+    ck_assert_str_eq(sql_bytes(h, "SELECT blas FROM runs", got, sizeof got, NULL), want);
+    sqlite3_close(h);
+    h = sql_open(s1);
+    ck_assert_int_eq(sqlite3_exec(h, "UPDATE runs SET blas = NULL", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+    ck_assert_msg(run_probe(out, sizeof out, "merge --db '%s' --quiet '%s' '%s'", m2, s1, s2) == 0, "%s", out);
+    h = sql_open(m2);
+    ck_assert_int_eq(sql_int(h, "SELECT blas IS NULL FROM runs"), 1);
+    sqlite3_close(h);
+}
+END_TEST
+
 START_TEST(test_bad_shards) {
     char d[8][600];
     for (int i = 0; i < 3; i++) {
@@ -222,7 +251,7 @@ int main(void) {
     Suite *s = suite_create("merge");
     TCase *tc = case_add(s, "merge", 300,
                          (const TTest *[]){test_one_shard, test_three_shards, test_seven_shards, test_parallel_script,
-                                           test_slurm_script_commands, test_bad_shards, NULL});
+                                           test_slurm_script_commands, test_merged_kernels, test_bad_shards, NULL});
     tcase_add_checked_fixture(tc, setup, teardown);
     return run_suite(s);
 }

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <time.h>
 
+#include "parallel.h"
 #include "testutil.h"
 #include "utf8.h"
 #include "util.h"
@@ -342,6 +343,31 @@ START_TEST(test_resume_after_kill) {
 }
 END_TEST
 
+/* runs.blas holds the OpenBLAS kernels a run was recorded with; a run
+ * resumed on other kernels lists both and says so (its bits are no longer
+ * one session's). Other kernels are simulated by editing the stored name. */
+START_TEST(test_run_kernels) {
+    const char *c = path_in(tmpdir, "kernels.db");
+    char got[256], want[256];
+    int rc = record_ref(c, "PROBE_RECORD_BATCH_DOCS=1 PROBE_RECORD_CRASH_AFTER_DOCS=2");
+    ck_assert_msg(rc != 0, "the simulated crash did not happen: %s", out);
+    sqlite3 *h = sql_open(c);
+    ck_assert_str_eq(sql_bytes(h, "SELECT blas FROM runs", got, sizeof got, NULL), parallel_blas_core());
+    ck_assert_int_eq(sqlite3_exec(h, "UPDATE runs SET blas = 'OtherCore'", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+    char args[2048];
+    snprintf(args, sizeof args, "'%s/tests/fixtures/record/corpus.txt' --db '%s' " REF_OPTS " --resume", root, c);
+    ck_assert_msg(record(NULL, args) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "warning: run 1 was recorded with OpenBLAS's OtherCore kernels and continues with") &&
+                      strstr(out, "OPENBLAS_CORETYPE=OtherCore"),
+                  "%s", out);
+    snprintf(want, sizeof want, "OtherCore,%s", parallel_blas_core());
+    h = sql_open(c);
+    ck_assert_str_eq(sql_bytes(h, "SELECT blas FROM runs", got, sizeof got, NULL), want);
+    sqlite3_close(h);
+}
+END_TEST
+
 /* The compute team splits the forward pass and the recorder (parallel.h);
  * the database must not depend on its size, to the bit. On the odd-f16
  * model (no dimension aligned with a kernel tile: C = 24, F = 72) and 180
@@ -535,14 +561,15 @@ START_TEST(test_summaries) {
     ck_assert_int_eq(sql_int_at(db, "SELECT count(*) FROM neuron_topk_counts"), groups);
     ck_assert_int_eq(sql_int_at(db, topk_agg), groups);
     ck_assert_int_eq(sql_int_at(db, "SELECT sum(n_top) FROM neuron_topk_counts"), 108 * 2 * 4);
-    /* back to version 6: no summaries; the next write-open rebuilds them */
+    /* back to version 6: no summaries (and no runs.blas, from 13); the next
+     * write-open rebuilds them */
     sqlite3 *h = sql_open(db);
-    ck_assert_int_eq(sqlite3_exec(h, "DROP TABLE neuron_topk_counts;"
+    ck_assert_int_eq(sqlite3_exec(h, "DROP TABLE neuron_topk_counts; ALTER TABLE runs DROP COLUMN blas;"
                                      " PRAGMA user_version = 6", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(h);
     ck_assert_msg(record_ref(db, NULL) == 0, "%s", out);
     ck_assert_msg(strstr(out, "nothing recorded"), "%s", out);
-    ck_assert_int_eq(sql_int_at(db, "PRAGMA user_version"), 12);
+    ck_assert_int_eq(sql_int_at(db, "PRAGMA user_version"), 13);
     ck_assert_int_eq(sql_int_at(db, "SELECT count(*) FROM neuron_topk_counts"), groups);
     ck_assert_int_eq(sql_int_at(db, topk_agg), groups);
 }
@@ -861,7 +888,7 @@ END_TEST
 int main(void) {
     Suite *s = suite_create("record");
     TCase *tc = case_add(s, "record", 300,
-                         (const TTest *[]){test_reference, test_resume_after_kill, test_sigint,
+                         (const TTest *[]){test_reference, test_resume_after_kill, test_run_kernels, test_sigint,
                                            test_thread_counts_agree, test_bad_input, test_bad_env, test_summaries,
                                            test_options, test_top_neurons, test_top_neurons_escapes_controls,
                                            test_nonfinite_activations, test_resume_pid_reused, test_kill_torture,

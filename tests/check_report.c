@@ -473,12 +473,17 @@ START_TEST(test_replay_mismatch_is_said) {
     snprintf(cmd, sizeof cmd, "cp '%s' '%s'", db, alt);
     ck_assert_int_eq(system(cmd), 0);
     sqlite3 *h = sql_open(alt);
-    ck_assert_int_eq(sqlite3_exec(h, "UPDATE neuron_examples SET value = value * (1 + 1e-6)", NULL, NULL, NULL),
+    ck_assert_int_eq(sqlite3_exec(h, "UPDATE neuron_examples SET value = value * (1 + 1e-6);"
+                                     "UPDATE runs SET blas = 'OtherCore'", NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(h);
     int st = run_probe(out, sizeof out, "report --db %s --out %s --top 1", alt, dir);
     ck_assert_msg(st == 0 && strstr(out, "exact: 0 of ") && strstr(out, "the others differ in the last bits"), "%s",
                   out);
+    /* said before the replay: the run's kernels (runs.blas) are not this machine's */
+    ck_assert_msg(strstr(out, "note: run 1 was recorded with OpenBLAS's OtherCore kernels") &&
+                      strstr(out, "OPENBLAS_CORETYPE=OtherCore replays them exactly"),
+                  "%s", out);
     char *text = file_read(path_in(dir, "index.html"), NULL);
     const char *said = strstr(text, "Token activations are recomputed");
     ck_assert_msg(said && strstr(said, "differ by at most 1.") && strstr(said, "e-06 of their value"), "the report does not say that replayed values "

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "parallel.h"
 #include "store.h"
 #include "util.h"
 
@@ -228,4 +229,18 @@ const char *cli_small(char *buf, size_t cap, double x, int plus) {
     else
         snprintf(buf, cap, plus ? "%+.2e" : "%.2e", x);
     return buf;
+}
+
+void cli_note_kernels(const NeuronRun *run) {
+    const char *now = parallel_blas_core();
+    if (!run->blas || !strcmp(run->blas, now)) return;
+    if (strchr(run->blas, ','))
+        cli_error(0, "note: run %lld was recorded with OpenBLAS's %s kernels (in several sessions or shards) and "
+                  "this replay uses %s: replayed activations may differ from the recorded ones in their last bits",
+                  (long long)run->id, run->blas, now);
+    else
+        cli_error(0, "note: run %lld was recorded with OpenBLAS's %s kernels and this replay uses %s: replayed "
+                  "activations may differ from the recorded ones in their last bits (OPENBLAS_CORETYPE=%s "
+                  "replays them exactly)",
+                  (long long)run->id, run->blas, now, run->blas);
 }

@@ -131,6 +131,13 @@ int cli_check_store_env(void);
  * runtime error when the database could not be read. */
 int cli_find_run(Store *s, long run_opt, NeuronRun *run);
 
+/* Before a command replays run's windows to compare with what it recorded:
+ * a note on stderr when this machine's OpenBLAS kernels are not the ones
+ * the run was recorded with (runs.blas; the same bits need the same
+ * kernels, and OPENBLAS_CORETYPE selects them). Nothing when they are, or
+ * when the run's are unknown. */
+void cli_note_kernels(const NeuronRun *run);
+
 /* The checks of a run that a command computes over, each -1 when it holds,
  * else the exit code after printing: cli_run_complete, that the run is
  * complete (a runtime error, pointing to record --resume);

@@ -219,6 +219,7 @@ int concept_rank_compute(Store *s, const NeuronRun *run, Model *m, const Concept
         free(layers);
         return err_set(err, "out of memory");
     }
+    if (!quiet) cli_note_kernels(run); /* the positives are replayed and matched with the histograms */
     ProgressCtx pc = {progress_new(!quiet && isatty(2), 0)};
     int r = concept_score(s, run->id, m, c, layers, n_layers, sc, t, on_progress, &pc, err);
     progress_end(pc.bar);

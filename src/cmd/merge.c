@@ -370,6 +370,28 @@ static int merge_open(Merge *g, char **paths, const char *db) {
     return -1;
 }
 
+/* The OpenBLAS kernels of the merged run (runs.blas): every shard's, in
+ * shard order, each once; NULL (unknown) when a shard's are unknown. */
+static const char *merged_blas(const Merge *g, char *buf, size_t cap) {
+    buf[0] = '\0';
+    for (int i = 0; i < g->n; i++) {
+        const char *p = g->run[i].blas;
+        if (!p) return NULL;
+        while (*p) {
+            size_t len = strcspn(p, ",");
+            char name[64];
+            snprintf(name, sizeof name, "%.*s", (int)(len < sizeof name ? len : sizeof name - 1), p);
+            char wrapped[300], have[300];
+            snprintf(wrapped, sizeof wrapped, ",%s,", name);
+            snprintf(have, sizeof have, ",%s,", buf);
+            if (name[0] && !strstr(have, wrapped) && strlen(buf) + len + 2 < cap)
+                snprintf(buf + strlen(buf), cap - strlen(buf), "%s%s", buf[0] ? "," : "", name);
+            p += len + (p[len] == ',');
+        }
+    }
+    return buf;
+}
+
 /* The merged run in out, in one transaction: on failure out is rolled
  * back to what it was. 0, or -1 with err. */
 static int merge_write(Merge *g, Store *out, const char *db, int quiet, double t0, char *err) {
@@ -389,10 +411,12 @@ static int merge_write(Merge *g, Store *out, const char *db, int quiet, double t
         if (!(g->docs[i] = run_docs_open(g->in[i], g->run[i].id, RUN_DOCS_FULL, err))) return -1;
     }
     if (store_begin(out, err)) return -1;
+    char blas[256];
     RunSpec spec = {.key = key, .model_dir = a->model_dir, .model_config = a->model_config,
                     .corpus_path = a->corpus_path, .layers = a->layers, .full_layers = a->full_layers,
                     .n_layer = a->n_layer, .n_inner = a->n_inner, .ctx = a->ctx, .top_k = a->top_k,
-                    .n_examples = a->n_examples, .bos = a->bos, .n_docs = n_docs, .corpus_bytes = a->corpus_bytes};
+                    .n_examples = a->n_examples, .bos = a->bos, .n_docs = n_docs, .corpus_bytes = a->corpus_bytes,
+                    .blas = merged_blas(g, blas, sizeof blas)};
     int64_t run_id, n_tokens = 0;
     if (runs_create(out, &spec, (long long)getpid(), &run_id, err)) goto rollback;
     if (!quiet) cli_error(0, "merging %d shards into run %" PRId64 " of '%s': documents and tokens", g->n, run_id, db);

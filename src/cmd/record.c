@@ -44,6 +44,7 @@
 #include "corpus.h"
 #include "intervention.h"
 #include "model.h"
+#include "parallel.h"
 #include "progress.h"
 #include "recorder.h"
 #include "results.h"
@@ -619,7 +620,8 @@ static int create_run(Rec *r, const RunKey *key, char *err) {
     RunSpec spec = {.key = *key, .model_dir = r->m->dir, .model_config = config, .corpus_path = r->o.corpus,
                     .layers = r->layers_json, .full_layers = r->full_json, .n_layer = r->L, .n_inner = r->F,
                     .ctx = r->ctx, .top_k = r->k, .n_examples = (int)r->o.examples, .bos = r->o.bos,
-                    .n_docs = corpus_count(r->c), .corpus_bytes = (int64_t)corpus_bytes(r->c)};
+                    .n_docs = corpus_count(r->c), .corpus_bytes = (int64_t)corpus_bytes(r->c),
+                    .blas = parallel_blas_core()};
     if (runs_create(r->s, &spec, (long long)getpid(), &r->run_id, err)) return -1;
     r->new_run = 1;
     return 0;
@@ -659,7 +661,17 @@ static OpenOutcome open_run(Rec *r, char *err) {
     r->docs_done = run.docs_done;
     r->n_tokens = r->tokens0 = run.n_tokens;
     r->seconds0 = run.seconds;
-    if (runs_reopen(r->s, run.id, run.docs_done, (long long)getpid(), err) || load_state(r, err)) goto fail;
+    int other_kernels;
+    if (runs_reopen(r->s, run.id, run.docs_done, (long long)getpid(), err) || load_state(r, err) ||
+        runs_add_blas(r->s, run.id, parallel_blas_core(), &other_kernels, err))
+        goto fail;
+    if (other_kernels) { /* the same bits need the same kernels (schema/130_run_blas.sql) */
+        char first[64];
+        snprintf(first, sizeof first, "%.*s", (int)strcspn(run.blas, ","), run.blas);
+        cli_error(0, "warning: run %lld was recorded with OpenBLAS's %s kernels and continues with %s: its results "
+                  "will not be the same bits as one session's (OPENBLAS_CORETYPE=%s continues with the first)",
+                  (long long)run.id, run.blas, parallel_blas_core(), first);
+    }
     return OPEN_RESUME;
 fail:
     store_rollback(r->s);

@@ -312,6 +312,7 @@ int cmd_report(int argc, char **argv) {
     if (!r.o.stored && !have)
         fprintf(stderr, "probe report: cannot replay the examples' windows (%s): the heatmaps use stored activations\n",
                 why);
+    if (have && !r.o.quiet) cli_note_kernels(&r.run);
     if (have ? activations_replay(&r) : activations_stored(&r, r.o.stored ? "--stored" : "the model was not loaded"))
         goto fail;
     if (report_page_index(&r)) goto fail;

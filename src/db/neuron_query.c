@@ -24,6 +24,7 @@ void neuron_run_free(NeuronRun *run) {
     free(run->corpus_path);
     free(run->layers_text);
     free(run->layers);
+    free(run->blas);
     memset(run, 0, sizeof *run);
 }
 
@@ -57,12 +58,15 @@ done:
 int neuron_run_find(Store *s, int64_t want, NeuronRun *out, char *err) {
     NeuronRun run = {0};
     int rc = -1;
-    sqlite3_stmt *st = store_prepare(s,
-                                     want > 0 ? "SELECT id, status, n_layer, layers, model_dir, corpus_path, n_tokens "
-                                                "FROM runs WHERE id = ?"
-                                              : "SELECT id, status, n_layer, layers, model_dir, corpus_path, n_tokens "
-                                                "FROM runs WHERE status = 'complete' ORDER BY id DESC LIMIT 1",
-                                     err);
+    /* runs.blas from schema 13 on (a database opened for reading keeps its version) */
+    const char *blas = s->version >= 13 ? "blas" : "NULL";
+    char sql[300];
+    snprintf(sql, sizeof sql,
+             want > 0 ? "SELECT id, status, n_layer, layers, model_dir, corpus_path, n_tokens, %s FROM runs WHERE id = ?"
+                      : "SELECT id, status, n_layer, layers, model_dir, corpus_path, n_tokens, %s FROM runs "
+                        "WHERE status = 'complete' ORDER BY id DESC LIMIT 1",
+             blas);
+    sqlite3_stmt *st = store_prepare(s, sql, err);
     if (!st) return -1;
     if (want > 0) sqlite3_bind_int64(st, 1, want);
     int r = sqlite3_step(st);
@@ -81,7 +85,8 @@ int neuron_run_find(Store *s, int64_t want, NeuronRun *out, char *err) {
     run.n_layer = sqlite3_column_int(st, 2);
     run.n_tokens = sqlite3_column_int64(st, 6);
     if (!(run.status = column_dup(st, 1)) || !(run.layers_text = column_dup(st, 3)) ||
-        !(run.model_dir = column_dup(st, 4)) || !(run.corpus_path = column_dup(st, 5))) {
+        !(run.model_dir = column_dup(st, 4)) || !(run.corpus_path = column_dup(st, 5)) ||
+        (sqlite3_column_type(st, 7) != SQLITE_NULL && !(run.blas = column_dup(st, 7)))) {
         err_set(err, "out of memory");
         goto done;
     }

@@ -39,6 +39,7 @@ typedef struct {
     int64_t n_tokens;  /* tokens recorded and committed */
     int *layers;       /* [n_layers] the recorded layers, parsed from layers_text */
     int n_layers;
+    char *blas;        /* runs.blas: the OpenBLAS kernels it was recorded with; NULL unknown */
 } NeuronRun;
 
 /* Finds run `want` (> 0), or the latest complete run when want is 0.

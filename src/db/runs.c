@@ -23,14 +23,14 @@ static RunStatus status_parse(const unsigned char *s) {
 
 static const char *sql_find =
     "SELECT id, status, docs_done, n_tokens, seconds, pid, options,"
-    " coalesce(CAST(strftime('%s', updated_at) AS INTEGER), CAST(strftime('%s', started_at) AS INTEGER), 0)"
-    " FROM runs"
+    " coalesce(CAST(strftime('%s', updated_at) AS INTEGER), CAST(strftime('%s', started_at) AS INTEGER), 0),"
+    " blas FROM runs"
     " WHERE model_checksum = ?1 AND corpus_checksum = ?2 AND options = ?3"
     " ORDER BY status = 'complete' DESC, id DESC LIMIT 1";
 static const char *sql_find_other =
     "SELECT id, status, docs_done, n_tokens, seconds, pid, options,"
-    " coalesce(CAST(strftime('%s', updated_at) AS INTEGER), CAST(strftime('%s', started_at) AS INTEGER), 0)"
-    " FROM runs"
+    " coalesce(CAST(strftime('%s', updated_at) AS INTEGER), CAST(strftime('%s', started_at) AS INTEGER), 0),"
+    " blas FROM runs"
     " WHERE model_checksum = ?1 AND corpus_checksum = ?2 AND options <> ?3 AND status <> 'complete'"
     " ORDER BY id DESC LIMIT 1";
 
@@ -56,6 +56,8 @@ static int find(Store *s, const char *sql, const RunKey *key, RunInfo *out, char
             .updated = sqlite3_column_int64(st, 7),
         };
         snprintf(out->options, sizeof out->options, "%s", opts ? (const char *)opts : "");
+        const unsigned char *blas = sqlite3_column_text(st, 8);
+        snprintf(out->blas, sizeof out->blas, "%s", blas ? (const char *)blas : "");
         found = 1;
     } else if (rc != SQLITE_DONE) {
         found = store_fail(s, rc, err);
@@ -76,7 +78,7 @@ int runs_create(Store *s, const RunSpec *spec, long long pid, int64_t *id, char 
         s,
         "INSERT INTO runs (status, model_dir, model_checksum, model_config, n_layer, n_inner,"
         " corpus_path, corpus_checksum, corpus_bytes, options, layers, full_layers, ctx, top_k,"
-        " n_examples, bos, n_docs, pid) VALUES ('running',?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " n_examples, bos, n_docs, pid, blas) VALUES ('running',?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         err);
     if (!st) return -1;
     /* paths are file names, any bytes: stored as their text form */
@@ -108,11 +110,27 @@ int runs_create(Store *s, const RunSpec *spec, long long pid, int64_t *id, char 
     sqlite3_bind_int(st, i++, spec->bos);
     sqlite3_bind_int(st, i++, spec->n_docs);
     sqlite3_bind_int64(st, i++, pid);
+    if (spec->blas) sqlite3_bind_text(st, i, spec->blas, -1, SQLITE_TRANSIENT);
+    else sqlite3_bind_null(st, i);
     int rc = store_step_done(s, st, err);
     free(dir);
     free(path);
     if (rc) return -1;
     *id = sqlite3_last_insert_rowid(s->db);
+    return 0;
+}
+
+int runs_add_blas(Store *s, int64_t id, const char *core, int *added, char *err) {
+    *added = 0;
+    sqlite3_stmt *st = store_stmt(s,
+                                  "UPDATE runs SET blas = blas || ',' || ?2 WHERE id = ?1 AND blas IS NOT NULL"
+                                  " AND instr(',' || blas || ',', ',' || ?2 || ',') = 0",
+                                  err);
+    if (!st) return -1;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_text(st, 2, core, -1, SQLITE_TRANSIENT);
+    if (store_step_done(s, st, err)) return -1;
+    *added = sqlite3_changes(s->db) > 0;
     return 0;
 }
 

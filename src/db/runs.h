@@ -45,6 +45,7 @@ typedef struct {
     const char *layers, *full_layers;     /* JSON arrays */
     int n_layer, n_inner, ctx, top_k, n_examples, bos, n_docs;
     int64_t corpus_bytes;
+    const char *blas; /* OpenBLAS's kernels (runs.blas, schema/130_run_blas.sql); NULL unknown */
 } RunSpec;
 
 /* A run as found. */
@@ -57,6 +58,7 @@ typedef struct {
     long long pid;      /* the process that recorded it last (0: none) */
     int64_t updated;    /* when it last committed (started, if never), Unix seconds; 0 unknown */
     char options[2048]; /* its options JSON (truncated beyond 2047 bytes) */
+    char blas[256];     /* runs.blas, "" when unknown */
 } RunInfo;
 
 /* The run of this key: the complete one when there is one, else the newest.
@@ -70,6 +72,11 @@ int runs_find_other_options(Store *s, const RunKey *key, RunInfo *out, char *err
 
 /* Inserts a 'running' run recorded by process pid; *id is its id. */
 int runs_create(Store *s, const RunSpec *spec, long long pid, int64_t *id, char *err);
+
+/* Adds core to run id's list of OpenBLAS kernels (runs.blas) unless it is
+ * there; a run whose kernels are unknown (NULL) stays unknown. *added = 1
+ * when it was not there. */
+int runs_add_blas(Store *s, int64_t id, const char *core, int *added, char *err);
 
 /* Reopens run `id` for resuming by process pid: status 'running', and
  * everything after its first docs_done documents deleted (documents, their

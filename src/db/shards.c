@@ -18,6 +18,7 @@ void shard_run_free(ShardRun *r) {
     free(r->full_layers);
     free(r->options);
     free(r->options_core);
+    free(r->blas);
     memset(r, 0, sizeof *r);
 }
 
@@ -27,12 +28,19 @@ static char *col_dup(sqlite3_stmt *q, int i) {
 }
 
 int shard_run_find(Store *s, int64_t want, ShardRun *out, char *err) {
+    /* runs.blas exists from schema 13 on; a shard opened for reading keeps its version */
     sqlite3_stmt *q = store_prepare(s,
-                                    "SELECT id, status, model_dir, model_config, corpus_path, layers, full_layers,"
-                                    " options, model_checksum, corpus_checksum, n_layer, n_inner, ctx, top_k,"
-                                    " n_examples, bos, n_docs, n_tokens, corpus_bytes, seconds FROM runs"
-                                    " WHERE (?1 > 0 AND id = ?1) OR (?1 <= 0 AND options LIKE '%\"shard\":%')"
-                                    " ORDER BY id",
+                                    s->version >= 13
+                                        ? "SELECT id, status, model_dir, model_config, corpus_path, layers, full_layers,"
+                                          " options, model_checksum, corpus_checksum, n_layer, n_inner, ctx, top_k,"
+                                          " n_examples, bos, n_docs, n_tokens, corpus_bytes, seconds, blas FROM runs"
+                                          " WHERE (?1 > 0 AND id = ?1) OR (?1 <= 0 AND options LIKE '%\"shard\":%')"
+                                          " ORDER BY id"
+                                        : "SELECT id, status, model_dir, model_config, corpus_path, layers, full_layers,"
+                                          " options, model_checksum, corpus_checksum, n_layer, n_inner, ctx, top_k,"
+                                          " n_examples, bos, n_docs, n_tokens, corpus_bytes, seconds, NULL FROM runs"
+                                          " WHERE (?1 > 0 AND id = ?1) OR (?1 <= 0 AND options LIKE '%\"shard\":%')"
+                                          " ORDER BY id",
                                     err);
     if (!q) return -1;
     sqlite3_bind_int64(q, 1, want);
@@ -61,6 +69,7 @@ int shard_run_find(Store *s, int64_t want, ShardRun *out, char *err) {
         r.n_tokens = sqlite3_column_int64(q, 17);
         r.corpus_bytes = sqlite3_column_int64(q, 18);
         r.seconds = sqlite3_column_double(q, 19);
+        r.blas = sqlite3_column_type(q, 20) == SQLITE_NULL ? NULL : col_dup(q, 20);
     }
     sqlite3_finalize(q);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {

@@ -25,6 +25,7 @@ typedef struct {
     int n_layer, n_inner, ctx, top_k, n_examples, bos, n_docs;
     int64_t n_tokens, corpus_bytes;
     double seconds;
+    char *blas;         /* runs.blas: OpenBLAS's kernels, NULL when unknown (or before schema 13) */
 } ShardRun;
 
 /* The shard run of the database (run `want` when > 0): 0 and *out; -1 with

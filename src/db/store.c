@@ -475,6 +475,7 @@ Store *store_open(const char *path, StoreMode mode, char *err) {
                 path, version, schema_file_count);
         goto fail;
     }
+    s->version = (int)version;
     if (mode == STORE_READ) {
         if (fresh) {
             err_set(err, "'%s' is not a probe database (empty)", path);
@@ -489,6 +490,7 @@ Store *store_open(const char *path, StoreMode mode, char *err) {
         store_exec(s, "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -16384", err))
         goto fail;
     if (version < schema_file_count && apply_schema(s, version, err)) goto fail;
+    s->version = schema_file_count;
     return s;
 fail:
     store_close(s);

@@ -51,6 +51,8 @@ typedef struct {
     long busy_ms;        /* how long a write waits for another writer's lock */
     double busy_since;   /* when the current wait began (busy handler) */
     int busy_told;       /* the waiting message was printed for this wait */
+    int version;         /* schema version (PRAGMA user_version) after opening: a database opened
+                            for reading keeps its own, so readers of newer columns check it */
 } Store;
 
 /* Checks the environment variables the store reads (PROBE_BUSY_TIMEOUT_MS:

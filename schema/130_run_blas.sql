@@ -1,0 +1,17 @@
+-- 130_run_blas.sql — schema version 13: runs.blas, the OpenBLAS kernels a
+-- run was recorded with.
+--
+-- probe's results are the same bits for any thread count on one machine
+-- (same binary, BLAS and CPU), but OpenBLAS picks its kernels by CPU
+-- (SkylakeX on AVX-512, Haswell or Zen on AVX2, ...), and other kernels give
+-- other last bits. Commands that replay a run's windows (top-neurons
+-- --concept, report, neuron) compare their activations with the recorded
+-- ones, so they need to know: they say so when this machine's kernels are
+-- not the run's, and OPENBLAS_CORETYPE=<name> selects the run's kernels
+-- again for an exact replay.
+--
+--   blas  OpenBLAS's core name (openblas_get_corename), e.g. 'SkylakeX';
+--         a run resumed, or merged from shards, on other kernels lists each,
+--         in order and joined by ',' (e.g. 'Haswell,SkylakeX');
+--         NULL for runs recorded before version 13.
+ALTER TABLE runs ADD COLUMN blas TEXT;
