@@ -269,6 +269,10 @@ START_TEST(test_migrate_v5) {
     const char *js = tpath("top.json");
     ck_assert_msg(probe("top-neurons --db '%s' --json > '%s'", db, js) == 0, "%s", out);
     ck_assert_msg(python_json(js, "corpus") == 0 && strstr(out, "corpus-" R ".txt"), "%s", out);
+    /* a reader that needs tables the old version lacks says how to upgrade it */
+    ck_assert_int_eq(probe("report --db '%s' --out '%s' --stored", db, tpath("v5report")), 1);
+    ck_assert_msg(strstr(out, "has schema version 5, older than this probe's 13") && strstr(out, "to upgrade it"),
+                  "%s", out);
     sqlite3 *h = sql_open(db);
     ck_assert_int_eq(sql_int(h, "PRAGMA user_version"), 5);
     sqlite3_close(h);

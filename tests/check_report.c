@@ -21,6 +21,7 @@
 
 #include <dirent.h>
 
+#include "parallel.h"
 #include "report_html.h"
 
 static char tmpdir[256], db[300], rep[300], browser[256], shots[1024];
@@ -492,6 +493,9 @@ START_TEST(test_replay_mismatch_is_said) {
     text = file_read(path_in(rep, "index.html"), NULL); /* the unaltered run: every value equal */
     ck_assert_msg(strstr(text, "Token activations are exact") && !strstr(text, "differ by at most"),
                   "the report of the unaltered run does not say its values are exact");
+    char cell[128];
+    snprintf(cell, sizeof cell, "<td class=\"l blas\">%s</td>", parallel_blas_core());
+    ck_assert_msg(strstr(text, cell), "the runs table does not show the run's kernels (%s)", cell);
     free(text);
 }
 END_TEST

@@ -128,7 +128,8 @@ static void index_runs(ReportPages *r, FILE *f) {
     fputs(". The recorded activation is the FFN post-activation (after GELU, before c_proj), TransformerLens "
           "<code>blocks.L.mlp.hook_post</code>.</p>\n<h2>Runs</h2>\n<table><thead><tr><th>run</th><th class=\"l\">"
           "status</th><th class=\"l\">model</th><th class=\"l\">corpus</th><th>documents</th><th>tokens</th>"
-          "<th class=\"l\">layers</th><th class=\"l\">started</th><th>seconds</th></tr></thead><tbody>\n",
+          "<th class=\"l\">layers</th><th class=\"l\">started</th><th>seconds</th><th class=\"l\">OpenBLAS "
+          "kernels</th></tr></thead><tbody>\n",
           f);
     for (int i = 0; i < r->n_runs; i++) {
         const ReportRun *x = &r->runs[i];
@@ -145,7 +146,9 @@ static void index_runs(ReportPages *r, FILE *f) {
         html_text(f, x->layers);
         fputs("</td><td class=\"l\">", f);
         html_text(f, x->started_at);
-        fprintf(f, "</td><td>%.1f</td></tr>\n", x->seconds);
+        fprintf(f, "</td><td>%.1f</td><td class=\"l blas\">", x->seconds);
+        html_text(f, x->blas ? x->blas : "unknown");
+        fputs("</td></tr>\n", f);
     }
     fputs("</tbody></table>\n", f);
 }

@@ -48,16 +48,21 @@ void report_runs_free(ReportRun *runs, int n) {
     for (int i = 0; runs && i < n; i++) {
         ReportRun *r = &runs[i];
         free(r->status), free(r->model_dir), free(r->model_checksum), free(r->model_config);
-        free(r->corpus_path), free(r->layers), free(r->full_layers), free(r->started_at);
+        free(r->corpus_path), free(r->layers), free(r->full_layers), free(r->started_at), free(r->blas);
     }
     free(runs);
 }
 
 int report_runs(Store *s, ReportRun **out, int *n, char *err) {
+    /* runs.blas from schema 13 on (the report opens a database without migrating it) */
     sqlite3_stmt *st = store_prepare(s,
-                                     "SELECT id, status, model_dir, model_checksum, model_config, corpus_path, layers,"
-                                     " full_layers, started_at, n_docs, n_tokens, seconds, n_layer, n_inner, ctx,"
-                                     " top_k, n_examples FROM runs ORDER BY id",
+                                     s->version >= 13
+                                         ? "SELECT id, status, model_dir, model_checksum, model_config, corpus_path,"
+                                           " layers, full_layers, started_at, n_docs, n_tokens, seconds, n_layer,"
+                                           " n_inner, ctx, top_k, n_examples, blas FROM runs ORDER BY id"
+                                         : "SELECT id, status, model_dir, model_checksum, model_config, corpus_path,"
+                                           " layers, full_layers, started_at, n_docs, n_tokens, seconds, n_layer,"
+                                           " n_inner, ctx, top_k, n_examples, NULL FROM runs ORDER BY id",
                                      err);
     if (!st) return -1;
     ReportRun *runs = NULL;
@@ -85,6 +90,7 @@ int report_runs(Store *s, ReportRun **out, int *n, char *err) {
         x->ctx = sqlite3_column_int(st, 14);
         x->top_k = sqlite3_column_int(st, 15);
         x->n_examples = sqlite3_column_int(st, 16);
+        x->blas = col_text(st, 17, 1, &oom);
     }
     if (finish(s, st, oom ? SQLITE_DONE : r, oom, err)) {
         report_runs_free(runs, m);

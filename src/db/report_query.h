@@ -29,6 +29,7 @@
 typedef struct {
     int64_t id, n_tokens, n_docs;
     char *status, *model_dir, *model_checksum, *model_config, *corpus_path, *layers, *full_layers, *started_at;
+    char *blas; /* runs.blas: the OpenBLAS kernels it was recorded with; NULL unknown */
     double seconds;
     int n_layer, n_inner, ctx, top_k, n_examples;
 } ReportRun;

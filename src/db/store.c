@@ -69,10 +69,16 @@ sqlite3_stmt *store_prepare(Store *s, const char *sql, char *err) {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
     if (rc == SQLITE_ERROR) {
-        /* probe's own SQL against a database that claims probe's schema
-         * version: a table or column was changed by hand */
-        err_set(err, "database '%s' does not have the tables and columns of probe's schema (%s): edited by hand or "
-                "damaged", s->path, sqlite3_errmsg(s->db));
+        /* probe's own SQL against a database opened for reading at an older
+         * schema version (readers do not migrate), or against one that
+         * claims this version: a table or column was changed by hand */
+        if (s->version < schema_file_count)
+            err_set(err, "database '%s' has schema version %d, older than this probe's %d, and lacks what this "
+                    "command reads (%s): open it once with a command that writes to it (e.g. probe kv --db FILE) "
+                    "to upgrade it", s->path, s->version, schema_file_count, sqlite3_errmsg(s->db));
+        else
+            err_set(err, "database '%s' does not have the tables and columns of probe's schema (%s): edited by hand "
+                    "or damaged", s->path, sqlite3_errmsg(s->db));
         return NULL;
     }
     if (rc != SQLITE_OK) {
