@@ -495,6 +495,50 @@ START_TEST(test_exact_auroc) {
 }
 END_TEST
 
+/* With one scored layer the ranking keeps that layer's activations of the
+ * windows it replays (ConceptKeep), and the exact AUROC replays only the
+ * windows it lacks: the same AUROCs, bit for bit, as a replay of every
+ * window, from fewer windows run. */
+START_TEST(test_exact_from_kept_layer) {
+    char q[600], err[PROBE_ERR_LEN];
+    const char *db;
+    const char *tiny = record_fixture("kept.db", &db, q, sizeof q);
+    Store *s = store_open(db, STORE_WRITE, err);
+    ck_assert_msg(s != NULL, "%s", err);
+    Model *m = model_load(tiny, err);
+    ck_assert_msg(m != NULL, "%s", err);
+    Concept *c = NULL;
+    ck_assert_msg(concept_from_words("walked,went,said", &c, err) == 0, "%s", err);
+    const int F = m->cfg.n_inner, layer = 1, n = 16;
+    ConceptScore *sc = malloc(sizeof *sc * (size_t)F), a[16], b[16];
+    ConceptTotals t, ta, tb;
+    ConceptKeep keep = {0};
+    ck_assert_msg(concept_score(s, 1, m, c, &layer, 1, sc, &t, &keep, NULL, NULL, err) == 0, "%s", err);
+    ck_assert_msg(keep.val != NULL && keep.layer == 1 && keep.n == t.tokens, "the layer was not kept");
+    for (int i = 0; i < n; i++) a[i] = b[i] = sc[(size_t)i * (size_t)(F / n)];
+    ck_assert_msg(concept_score_exact(s, 1, m, c, a, n, NULL, &ta, NULL, NULL, err) == 0, "%s", err);
+    ck_assert_msg(concept_score_exact(s, 1, m, c, b, n, &keep, &tb, NULL, NULL, err) == 0, "%s", err);
+    for (int i = 0; i < n; i++)
+        ck_assert_msg(memcmp(&a[i].auroc, &b[i].auroc, sizeof a[i].auroc) == 0 && b[i].auroc_error == 0.0,
+                      "neuron %d: exact AUROC %.17g from every window, %.17g from the kept ones", a[i].neuron,
+                      a[i].auroc, b[i].auroc);
+    ck_assert_int_eq(ta.windows_replayed, t.windows);
+    ck_assert_msg(tb.windows_replayed == ta.windows_replayed - t.windows_replayed,
+                  "the exact pass ran %lld windows; %lld of %lld were kept", (long long)tb.windows_replayed,
+                  (long long)t.windows_replayed, (long long)ta.windows_replayed);
+    ck_assert_int_gt(t.windows_replayed, 0);
+    /* scores of another layer than the kept one: every window again */
+    for (int i = 0; i < n; i++) a[i].layer = 0;
+    ck_assert_msg(concept_score_exact(s, 1, m, c, a, n, &keep, &ta, NULL, NULL, err) == 0, "%s", err);
+    ck_assert_int_eq(ta.windows_replayed, t.windows);
+    concept_keep_free(&keep);
+    free(sc);
+    concept_free(c);
+    model_free(m);
+    store_close(s);
+}
+END_TEST
+
 /* --max-error E (default 0.002): every listed neuron whose bound exceeds E
  * gets its exact AUROC (bound 0, within the estimate's bound of it); the
  * others keep the estimate. E is set between the listed bounds so that both
@@ -591,7 +635,7 @@ int main(void) {
     Suite *s = suite_create("concept_rank");
     TCase *tc = case_add(s, "concept_rank", 300,
                          (const TTest *[]){test_grid_monotone, test_vector_bins, test_hist_counts_wrap, test_auroc_bound_holds, test_planted_neuron_first,
-                                           test_errors, test_exact_auroc, test_max_error, test_control_centres, NULL});
+                                           test_errors, test_exact_auroc, test_exact_from_kept_layer, test_max_error, test_control_centres, NULL});
     tcase_add_checked_fixture(tc, setup, teardown);
     return run_suite(s);
 }

@@ -65,7 +65,20 @@ typedef struct {
     int64_t ex_base, ex_cap;         /* tokens before the current window */
     const uint8_t *ex_flag;          /* [n_pos] of the current window: concept token or not */
     uint8_t *ex_flags;               /* [ex_cap] every token's flag, in run order */
+    /* keeping (scoring mode): every owned token of a replayed window */
+    ConceptKeep *keep;               /* NULL, or keep->val to fill */
+    const ConceptKeep *kept;         /* exact mode: NULL, or the scoring pass's kept rows */
+    const int *own;                  /* [n_own] window positions of the owned tokens */
+    int n_own;
+    int64_t own_base;                /* run-order index of the first of them */
 } Replay;
+
+void concept_keep_free(ConceptKeep *k) {
+    if (!k) return;
+    free(k->val);
+    free(k->have);
+    memset(k, 0, sizeof *k);
+}
 
 /* The forward pass's observer: adds the owned positives of the window. */
 static void replay_observe(void *user, int layer, const float *act, int T, int F) {
@@ -82,6 +95,13 @@ static void replay_observe(void *user, int layer, const float *act, int T, int F
     }
     int li = r->li_of[layer];
     if (li < 0) return;
+    if (r->keep && layer == r->keep->layer)
+        for (int p = 0; p < r->n_own; p++) {
+            int64_t k = r->own_base + p;
+            if (k >= r->keep->n) break;
+            memcpy(r->keep->val + (size_t)k * F, act + (size_t)r->own[p] * F, sizeof(float) * (size_t)F);
+            r->keep->have[k] = 1;
+        }
     const double *mean = r->mean + (size_t)li * F;
     double *sum = r->sum + (size_t)li * F, *sumsq = r->sumsq + (size_t)li * F;
     for (int p = 0; p < r->n_pos; p++) {
@@ -125,6 +145,24 @@ static int rows_push(RowList *l, int64_t x) {
     return 0;
 }
 
+/* Exact mode: whether the scoring pass kept every owned token of the
+ * current window (ex_base..ex_base+n_pos) for every wanted neuron's layer;
+ * then their values are copied from it and the window is not run again.
+ * The kept rows came from the same window run whole, so they are the bits a
+ * replay would give. */
+static int kept_window(Replay *r, const ConceptKeep *k) {
+    if (!k || !k->val || r->ex_base + r->n_pos > k->n || r->ex_base + r->n_pos > r->ex_cap) return 0;
+    for (int i = 0; i < r->n_exact; i++)
+        if (r->ex_layer[i] != k->layer) return 0;
+    for (int p = 0; p < r->n_pos; p++)
+        if (!k->have[r->ex_base + p]) return 0;
+    for (int i = 0; i < r->n_exact; i++) {
+        float *o = r->ex_val + (size_t)i * r->ex_cap + r->ex_base;
+        for (int p = 0; p < r->n_pos; p++) o[p] = k->val[(size_t)(r->ex_base + p) * k->F + r->ex_neuron[i]];
+    }
+    return 1;
+}
+
 /* Reads the documents, finds the positives, replays the windows that own
  * one. */
 static int replay_run(Store *s, int64_t run, Model *m, const Concept *c, const ConceptRunInfo *info, Replay *rp,
@@ -134,8 +172,9 @@ static int replay_run(Store *s, int64_t run, Model *m, const Concept *c, const C
     if (!docs) return -1;
     int rc = -1, got, n_docs = 0, bos = info->bos, ctx = info->ctx;
     int32_t *seq = NULL;
-    int *pos_flag = NULL, *pos_list = NULL;
+    int *pos_flag = NULL, *pos_list = NULL, *own_list = NULL;
     uint8_t *ex_flag = NULL;
+    int64_t tok_base = 0; /* run-order index of the window's first owned token */
     Window *win = NULL;
     size_t cap = 0;
     int win_cap = 0;
@@ -152,12 +191,14 @@ static int replay_run(Store *s, int64_t run, Model *m, const Concept *c, const C
             int32_t *q = realloc(seq, cap * sizeof *q);
             int *pf = realloc(pos_flag, cap * sizeof *pf);
             int *pl = realloc(pos_list, cap * sizeof *pl);
+            int *ol = realloc(own_list, cap * sizeof *ol);
             uint8_t *ef = realloc(ex_flag, cap);
             if (q) seq = q;
             if (pf) pos_flag = pf;
             if (pl) pos_list = pl;
+            if (ol) own_list = ol;
             if (ef) ex_flag = ef;
-            if (!q || !pf || !pl || !ef) {
+            if (!q || !pf || !pl || !ol || !ef) {
                 err_set(err, "out of memory for document %d", d.doc_index);
                 goto done;
             }
@@ -201,6 +242,8 @@ static int replay_run(Store *s, int64_t run, Model *m, const Concept *c, const C
             window_owned(&win[w], bos, &own_start, &end);
             if (end <= own_start) continue;
             t->windows++;
+            int64_t base = tok_base;
+            tok_base += end - own_start;
             hooks.rows_needed = 0;
             if (rp->exact) { /* every window, every owned token, with its flag */
                 rp->n_pos = 0;
@@ -213,6 +256,10 @@ static int replay_run(Store *s, int64_t run, Model *m, const Concept *c, const C
                 rp->ex_flag = ex_flag;
                 int64_t room = rp->ex_cap - rp->ex_base, nf = rp->n_pos < room ? rp->n_pos : room;
                 if (nf > 0) memcpy(rp->ex_flags + rp->ex_base, ex_flag, (size_t)nf);
+                if (kept_window(rp, rp->kept)) { /* the scoring pass ran it: its values */
+                    rp->ex_base += rp->n_pos;
+                    continue;
+                }
                 t->windows_replayed++;
                 if (model_forward(m, seq + win[w].start, win[w].len, &hooks, NULL, err)) goto done;
                 rp->ex_base += rp->n_pos;
@@ -227,8 +274,16 @@ static int replay_run(Store *s, int64_t run, Model *m, const Concept *c, const C
             t->concept_tokens += rp->n_pos;
             t->windows_replayed++;
             /* the window's rows up to its last concept token (a causal model:
-             * the rows after it change nothing before it) */
+             * the rows after it change nothing before it), or all of them
+             * when they are kept */
             hooks.rows_needed = pos_list[rp->n_pos - 1] + 1;
+            if (rp->keep) {
+                rp->n_own = 0;
+                for (int p = own_start; p < end; p++) own_list[rp->n_own++] = p - win[w].start;
+                rp->own = own_list;
+                rp->own_base = base;
+                hooks.rows_needed = 0;
+            }
             if (model_forward(m, seq + win[w].start, win[w].len, &hooks, NULL, err)) goto done;
         }
         n_docs++;
@@ -241,6 +296,7 @@ done:
     free(seq);
     free(pos_flag);
     free(pos_list);
+    free(own_list);
     free(ex_flag);
     free(win);
     return rc;
@@ -264,7 +320,8 @@ static void moments(ConceptScore *o, double mean, double var, int64_t n_all, int
 }
 
 int concept_score(Store *s, int64_t run, Model *m, const Concept *c, const int *layers, int n_layers,
-                  ConceptScore *out, ConceptTotals *totals, ConceptProgress progress, void *user, char *err) {
+                  ConceptScore *out, ConceptTotals *totals, ConceptKeep *keep, ConceptProgress progress, void *user,
+                  char *err) {
     double t0 = now_sec();
     ConceptRunInfo info;
     if (concept_run_info(s, run, &info, err)) return -1;
@@ -314,6 +371,17 @@ int concept_score(Store *s, int64_t run, Model *m, const Concept *c, const int *
         rp.pcount = calloc(nfb, sizeof *rp.pcount);
         rp.fsum = calloc(nfb, sizeof *rp.fsum);
         if (!rp.pcount || !rp.fsum) goto oom;
+    }
+    if (keep) { /* one layer whose n x F floats fit: kept for the exact AUROC (ConceptKeep) */
+        concept_keep_free(keep);
+        if (n_layers == 1 && info.n_tokens > 0 &&
+            (uint64_t)info.n_tokens * (uint64_t)F <= CONCEPT_KEEP_BYTES / sizeof(float)) {
+            *keep = (ConceptKeep){.layer = layers[0], .F = F, .n = info.n_tokens};
+            keep->val = malloc(sizeof(float) * (size_t)info.n_tokens * (size_t)F);
+            keep->have = calloc((size_t)info.n_tokens, 1);
+            if (!keep->val || !keep->have) concept_keep_free(keep); /* not kept: the exact pass replays */
+            else rp.keep = keep;
+        }
     }
     ConceptTotals t = {.has_hist = has_hist};
     if (replay_run(s, run, m, c, &info, &rp, capture, &positives, &t, progress, user, err)) goto done;
@@ -410,7 +478,8 @@ static double exact_auroc(Pt *p, int64_t n) {
 }
 
 int concept_score_exact(Store *s, int64_t run, Model *m, const Concept *c, ConceptScore *rows, int n_rows,
-                        ConceptTotals *totals, ConceptProgress progress, void *user, char *err) {
+                        const ConceptKeep *keep, ConceptTotals *totals, ConceptProgress progress, void *user,
+                        char *err) {
     double t0 = now_sec();
     ConceptRunInfo info;
     if (concept_run_info(s, run, &info, err)) return -1;
@@ -439,7 +508,8 @@ int concept_score_exact(Store *s, int64_t run, Model *m, const Concept *c, Conce
         capture[lay[i]] = 1;
     }
     Replay rp = {.F = m->cfg.n_inner, .exact = 1, .n_exact = n_rows, .ex_layer = lay, .ex_neuron = neu,
-                 .ex_val = val, .ex_cap = n, .ex_flags = flags};
+                 .ex_val = val, .ex_cap = n, .ex_flags = flags,
+                 .kept = keep && keep->val && keep->n == n && keep->F == m->cfg.n_inner ? keep : NULL};
     ConceptTotals t = {0};
     if (replay_run(s, run, m, c, &info, &rp, capture, &positives, &t, progress, user, err)) goto done;
     if (rp.ex_base != n) {

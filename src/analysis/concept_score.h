@@ -28,7 +28,8 @@
  *     are positives.
  * Cost: one read of the run's tokens and documents, plus a forward pass of
  * the windows that own a positive (the time grows with those windows, not
- * with the corpus).
+ * with the corpus). With a ConceptKeep those windows run whole and the
+ * scored layer's activations are kept for concept_score_exact.
  *
  * Errors (-1, one line in err): the model is not the run's (checksum), a
  * layer was not recorded, the run has no statistics yet, no recorded token
@@ -55,17 +56,37 @@ typedef struct {
 /* Progress callback: called after each document (may be NULL). */
 typedef void (*ConceptProgress)(void *user, int docs_done, int n_docs, int64_t windows_replayed);
 
+/* What concept_score keeps, when asked, for concept_score_exact: every
+ * owned token's activation (run order) of the one scored layer, from the
+ * windows it replayed. A concept in most windows (a frequent word in
+ * windows of 1,024 tokens) is replayed in almost every window, and the
+ * exact AUROC then replays only the windows it lacks instead of the whole
+ * run again. Kept when one layer is scored and n x F floats fit
+ * CONCEPT_KEEP_BYTES; else val stays NULL and nothing changes. */
+#define CONCEPT_KEEP_BYTES ((size_t)1 << 30)
+typedef struct {
+    int layer, F;
+    int64_t n;     /* tokens of the run */
+    float *val;    /* [n x F], NULL when not kept */
+    uint8_t *have; /* [n] 1: the row was replayed */
+} ConceptKeep;
+void concept_keep_free(ConceptKeep *k); /* accepts a zeroed struct */
+
+/* keep: NULL, or where to keep the activations (see ConceptKeep). */
 int concept_score(Store *s, int64_t run, Model *m, const Concept *c, const int *layers, int n_layers,
-                  ConceptScore *out, ConceptTotals *totals, ConceptProgress progress, void *user, char *err);
+                  ConceptScore *out, ConceptTotals *totals, ConceptKeep *keep, ConceptProgress progress, void *user,
+                  char *err);
 
 /* The exact AUROC of the given neurons (rows[i].layer, .neuron), replacing
  * rows[i].auroc (and auroc_error with 0): every window of the run is
  * replayed and each token's activation of those neurons kept (n_rows x
  * tokens floats), then the Mann-Whitney statistic with ties as 1/2. Costs a
  * forward pass of the whole corpus (the `--exact` of top-neurons, for the
- * listed neurons). */
+ * listed neurons), less the windows whose activations keep holds (keep may
+ * be NULL; it serves rows of its layer only). */
 int concept_score_exact(Store *s, int64_t run, Model *m, const Concept *c, ConceptScore *rows, int n_rows,
-                        ConceptTotals *totals, ConceptProgress progress, void *user, char *err);
+                        const ConceptKeep *keep, ConceptTotals *totals, ConceptProgress progress, void *user,
+                        char *err);
 
 /* The AUROC of one neuron from its histogram counts: all[b] (every recorded
  * token), pos[b] (the positives), fsum[b] (the sum over the positives in

@@ -151,7 +151,7 @@ static int check_open(const AblateOptions *o, Check *x) {
 static int check_rank(const AblateOptions *o, Check *x) {
     char err[PROBE_ERR_LEN], layers_json[8192];
     ConceptTotals t;
-    if (concept_rank_compute(x->store, &x->run, x->m, x->c, o->layer, o->drop, o->quiet, &x->sc, &x->n_sc, &t,
+    if (concept_rank_compute(x->store, &x->run, x->m, x->c, o->layer, o->drop, o->quiet, &x->sc, &x->n_sc, &t, NULL,
                              &x->concept_run, layers_json, sizeof layers_json, x->store_err, err))
         return cli_error(PROBE_EXIT_RUNTIME, "%s", err);
     if (!x->concept_run) return cli_error(PROBE_EXIT_RUNTIME, "%s (storing the concept ranking)", x->store_err);

@@ -209,8 +209,8 @@ static void print_table(const Header *h, ConceptOrder by, const ConceptScore *sc
 }
 
 int concept_rank_compute(Store *s, const NeuronRun *run, Model *m, const Concept *c, long layer, const char *drop,
-                         int quiet, ConceptScore **out, size_t *n, ConceptTotals *t, int64_t *concept_run,
-                         char *layers_json, size_t cap, char *store_err, char *err) {
+                         int quiet, ConceptScore **out, size_t *n, ConceptTotals *t, ConceptKeep *keep,
+                         int64_t *concept_run, char *layers_json, size_t cap, char *store_err, char *err) {
     int *layers = NULL, n_layers = 0;
     ConceptScore *sc = NULL;
     if (cli_run_layers(run, layer, &layers, &n_layers, layers_json, cap)) return err_set(err, "out of memory");
@@ -221,7 +221,7 @@ int concept_rank_compute(Store *s, const NeuronRun *run, Model *m, const Concept
     }
     if (!quiet) cli_note_kernels(run); /* the positives are replayed and matched with the histograms */
     ProgressCtx pc = {progress_new(!quiet && isatty(2), 0)};
-    int r = concept_score(s, run->id, m, c, layers, n_layers, sc, t, on_progress, &pc, err);
+    int r = concept_score(s, run->id, m, c, layers, n_layers, sc, t, keep, on_progress, &pc, err);
     progress_end(pc.bar);
     free(layers);
     if (r) {
@@ -244,7 +244,8 @@ int concept_rank_compute(Store *s, const NeuronRun *run, Model *m, const Concept
  * stored scores updated. Rows without an AUROC (a run recorded before the
  * histograms) keep none. */
 static int exact_listed(Store *s, const NeuronRun *run, Model *m, const Concept *c, const ConceptRankOptions *o,
-                        ConceptScore *sc, int n_show, int64_t *concept_run, char *store_err, char *err) {
+                        ConceptScore *sc, int n_show, const ConceptKeep *keep, int64_t *concept_run, char *store_err,
+                        char *err) {
     ConceptScore *sub = malloc(sizeof *sub * (size_t)(n_show > 0 ? n_show : 1));
     if (!sub) return err_set(err, "out of memory");
     int n = 0;
@@ -256,7 +257,7 @@ static int exact_listed(Store *s, const NeuronRun *run, Model *m, const Concept 
     }
     ConceptTotals te;
     ProgressCtx pc = {progress_new(!o->quiet && isatty(2), 0)};
-    int r = concept_score_exact(s, run->id, m, c, sub, n, &te, on_progress, &pc, err);
+    int r = concept_score_exact(s, run->id, m, c, sub, n, keep, &te, on_progress, &pc, err);
     progress_end(pc.bar);
     if (r) {
         free(sub);
@@ -286,6 +287,7 @@ int concept_rank(const ConceptRankOptions *o) {
     Model *m = NULL;
     NeuronRun run = {0};
     NeuronRows rows = {0};
+    ConceptKeep keep = {0}; /* the scored layer's activations, for exact_listed (concept_score.h) */
     ConceptScore *sc = NULL;
     int *lay = NULL, *neu = NULL;
     int rc = PROBE_EXIT_RUNTIME;
@@ -304,12 +306,12 @@ int concept_rank(const ConceptRankOptions *o) {
     int64_t concept_run = 0;
     size_t n_sc;
     ConceptTotals t;
-    if (concept_rank_compute(s, &run, m, c, o->layer, o->drop, o->quiet, &sc, &n_sc, &t, &concept_run, layers_json,
-                             sizeof layers_json, store_err, err))
+    if (concept_rank_compute(s, &run, m, c, o->layer, o->drop, o->quiet, &sc, &n_sc, &t, &keep, &concept_run,
+                             layers_json, sizeof layers_json, store_err, err))
         goto fail;
     concept_scores_sort(sc, n_sc, o->by);
     int n_show = (size_t)o->limit < n_sc ? (int)o->limit : (int)n_sc;
-    if (exact_listed(s, &run, m, c, o, sc, n_show, &concept_run, store_err, err)) goto fail;
+    if (exact_listed(s, &run, m, c, o, sc, n_show, &keep, &concept_run, store_err, err)) goto fail;
     lay = malloc(sizeof *lay * (size_t)n_show);
     neu = malloc(sizeof *neu * (size_t)n_show);
     if (!lay || !neu) goto oom;
@@ -335,6 +337,7 @@ done:
     free(lay);
     free(neu);
     free(sc);
+    concept_keep_free(&keep);
     neuron_rows_free(&rows);
     neuron_run_free(&run);
     model_free(m);

@@ -54,8 +54,8 @@ int concept_open(const char *concept, const char *probe, const char *words, cons
  * is the stored ranking's id, or 0 when storing failed (store_err says
  * why; the scores are still good). -1 with err when scoring failed. */
 int concept_rank_compute(Store *s, const NeuronRun *run, Model *m, const Concept *c, long layer, const char *drop,
-                         int quiet, ConceptScore **sc, size_t *n, ConceptTotals *t, int64_t *concept_run,
-                         char *layers_json, size_t cap, char *store_err, char *err);
+                         int quiet, ConceptScore **sc, size_t *n, ConceptTotals *t, ConceptKeep *keep,
+                         int64_t *concept_run, char *layers_json, size_t cap, char *store_err, char *err);
 
 /* Sorts scores best first by `by` (NaN last; ties by d, then layer, neuron). */
 void concept_scores_sort(ConceptScore *sc, size_t n, ConceptOrder by);

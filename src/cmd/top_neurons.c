@@ -56,7 +56,8 @@ static const char *usage_text =
     "  --max-error E   the AUROC is bounded from the record-time histograms; a listed\n"
     "                  neuron whose bound exceeds E (default 0.002) gets its exact AUROC\n"
     "                  instead (auroc_error 0), which replays every window of the run\n"
-    "                  (a forward pass of the corpus); 1 never replays\n"
+    "                  (a forward pass of the corpus; with --layer only the windows the\n"
+    "                  ranking did not replay); 1 never replays\n"
     "  --exact         every listed neuron's AUROC exactly (--max-error 0)\n"
     "  --quiet         no progress bar\n";
 
