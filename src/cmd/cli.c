@@ -233,9 +233,7 @@ const char *cli_small(char *buf, size_t cap, double x, int plus) {
 
 void cli_note_kernels(const NeuronRun *run) {
     const char *now = parallel_blas_core();
-    if (!run->blas || !strcmp(run->blas, now)) return;
-    for (const char *p = run->blas; *p; p++) /* read back, untrusted: nothing that breaks the line */
-        if (*p < 0x20 || *p > 0x7e) return;
+    if (!run->blas || !strcmp(run->blas, now) || !text_printable(run->blas)) return; /* read back, untrusted */
     if (strchr(run->blas, ','))
         cli_error(0, "note: run %lld was recorded with OpenBLAS's %s kernels (in several sessions or shards) and "
                   "this replay uses %s: replayed activations may differ from the recorded ones in their last bits",

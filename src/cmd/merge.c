@@ -370,26 +370,23 @@ static int merge_open(Merge *g, char **paths, const char *db) {
     return -1;
 }
 
-/* The OpenBLAS kernels of the merged run (runs.blas): every shard's, in
- * shard order, each once; NULL (unknown) when a shard's are unknown. */
-static const char *merged_blas(const Merge *g, char *buf, size_t cap) {
-    buf[0] = '\0';
-    for (int i = 0; i < g->n; i++) {
+/* The merged run's OpenBLAS kernels (runs.blas): the first shard's list,
+ * then every other shard's names added once each, in shard order, as a
+ * resume adds its own (runs_add_blas); unknown (NULL) when a shard's are,
+ * which runs_add_blas keeps. */
+static int merged_blas_add(const Merge *g, Store *out, int64_t run_id, char *err) {
+    for (int i = 1; i < g->n; i++) {
         const char *p = g->run[i].blas;
-        if (!p) return NULL;
-        while (*p) {
+        while (p && *p) {
             size_t len = strcspn(p, ",");
             char name[64];
-            snprintf(name, sizeof name, "%.*s", (int)(len < sizeof name ? len : sizeof name - 1), p);
-            char wrapped[300], have[300];
-            snprintf(wrapped, sizeof wrapped, ",%s,", name);
-            snprintf(have, sizeof have, ",%s,", buf);
-            if (name[0] && !strstr(have, wrapped) && strlen(buf) + len + 2 < cap)
-                snprintf(buf + strlen(buf), cap - strlen(buf), "%s%s", buf[0] ? "," : "", name);
+            int added;
+            snprintf(name, sizeof name, "%.*s", (int)len, p);
+            if (runs_add_blas(out, run_id, name, &added, err)) return -1;
             p += len + (p[len] == ',');
         }
     }
-    return buf;
+    return 0;
 }
 
 /* The merged run in out, in one transaction: on failure out is rolled
@@ -411,14 +408,16 @@ static int merge_write(Merge *g, Store *out, const char *db, int quiet, double t
         if (!(g->docs[i] = run_docs_open(g->in[i], g->run[i].id, RUN_DOCS_FULL, err))) return -1;
     }
     if (store_begin(out, err)) return -1;
-    char blas[256];
+    int known = 1;
+    for (int i = 0; i < g->n; i++) known &= g->run[i].blas != NULL;
     RunSpec spec = {.key = key, .model_dir = a->model_dir, .model_config = a->model_config,
                     .corpus_path = a->corpus_path, .layers = a->layers, .full_layers = a->full_layers,
                     .n_layer = a->n_layer, .n_inner = a->n_inner, .ctx = a->ctx, .top_k = a->top_k,
                     .n_examples = a->n_examples, .bos = a->bos, .n_docs = n_docs, .corpus_bytes = a->corpus_bytes,
-                    .blas = merged_blas(g, blas, sizeof blas)};
+                    .blas = known ? a->blas : NULL};
     int64_t run_id, n_tokens = 0;
-    if (runs_create(out, &spec, (long long)getpid(), &run_id, err)) goto rollback;
+    if (runs_create(out, &spec, (long long)getpid(), &run_id, err) || merged_blas_add(g, out, run_id, err))
+        goto rollback;
     if (!quiet) cli_error(0, "merging %d shards into run %" PRId64 " of '%s': documents and tokens", g->n, run_id, db);
     if (merge_docs(g, out, run_id, &n_tokens, err)) goto rollback;
     if (!quiet) cli_error(0, "%" PRId64 " tokens; neurons", n_tokens);

@@ -665,9 +665,8 @@ static OpenOutcome open_run(Rec *r, char *err) {
     if (runs_reopen(r->s, run.id, run.docs_done, (long long)getpid(), err) || load_state(r, err) ||
         runs_add_blas(r->s, run.id, parallel_blas_core(), &other_kernels, err))
         goto fail;
-    for (char *p = run.blas; *p; p++) /* read back, untrusted: printed on one line below */
-        if (*p < 0x20 || *p > 0x7e) *p = '?';
-    if (other_kernels) { /* the same bits need the same kernels (schema/130_run_blas.sql) */
+    if (other_kernels && text_printable(run.blas)) { /* the same bits need the same kernels (schema 130);
+                                                        run.blas is read back, untrusted */
         char first[64];
         snprintf(first, sizeof first, "%.*s", (int)strcspn(run.blas, ","), run.blas);
         cli_error(0, "warning: run %lld was recorded with OpenBLAS's %s kernels and continues with %s: its results "

@@ -58,8 +58,7 @@ done:
 int neuron_run_find(Store *s, int64_t want, NeuronRun *out, char *err) {
     NeuronRun run = {0};
     int rc = -1;
-    /* runs.blas from schema 13 on (a database opened for reading keeps its version) */
-    const char *blas = s->version >= 13 ? "blas" : "NULL";
+    const char *blas = store_runs_blas(s);
     char sql[300];
     snprintf(sql, sizeof sql,
              want > 0 ? "SELECT id, status, n_layer, layers, model_dir, corpus_path, n_tokens, %s FROM runs WHERE id = ?"

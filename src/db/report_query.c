@@ -54,16 +54,13 @@ void report_runs_free(ReportRun *runs, int n) {
 }
 
 int report_runs(Store *s, ReportRun **out, int *n, char *err) {
-    /* runs.blas from schema 13 on (the report opens a database without migrating it) */
-    sqlite3_stmt *st = store_prepare(s,
-                                     s->version >= 13
-                                         ? "SELECT id, status, model_dir, model_checksum, model_config, corpus_path,"
-                                           " layers, full_layers, started_at, n_docs, n_tokens, seconds, n_layer,"
-                                           " n_inner, ctx, top_k, n_examples, blas FROM runs ORDER BY id"
-                                         : "SELECT id, status, model_dir, model_checksum, model_config, corpus_path,"
-                                           " layers, full_layers, started_at, n_docs, n_tokens, seconds, n_layer,"
-                                           " n_inner, ctx, top_k, n_examples, NULL FROM runs ORDER BY id",
-                                     err);
+    char sql[400];
+    snprintf(sql, sizeof sql,
+             "SELECT id, status, model_dir, model_checksum, model_config, corpus_path, layers, full_layers,"
+             " started_at, n_docs, n_tokens, seconds, n_layer, n_inner, ctx, top_k, n_examples, %s FROM runs"
+             " ORDER BY id",
+             store_runs_blas(s));
+    sqlite3_stmt *st = store_prepare(s, sql, err);
     if (!st) return -1;
     ReportRun *runs = NULL;
     int m = 0, cap = 0, r, oom = 0;

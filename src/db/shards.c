@@ -28,20 +28,14 @@ static char *col_dup(sqlite3_stmt *q, int i) {
 }
 
 int shard_run_find(Store *s, int64_t want, ShardRun *out, char *err) {
-    /* runs.blas exists from schema 13 on; a shard opened for reading keeps its version */
-    sqlite3_stmt *q = store_prepare(s,
-                                    s->version >= 13
-                                        ? "SELECT id, status, model_dir, model_config, corpus_path, layers, full_layers,"
-                                          " options, model_checksum, corpus_checksum, n_layer, n_inner, ctx, top_k,"
-                                          " n_examples, bos, n_docs, n_tokens, corpus_bytes, seconds, blas FROM runs"
-                                          " WHERE (?1 > 0 AND id = ?1) OR (?1 <= 0 AND options LIKE '%\"shard\":%')"
-                                          " ORDER BY id"
-                                        : "SELECT id, status, model_dir, model_config, corpus_path, layers, full_layers,"
-                                          " options, model_checksum, corpus_checksum, n_layer, n_inner, ctx, top_k,"
-                                          " n_examples, bos, n_docs, n_tokens, corpus_bytes, seconds, NULL FROM runs"
-                                          " WHERE (?1 > 0 AND id = ?1) OR (?1 <= 0 AND options LIKE '%\"shard\":%')"
-                                          " ORDER BY id",
-                                    err);
+    char sql[500];
+    snprintf(sql, sizeof sql,
+             "SELECT id, status, model_dir, model_config, corpus_path, layers, full_layers, options,"
+             " model_checksum, corpus_checksum, n_layer, n_inner, ctx, top_k, n_examples, bos, n_docs, n_tokens,"
+             " corpus_bytes, seconds, %s FROM runs"
+             " WHERE (?1 > 0 AND id = ?1) OR (?1 <= 0 AND options LIKE '%%\"shard\":%%') ORDER BY id",
+             store_runs_blas(s));
+    sqlite3_stmt *q = store_prepare(s, sql, err);
     if (!q) return -1;
     sqlite3_bind_int64(q, 1, want);
     int rc, n = 0;

@@ -65,6 +65,8 @@ int store_end(Store *s, int rc, char *err) {
     return -1;
 }
 
+const char *store_runs_blas(const Store *s) { return s->version >= 13 ? "blas" : "NULL"; }
+
 sqlite3_stmt *store_prepare(Store *s, const char *sql, char *err) {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);

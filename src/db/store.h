@@ -55,6 +55,10 @@ typedef struct {
                             for reading keeps its own, so readers of newer columns check it */
 } Store;
 
+/* What a SELECT of runs.blas (schema/130_run_blas.sql) says: "blas", or
+ * "NULL" in a database older than version 13 opened for reading. */
+const char *store_runs_blas(const Store *s);
+
 /* Checks the environment variables the store reads (PROBE_BUSY_TIMEOUT_MS:
  * an integer in 0..3600000). 0, or -1 with a message naming the variable.
  * store_open checks them too; a command calls this first to report a bad

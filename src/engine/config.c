@@ -137,10 +137,8 @@ int config_load(const char *path, ModelConfig *out, char *err) {
     for (i = 0; i < n_act; i++)
         if (!strcmp(act, activations[i].name)) break;
     if (i == n_act) {
-        int ok = 1; /* keep the message on one line */
-        for (const char *p = act; *p; p++) ok &= (unsigned char)*p >= 0x20 && *p != 0x7f;
         err_set(err, "'%s': unsupported activation_function '%.64s' (expected gelu_new, gelu or relu)", path,
-                ok ? act : "(unprintable)");
+                text_printable(act) ? act : "(unprintable)"); /* keep the message on one line */
         goto done;
     }
     cfg.activation = activations[i].act;

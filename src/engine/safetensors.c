@@ -67,13 +67,6 @@ static const DtypeInfo *dtype_lookup(const char *name) {
 
 /* ---- helpers ----------------------------------------------------------- */
 
-/* Names and dtypes go into one-line error messages: no control bytes. */
-static int printable(const char *s) {
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        if (*p < 0x20 || *p == 0x7f) return 0;
-    return 1;
-}
-
 /* A JSON number that is a non-negative integer <= 2^53, as uint64. */
 static int json_uint(const cJSON *v, uint64_t *out) {
     if (!cJSON_IsNumber(v)) return -1;
@@ -112,7 +105,7 @@ static int parse_entry(const char *path, const cJSON *e, const unsigned char *da
     const DtypeInfo *di = dtype_lookup(dt->valuestring);
     if (!di) {
         return err_set(err, "'%s': tensor '%s' has unknown dtype '%.15s'", path, name,
-                       printable(dt->valuestring) ? dt->valuestring : "(unprintable)");
+                       text_printable(dt->valuestring) ? dt->valuestring : "(unprintable)");
     }
     t->dtype = di->dt;
     snprintf(t->dtype_name, sizeof t->dtype_name, "%s", di->name);
@@ -254,7 +247,7 @@ static int read_entries(SafeTensors *st, const char *path, const cJSON *root, ui
             if (!cJSON_IsObject(e)) return err_set(err, "'%s': __metadata__ is not a JSON object", path);
             continue;
         }
-        if (!printable(e->string)) return err_set(err, "'%s': tensor %d has a name with control characters", path, st->n);
+        if (!text_printable(e->string)) return err_set(err, "'%s': tensor %d has a name with control characters", path, st->n);
         StTensor *t = &st->t[st->n];
         Range *r = &ranges[st->n];
         if (parse_entry(path, e, data, data_size, t, &r->begin, &r->end, err)) return -1;

@@ -222,3 +222,9 @@ int json_add_text(cJSON *obj, const char *key, const char *s) {
     free(text);
     return ok ? 0 : -1;
 }
+
+int text_printable(const char *s) {
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f) return 0;
+    return 1;
+}

@@ -20,6 +20,10 @@
  * so that `return err_set(err, ...);` reads naturally. err may be NULL. */
 int err_set(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* 1 when s holds no control byte (< 0x20, 0x7f): safe inside a one-line
+ * message. For text read from an untrusted file or database. */
+int text_printable(const char *s);
+
 /* Reads a whole file into a NUL-terminated malloc'd buffer. "-" reads stdin.
  * On success *data (caller frees) and *len are set. */
 int file_read_all(const char *path, char **data, size_t *len, char *err);
