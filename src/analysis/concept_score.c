@@ -68,8 +68,7 @@ typedef struct {
     /* keeping (scoring mode): every owned token of a replayed window */
     ConceptKeep *keep;               /* NULL, or keep->val to fill */
     const ConceptKeep *kept;         /* exact mode: NULL, or the scoring pass's kept rows */
-    const int *own;                  /* [n_own] window positions of the owned tokens */
-    int n_own;
+    int own0, n_own;                 /* the window's owned tokens: positions own0..own0+n_own */
     int64_t own_base;                /* run-order index of the first of them */
 } Replay;
 
@@ -99,7 +98,7 @@ static void replay_observe(void *user, int layer, const float *act, int T, int F
         for (int p = 0; p < r->n_own; p++) {
             int64_t k = r->own_base + p;
             if (k >= r->keep->n) break;
-            memcpy(r->keep->val + (size_t)k * F, act + (size_t)r->own[p] * F, sizeof(float) * (size_t)F);
+            memcpy(r->keep->val + (size_t)k * F, act + (size_t)(r->own0 + p) * F, sizeof(float) * (size_t)F);
             r->keep->have[k] = 1;
         }
     const double *mean = r->mean + (size_t)li * F;
@@ -172,7 +171,7 @@ static int replay_run(Store *s, int64_t run, Model *m, const Concept *c, const C
     if (!docs) return -1;
     int rc = -1, got, n_docs = 0, bos = info->bos, ctx = info->ctx;
     int32_t *seq = NULL;
-    int *pos_flag = NULL, *pos_list = NULL, *own_list = NULL;
+    int *pos_flag = NULL, *pos_list = NULL;
     uint8_t *ex_flag = NULL;
     int64_t tok_base = 0; /* run-order index of the window's first owned token */
     Window *win = NULL;
@@ -191,14 +190,12 @@ static int replay_run(Store *s, int64_t run, Model *m, const Concept *c, const C
             int32_t *q = realloc(seq, cap * sizeof *q);
             int *pf = realloc(pos_flag, cap * sizeof *pf);
             int *pl = realloc(pos_list, cap * sizeof *pl);
-            int *ol = realloc(own_list, cap * sizeof *ol);
             uint8_t *ef = realloc(ex_flag, cap);
             if (q) seq = q;
             if (pf) pos_flag = pf;
             if (pl) pos_list = pl;
-            if (ol) own_list = ol;
             if (ef) ex_flag = ef;
-            if (!q || !pf || !pl || !ol || !ef) {
+            if (!q || !pf || !pl || !ef) {
                 err_set(err, "out of memory for document %d", d.doc_index);
                 goto done;
             }
@@ -278,9 +275,8 @@ static int replay_run(Store *s, int64_t run, Model *m, const Concept *c, const C
              * when they are kept */
             hooks.rows_needed = pos_list[rp->n_pos - 1] + 1;
             if (rp->keep) {
-                rp->n_own = 0;
-                for (int p = own_start; p < end; p++) own_list[rp->n_own++] = p - win[w].start;
-                rp->own = own_list;
+                rp->own0 = own_start - win[w].start;
+                rp->n_own = end - own_start;
                 rp->own_base = base;
                 hooks.rows_needed = 0;
             }
@@ -296,7 +292,6 @@ done:
     free(seq);
     free(pos_flag);
     free(pos_list);
-    free(own_list);
     free(ex_flag);
     free(win);
     return rc;

@@ -206,13 +206,14 @@ static int activations_replay(ReportPages *r) {
         }
     free(w);
     r->replayed = 1;
+    snprintf(r->differ_why, sizeof r->differ_why,
+             "the run was recorded with other BLAS kernels or on another CPU (this replay used OpenBLAS's %.40s "
+             "kernels; OPENBLAS_CORETYPE selects the recording's)",
+             parallel_blas_core());
     char differ[300] = "";
     if (r->equal < r->checked) /* the same binary, BLAS and CPU give the same bits; other kernels do not */
         snprintf(differ, sizeof differ,
-                 " The others differ by at most %.1e of their value: the run was recorded with other BLAS kernels "
-                 "or on another CPU (this replay used OpenBLAS's %.40s kernels; <code>OPENBLAS_CORETYPE</code> "
-                 "selects the recording's).",
-                 r->worst_rel, parallel_blas_core());
+                 " The others differ by at most %.1e of their value: %s.", r->worst_rel, r->differ_why);
     snprintf(r->source, sizeof r->source,
              "Token activations are %s: the %d context windows that own the examples' tokens were run again "
              "as <code>probe record</code> ran them (model %.300s); %d of %d example tokens equal their recorded "
@@ -330,12 +331,10 @@ int cmd_report(int argc, char **argv) {
                r.files, r.bytes / 1e6, r.o.out, now_sec() - t0, r.run.n_layers, r.n_pages, r.n_concepts, r.n_abl);
         if (r.replayed)
             printf("heatmaps: replayed %d windows in %.1f s (exact: %d of %d example tokens equal their recorded "
-                   "value%s%s%s)\n",
+                   "value%s%s)\n",
                    r.rs.windows, r.rs.seconds, r.equal, r.checked,
-                   r.equal < r.checked ? "; the others differ in the last bits: recorded with other BLAS kernels "
-                                         "or on another CPU; this replay used OpenBLAS's " : "",
-                   r.equal < r.checked ? parallel_blas_core() : "",
-                   r.equal < r.checked ? " kernels, OPENBLAS_CORETYPE selects the recording's" : "");
+                   r.equal < r.checked ? "; the others differ in the last bits: " : "",
+                   r.equal < r.checked ? r.differ_why : "");
         else
             printf("heatmaps: stored activations (%s)\n", r.o.stored ? "--stored" : "the model was not loaded");
         printf("open %s/index.html\n", r.o.out);

@@ -72,6 +72,7 @@ typedef struct {
     Model *m;                   /* NULL when not loaded (the index then counts lm_head as tied) */
     int replayed, checked, equal; /* examples whose replayed own value was compared / equal (the command's) */
     double worst_rel;             /* the largest |replayed - recorded| / |recorded| among them */
+    char differ_why[200];         /* why replayed values can differ, for the page and the command's line */
     ReplayStats rs;             /* the command's */
     char source[1024];          /* where the heatmaps' activations come from, as a sentence */
     int64_t bytes;              /* written so far */
